@@ -1,0 +1,90 @@
+//! `pcn-bank-sim`: runs the core-banking simulator until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use clap::Parser;
+use pcn_bank_sim::{Faults, ProfileMix, SimConfig};
+use tracing_subscriber::EnvFilter;
+
+/// Core-banking simulator (balance API of seed 002 §2.2).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "BANK_SIM_BIND", default_value = "127.0.0.1:8081")]
+    bind: SocketAddr,
+    /// Seed of every pseudo-random choice.
+    #[arg(long, env = "BANK_SIM_SEED", default_value_t = 42)]
+    seed: u64,
+    /// Number of accounts (indices 0..N).
+    #[arg(long, env = "BANK_SIM_ACCOUNTS", default_value_t = 1000)]
+    accounts: u64,
+    /// The X-API-Key clients must send.
+    #[arg(long, env = "BANK_SIM_API_KEY", default_value = "dev-bank-key", hide_env_values = true)]
+    api_key: String,
+    /// Profile weights, e.g. `premium=40,boundary=5,dipper=10,regular=40,unknown=2,data_quality=3`.
+    #[arg(long, env = "BANK_SIM_MIX", default_value_t = ProfileMix::default())]
+    mix: ProfileMix,
+    /// Milliseconds added to every balance request.
+    #[arg(long, env = "BANK_SIM_LATENCY_MS", default_value_t = 0)]
+    latency_ms: u64,
+    /// Extra random delay in 0..N milliseconds.
+    #[arg(long, env = "BANK_SIM_JITTER_MS", default_value_t = 0)]
+    jitter_ms: u64,
+    /// Probability of a 503 per request, in parts per million.
+    #[arg(long, env = "BANK_SIM_ERROR_503_PPM", default_value_t = 0)]
+    error_503_ppm: u32,
+    /// Probability of a 500 per request, in parts per million.
+    #[arg(long, env = "BANK_SIM_ERROR_500_PPM", default_value_t = 0)]
+    error_500_ppm: u32,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let args = Args::parse();
+    let config = SimConfig {
+        seed: args.seed,
+        accounts: args.accounts,
+        mix: args.mix,
+        api_key: args.api_key,
+        faults: Faults {
+            latency_ms: args.latency_ms,
+            jitter_ms: args.jitter_ms,
+            error_503_ppm: args.error_503_ppm,
+            error_500_ppm: args.error_500_ppm,
+            ..Faults::default()
+        },
+    };
+    let sim = pcn_bank_sim::spawn(config, args.bind).await?;
+    tracing::info!(
+        addr = %sim.addr,
+        seed = args.seed,
+        accounts = args.accounts,
+        mix = %args.mix,
+        "bank simulator listening"
+    );
+    shutdown_signal().await.context("waiting for a shutdown signal")?;
+    tracing::info!("shutting down");
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C, or SIGTERM on Unix (what `docker stop` and process supervisors send).
+async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}

@@ -1,0 +1,22 @@
+//! The pure, deterministic heart of the Premium Customer Notification System.
+//!
+//! Nothing in this crate performs IO, reads a clock or draws a random number: it holds the domain
+//! types that parse input at the boundary, the Temporal workflow definitions (which must replay
+//! deterministically) and the *contracts* of the activities (names and typed inputs/outputs). The
+//! activity implementations, which own all IO, live in `pcn-activities` and register under the
+//! same names.
+//!
+//! # Layout
+//!
+//! - [`domain`]: `YearMonth`, `BusinessDate` (Asia/Jerusalem), `Nis`, `Phone`, ids, `Language`.
+//! - [`contracts`]: activity names, inputs and outputs shared by workflows and activities.
+//! - [`month`]: `MonthlyQualificationWorkflow`, one run per month (`qualification/YYYY-MM`).
+//! - [`search`]: the custom search attributes ops filter on in the Temporal Web UI.
+
+pub mod contracts;
+pub mod domain;
+pub mod month;
+pub mod search;
+
+/// Task queue served by the worker (one queue: workflows and activities of this system).
+pub const TASK_QUEUE: &str = "pcn";

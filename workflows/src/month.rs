@@ -1,0 +1,423 @@
+//! `MonthlyQualificationWorkflow`: one run per calendar month, id `qualification/YYYY-MM`.
+//!
+//! For every day of the month it sleeps on a durable timer until the check time (22:00
+//! Asia/Jerusalem by default), then runs the daily balance sweep; days already past (a backfill,
+//! or a run started late) run at once. After the last day it decides the month with the
+//! qualification activity and hands the result to the notification step.
+//!
+//! Operators steer it with the `pause` / `resume` signals and read it with the `progress` query.
+//! A sweep or decision that fails in a way retrying cannot fix (the bank refusing our credentials)
+//! does not fail the month: the run turns BLOCKED, says why in `progress` and in the `PcnPhase`
+//! search attribute, and waits for `resume` to try again — a month-long run is never lost to a
+//! credential rotation.
+//!
+//! ScheduledMonthStart is the small workflow a Temporal Schedule starts on the 1st: schedules
+//! append a timestamp to workflow ids, so it starts the month run under its business id.
+
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, NaiveTime, Utc};
+use serde::{Deserialize, Serialize};
+use temporalio_workflow::common::error::StartChildWorkflowExecutionFailedCause;
+use temporalio_workflow::common::search_attributes::SearchAttributes;
+use temporalio_workflow::{
+    ActivityExecutionError, ActivityOptions, ChildWorkflowOptions, ChildWorkflowStartError,
+    ParentClosePolicy, RetryPolicy, SyncWorkflowContext, WorkflowContext, WorkflowContextView,
+    WorkflowIdReusePolicy, WorkflowResult, WorkflowTermination, workflow, workflow_methods,
+};
+
+use crate::contracts::{
+    DailyBalanceSweep, DailySweepInput, ERR_BANK_AUTH, ERR_INVALID_INPUT, QualificationSummary,
+    QualifyInput, QualifyMonth, RunRef, SweepSummary,
+};
+use crate::domain::{BusinessDate, Nis, YearMonth};
+use crate::{TASK_QUEUE, search};
+
+/// The workflow id of a month: the business key that makes a second start of the same month a
+/// no-op.
+pub fn workflow_id(month: YearMonth) -> String {
+    format!("qualification/{month}")
+}
+
+/// Tunables of a month run, carried in the workflow input so a run keeps the settings it
+/// started with. Every field has the production default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MonthSettings {
+    /// Local (Asia/Jerusalem) wall-clock time of the daily check. Default 22:00.
+    pub check_time: NaiveTime,
+    /// Balance that passes a day (inclusive). Default 15,000.00 NIS.
+    pub threshold: Nis,
+    /// How long the bank may stay unreachable before the remaining accounts of a day are
+    /// recorded as MISSING (seed 002 §7.1: two hours).
+    pub give_up_after_secs: u64,
+    /// Heartbeat timeout of the sweep: how fast a sweep lost with its worker is retried elsewhere.
+    pub sweep_heartbeat_timeout_secs: u64,
+}
+
+impl Default for MonthSettings {
+    fn default() -> Self {
+        Self {
+            check_time: NaiveTime::from_hms_opt(22, 0, 0).unwrap_or_default(),
+            threshold: Nis::from_whole(15_000),
+            give_up_after_secs: 2 * 60 * 60,
+            sweep_heartbeat_timeout_secs: 60,
+        }
+    }
+}
+
+/// Input of a month run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonthInput {
+    /// The month to monitor and decide.
+    pub month: YearMonth,
+    /// Tunables; defaults when absent.
+    #[serde(default)]
+    pub settings: MonthSettings,
+}
+
+/// Coarse phase of a month run; also the value of the `PcnPhase` search attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MonthPhase {
+    /// Waiting for the next check time or sweeping a day.
+    Monitoring,
+    /// Paused by an operator; the next day waits for `resume`.
+    Paused,
+    /// Stopped on a failure retrying cannot fix; waits for `resume`.
+    Blocked,
+    /// Deciding the month.
+    Qualifying,
+    /// Handing the qualified customers to the notification step.
+    Notifying,
+    /// Done.
+    Completed,
+}
+
+impl MonthPhase {
+    /// The search-attribute spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Monitoring => "MONITORING",
+            Self::Paused => "PAUSED",
+            Self::Blocked => "BLOCKED",
+            Self::Qualifying => "QUALIFYING",
+            Self::Notifying => "NOTIFYING",
+            Self::Completed => "COMPLETED",
+        }
+    }
+}
+
+/// One swept day, as seen by the workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayProgress {
+    /// Workflow time at which the sweep started (22:00 local for a live month).
+    pub started_at: DateTime<Utc>,
+    /// Counts returned by the sweep.
+    pub summary: SweepSummary,
+}
+
+/// Answer of the `progress` query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonthProgress {
+    /// The month.
+    pub month: YearMonth,
+    /// Current phase.
+    pub phase: MonthPhase,
+    /// Why the run is blocked, when it is.
+    pub blocked_reason: Option<String>,
+    /// Calendar days in the month.
+    pub days_total: u32,
+    /// Days swept so far.
+    pub days_done: u32,
+    /// The day being swept right now.
+    pub sweeping: Option<BusinessDate>,
+    /// When the next daily check is due (workflow time).
+    pub next_check_at: Option<DateTime<Utc>>,
+    /// Every swept day.
+    pub days: Vec<DayProgress>,
+    /// The month's decision counts, once decided.
+    pub qualification: Option<QualificationSummary>,
+}
+
+/// Result of a completed month run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonthOutcome {
+    /// The month.
+    pub month: YearMonth,
+    /// Days swept.
+    pub days_swept: u32,
+    /// Decision counts.
+    pub qualification: QualificationSummary,
+}
+
+/// See the module docs.
+#[workflow]
+pub struct MonthlyQualificationWorkflow {
+    input: MonthInput,
+    phase: MonthPhase,
+    /// Phase to return to when a pause or block ends.
+    resume_phase: MonthPhase,
+    paused: bool,
+    blocked_reason: Option<String>,
+    sweeping: Option<BusinessDate>,
+    next_check_at: Option<DateTime<Utc>>,
+    days: Vec<DayProgress>,
+    qualification: Option<QualificationSummary>,
+}
+
+// The macro generates one undocumented constant per method; the methods carry the docs.
+#[allow(missing_docs)]
+#[workflow_methods]
+impl MonthlyQualificationWorkflow {
+    #[init]
+    fn new(_ctx: &WorkflowContextView, input: MonthInput) -> Self {
+        Self {
+            input,
+            phase: MonthPhase::Monitoring,
+            resume_phase: MonthPhase::Monitoring,
+            paused: false,
+            blocked_reason: None,
+            sweeping: None,
+            next_check_at: None,
+            days: Vec::new(),
+            qualification: None,
+        }
+    }
+
+    /// Runs the month: daily sweeps, then the decision, then the notification hand-off.
+    #[run(name = "MonthlyQualificationWorkflow")]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<MonthOutcome> {
+        let (month, settings) = ctx.state(|s| (s.input.month, s.input.settings.clone()));
+        let run = RunRef {
+            workflow_id: ctx.workflow_id().to_owned(),
+            run_id: ctx.run_id().to_owned(),
+        };
+        ctx.upsert_search_attributes([
+            search::MONTH.value_set(month.to_string()),
+            search::PHASE.value_set(MonthPhase::Monitoring.as_str().to_owned()),
+        ]);
+        let give_up_after = chrono::Duration::seconds(
+            i64::try_from(settings.give_up_after_secs).unwrap_or(i64::MAX / 1_000_000),
+        );
+
+        for date in month.days() {
+            let due = date.at_local(settings.check_time);
+            let now = workflow_now(ctx);
+            if due > now {
+                ctx.state_mut(|s| s.next_check_at = Some(due));
+                ctx.timer((due - now).to_std().unwrap_or_default()).await;
+            }
+            ctx.wait_condition(|s| !s.paused).await?;
+
+            let started_at = workflow_now(ctx);
+            ctx.state_mut(|s| {
+                s.next_check_at = None;
+                s.sweeping = Some(date);
+            });
+            let input = DailySweepInput {
+                date,
+                threshold: settings.threshold,
+                give_up_at: due.max(started_at) + give_up_after,
+                run: run.clone(),
+            };
+            let summary =
+                execute_or_block(ctx, DailyBalanceSweep, input, sweep_options(&settings)).await?;
+            ctx.state_mut(|s| {
+                s.sweeping = None;
+                s.days.push(DayProgress {
+                    started_at,
+                    summary,
+                });
+            });
+        }
+
+        set_phase(ctx, MonthPhase::Qualifying);
+        let input = QualifyInput {
+            month,
+            threshold: settings.threshold,
+            run,
+        };
+        let qualification = execute_or_block(ctx, QualifyMonth, input, qualify_options()).await?;
+        ctx.state_mut(|s| s.qualification = Some(qualification.clone()));
+
+        // Hand-off to the notification step: the qualified customers are the rows of
+        // `qualifications WHERE month = $1 AND qualified`; the SMS fan-out (a later issue) starts
+        // one `sms/YYYY-MM/<customer>` workflow per row from here.
+        set_phase(ctx, MonthPhase::Notifying);
+
+        set_phase(ctx, MonthPhase::Completed);
+        Ok(MonthOutcome {
+            month,
+            days_swept: ctx.state(|s| u32::try_from(s.days.len()).unwrap_or(u32::MAX)),
+            qualification,
+        })
+    }
+
+    /// Pause before the next day's sweep (a running sweep finishes).
+    #[signal(name = "pause")]
+    pub fn pause(&mut self, ctx: &mut SyncWorkflowContext<Self>, _reason: String) {
+        if self.paused {
+            return;
+        }
+        self.paused = true;
+        self.resume_phase = self.phase;
+        self.phase = MonthPhase::Paused;
+        ctx.upsert_search_attributes([search::PHASE.value_set(self.phase.as_str().to_owned())]);
+    }
+
+    /// Resume a paused or blocked run (a blocked step is tried again).
+    #[signal(name = "resume")]
+    pub fn resume(&mut self, ctx: &mut SyncWorkflowContext<Self>, _reason: String) {
+        if !self.paused {
+            return;
+        }
+        self.paused = false;
+        self.blocked_reason = None;
+        self.phase = self.resume_phase;
+        ctx.upsert_search_attributes([search::PHASE.value_set(self.phase.as_str().to_owned())]);
+    }
+
+    /// Where the month stands.
+    #[query(name = "progress")]
+    pub fn progress(&self, _ctx: &WorkflowContextView) -> MonthProgress {
+        MonthProgress {
+            month: self.input.month,
+            phase: self.phase,
+            blocked_reason: self.blocked_reason.clone(),
+            days_total: self.input.month.num_days(),
+            days_done: u32::try_from(self.days.len()).unwrap_or(u32::MAX),
+            sweeping: self.sweeping,
+            next_check_at: self.next_check_at,
+            days: self.days.clone(),
+            qualification: self.qualification.clone(),
+        }
+    }
+}
+
+/// Workflow time (deterministic: the time of the current workflow task).
+fn workflow_now<W>(ctx: &WorkflowContext<W>) -> DateTime<Utc> {
+    DateTime::<Utc>::from(ctx.workflow_time().unwrap_or(SystemTime::UNIX_EPOCH))
+}
+
+fn set_phase(ctx: &WorkflowContext<MonthlyQualificationWorkflow>, phase: MonthPhase) {
+    let changed = ctx.state_mut(|s| {
+        let changed = s.phase != phase;
+        s.phase = phase;
+        changed
+    });
+    if changed {
+        ctx.upsert_search_attributes([search::PHASE.value_set(phase.as_str().to_owned())]);
+    }
+}
+
+/// Runs an activity; when it fails for good, blocks the month until an operator resumes it and
+/// then runs it again (activities are idempotent, so the retry redoes only what is missing).
+async fn execute_or_block<AD>(
+    ctx: &WorkflowContext<MonthlyQualificationWorkflow>,
+    activity: AD,
+    input: AD::Input,
+    options: ActivityOptions,
+) -> WorkflowResult<AD::Output>
+where
+    AD: temporalio_workflow::common::ActivityDefinition + Clone,
+    AD::Input: Clone,
+{
+    loop {
+        match ctx
+            .execute_activity(activity.clone(), input.clone(), options.clone())
+            .await
+        {
+            Ok(output) => return Ok(output),
+            Err(ActivityExecutionError::Cancelled(_)) => return Err(WorkflowTermination::cancelled()),
+            Err(err) => {
+                let reason = match err.cause() {
+                    Some(cause) => format!("{}: {cause}", activity.name()),
+                    None => format!("{}: {err}", activity.name()),
+                };
+                ctx.state_mut(|s| {
+                    s.resume_phase = s.phase;
+                    s.phase = MonthPhase::Blocked;
+                    s.paused = true;
+                    s.blocked_reason = Some(reason);
+                });
+                ctx.upsert_search_attributes([
+                    search::PHASE.value_set(MonthPhase::Blocked.as_str().to_owned())
+                ]);
+                ctx.wait_condition(|s| !s.paused).await?;
+            }
+        }
+    }
+}
+
+fn sweep_options(settings: &MonthSettings) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(4 * 60 * 60))
+        .heartbeat_timeout(Duration::from_secs(settings.sweep_heartbeat_timeout_secs.max(1)))
+        .summary("daily balance sweep".to_owned())
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_secs(2))
+                .maximum_interval(Duration::from_secs(60))
+                .non_retryable_error_types([ERR_BANK_AUTH, ERR_INVALID_INPUT])
+                .build(),
+        )
+        .build()
+}
+
+fn qualify_options() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(15 * 60))
+        .summary("month-end qualification".to_owned())
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_secs(2))
+                .maximum_interval(Duration::from_secs(60))
+                .non_retryable_error_types([ERR_INVALID_INPUT])
+                .build(),
+        )
+        .build()
+}
+
+/// Started by the monthly Temporal Schedule (whose workflow ids carry a timestamp): starts the
+/// current month's run under its business id `qualification/YYYY-MM`, abandoning it so it
+/// outlives this short workflow. A month already started (by an operator, or a schedule
+/// re-trigger) is left alone.
+#[workflow]
+#[derive(Default)]
+pub struct ScheduledMonthStart;
+
+// The macro generates one undocumented constant per method; the methods carry the docs.
+#[allow(missing_docs)]
+#[workflow_methods]
+impl ScheduledMonthStart {
+    /// Starts the month the schedule fired in (Asia/Jerusalem) and returns its workflow id.
+    #[run(name = "ScheduledMonthStart")]
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        settings: MonthSettings,
+    ) -> WorkflowResult<String> {
+        let month = YearMonth::of(BusinessDate::of_instant(workflow_now(ctx)));
+        let id = workflow_id(month);
+        let options = ChildWorkflowOptions::builder()
+            .workflow_id(id.clone())
+            .task_queue(TASK_QUEUE.to_owned())
+            .parent_close_policy(ParentClosePolicy::Abandon)
+            .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
+            .search_attributes(SearchAttributes::new([
+                search::MONTH.value_set(month.to_string()),
+                search::PHASE.value_set(MonthPhase::Monitoring.as_str().to_owned()),
+            ]))
+            .build();
+        let input = MonthInput { month, settings };
+        match ctx
+            .start_child_workflow(MonthlyQualificationWorkflow::run, input, options)
+            .await
+        {
+            Ok(_) => Ok(id),
+            Err(ChildWorkflowStartError::StartFailed {
+                cause: StartChildWorkflowExecutionFailedCause::WorkflowAlreadyExists,
+                ..
+            }) => Ok(id),
+            Err(err) => Err(err.into()),
+        }
+    }
+}

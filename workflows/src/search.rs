@@ -1,0 +1,13 @@
+//! Custom search attributes, registered on the Temporal namespace (see `pcn-worker setup`) so
+//! operators can filter runs in the Web UI, e.g. `PcnMonth = "2026-10" AND PcnPhase = "BLOCKED"`.
+
+use temporalio_workflow::common::search_attributes::SearchAttributeKey;
+
+/// The business month a run belongs to, `YYYY-MM`.
+pub const MONTH: SearchAttributeKey<String> = SearchAttributeKey::keyword("PcnMonth");
+
+/// The phase of a month run (see [`crate::month::MonthPhase`]), updated when it changes.
+pub const PHASE: SearchAttributeKey<String> = SearchAttributeKey::keyword("PcnPhase");
+
+/// Every custom search attribute with its Temporal type name, for registration.
+pub const ALL: &[(&str, &str)] = &[("PcnMonth", "Keyword"), ("PcnPhase", "Keyword")];
