@@ -1,1 +1,40 @@
-//! placeholder
+//! All IO of the Premium Customer Notification System: Postgres, the core-banking client, and the
+//! Temporal activities that the workflows in `pcn-workflows` schedule by name.
+//!
+//! # Layout
+//!
+//! - [`db`]: connection pool, migrations, the customer table.
+//! - [`bank`]: the core-banking balance client (seed 002 §2): timeouts, retries, error mapping.
+//! - [`sweep`]: the daily balance sweep over every monitored customer.
+//! - [`qualify`]: the set-based month-end decision.
+//! - [`audit`]: the append-only audit log.
+//! - [`metrics`]: Prometheus metrics of our own (the SDK exports its own).
+//! - [`PcnActivities`]: the Temporal activity implementations, registered on the worker.
+
+pub mod audit;
+pub mod bank;
+pub mod db;
+pub mod metrics;
+pub mod qualify;
+pub mod sweep;
+
+use crate::bank::BankClient;
+use crate::metrics::Metrics;
+use crate::sweep::SweepSettings;
+
+// `#[activities]` generates an undocumented marker per method (the methods carry the docs).
+#[allow(missing_docs)]
+mod temporal;
+
+/// Shared state of the activities: the pool, the bank client, settings and metrics.
+pub struct PcnActivities {
+    /// Postgres pool.
+    pub pool: sqlx::PgPool,
+    /// Core-banking client.
+    pub bank: BankClient,
+    /// Page size and concurrency of the sweep.
+    pub sweep: SweepSettings,
+    /// Our metrics.
+    pub metrics: Metrics,
+}
+

@@ -560,13 +560,16 @@ impl Phone {
     /// and the cap keeps hostile input from costing anything.
     const MAX_INPUT_LEN: usize = 40;
 
-    /// Accepts Israeli mobile numbers in local formats ("050-123-4567", "0501234567", "050 1234567",
-    /// "(050) 123-4567"), with country code ("972501234567", "+972 50-123-4567", "+972-50-1234567",
-    /// "00972501234567") and normalises them to "+9725XXXXXXXX" (Israeli mobiles: 05 then 8 digits
-    /// locally, i.e. "+9725" + 8 digits). Also accepts any international E.164 number: "+" then 8..=15
-    /// digits, first digit 1-9 (separators space, '-', '.', '(', ')' are stripped first; "00" prefix
-    /// treated as "+"). A number with +972 that is not a mobile (e.g. a landline "+97221234567") is
-    /// rejected: we only text mobiles in Israel. Field name "phone". Letters, empty, too short/long rejected.
+    /// Accepts Israeli mobile numbers in local formats ("050-123-4567", "0501234567",
+    /// "050 1234567", "(050) 123-4567"), with country code ("972501234567", "+972 50-123-4567",
+    /// "+972-50-1234567", "00972501234567") and normalises them to "+9725XXXXXXXX" (Israeli
+    /// mobiles: 05 then 8 digits locally, i.e. "+9725" + 8 digits).
+    ///
+    /// Also accepts any international E.164 number: "+" then 8..=15 digits, first digit 1-9
+    /// (separators space, '-', '.', '(', ')' are stripped first; "00" prefix treated as "+").
+    /// A number with +972 that is not a mobile (e.g. a landline "+97221234567") is rejected: we
+    /// only text mobiles in Israel. Letters, empty, too short/long are rejected. Errors name the
+    /// field "phone" and never echo the input.
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         // Messages never echo the input: it is personal data and errors end up in logs.
         let err = |m: &str| DomainError::new("phone", m);
@@ -712,7 +715,10 @@ macro_rules! identifier {
         pub struct $name(String);
 
         impl $name {
-            #[doc = concat!("Parses a `", stringify!($name), "`: 1..=64 characters of `[A-Za-z0-9_-]`, starting with a letter or digit. Errors name the field `\"", $field, "\"`.")]
+            #[doc = concat!(
+                "Parses a `", stringify!($name), "`: 1..=64 characters of `[A-Za-z0-9_-]`, ",
+                "starting with a letter or digit. Errors name the field `\"", $field, "\"`."
+            )]
             pub fn parse(s: &str) -> Result<Self, DomainError> {
                 validate_identifier($field, s)?;
                 Ok(Self(s.to_owned()))

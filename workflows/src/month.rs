@@ -166,8 +166,6 @@ pub struct MonthlyQualificationWorkflow {
     qualification: Option<QualificationSummary>,
 }
 
-// The macro generates one undocumented constant per method; the methods carry the docs.
-#[allow(missing_docs)]
 #[workflow_methods]
 impl MonthlyQualificationWorkflow {
     #[init]
@@ -385,8 +383,6 @@ fn qualify_options() -> ActivityOptions {
 #[derive(Default)]
 pub struct ScheduledMonthStart;
 
-// The macro generates one undocumented constant per method; the methods carry the docs.
-#[allow(missing_docs)]
 #[workflow_methods]
 impl ScheduledMonthStart {
     /// Starts the month the schedule fired in (Asia/Jerusalem) and returns its workflow id.

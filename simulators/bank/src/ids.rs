@@ -28,8 +28,7 @@ pub fn parse_account_index(id: &str) -> Option<u64> {
 /// Parses a run of ASCII digits (no sign, no spaces).
 fn digits(b: &[u8]) -> Option<u64> {
     b.iter().try_fold(0u64, |acc, &c| {
-        c.is_ascii_digit()
-            .then(|| acc * 10 + u64::from(c - b'0'))
+        c.is_ascii_digit().then(|| acc * 10 + u64::from(c - b'0'))
     })
 }
 

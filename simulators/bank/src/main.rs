@@ -21,7 +21,12 @@ struct Args {
     #[arg(long, env = "BANK_SIM_ACCOUNTS", default_value_t = 1000)]
     accounts: u64,
     /// The X-API-Key clients must send.
-    #[arg(long, env = "BANK_SIM_API_KEY", default_value = "dev-bank-key", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "BANK_SIM_API_KEY",
+        default_value = "dev-bank-key",
+        hide_env_values = true
+    )]
     api_key: String,
     /// Profile weights, e.g. `premium=40,boundary=5,dipper=10,regular=40,unknown=2,data_quality=3`.
     #[arg(long, env = "BANK_SIM_MIX", default_value_t = ProfileMix::default())]
@@ -43,7 +48,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
     let args = Args::parse();
     let config = SimConfig {
@@ -67,7 +74,9 @@ async fn main() -> anyhow::Result<()> {
         mix = %args.mix,
         "bank simulator listening"
     );
-    shutdown_signal().await.context("waiting for a shutdown signal")?;
+    shutdown_signal()
+        .await
+        .context("waiting for a shutdown signal")?;
     tracing::info!("shutting down");
     sim.shutdown().await;
     Ok(())

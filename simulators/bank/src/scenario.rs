@@ -281,7 +281,7 @@ impl Scenario {
     /// Whether a [`Profile::Boundary`] account is of the "almost" kind (one day a month at
     /// 14,999.99). About half of them are.
     pub fn boundary_almost(&self, i: u64) -> bool {
-        mix(&[self.seed, tag::BOUNDARY_ALMOST, i]) % 2 == 0
+        mix(&[self.seed, tag::BOUNDARY_ALMOST, i]).is_multiple_of(2)
     }
 
     /// The hash-chosen day of the month (1-based) on which boundary-almost, dipper and
@@ -339,10 +339,18 @@ impl Scenario {
             }
             Profile::Regular => {
                 let h = self.day_hash(i, date, 0);
-                let cents = if h % 20 == 0 {
-                    in_range(self.day_hash(i, date, 1), THRESHOLD_CENTS, REGULAR_PEAK_MAX_CENTS)
+                let cents = if h.is_multiple_of(20) {
+                    in_range(
+                        self.day_hash(i, date, 1),
+                        THRESHOLD_CENTS,
+                        REGULAR_PEAK_MAX_CENTS,
+                    )
                 } else {
-                    in_range(self.day_hash(i, date, 1), REGULAR_MIN_CENTS, THRESHOLD_CENTS - 1)
+                    in_range(
+                        self.day_hash(i, date, 1),
+                        REGULAR_MIN_CENTS,
+                        THRESHOLD_CENTS - 1,
+                    )
                 };
                 SimOutcome::nis_cents(cents)
             }
@@ -356,7 +364,7 @@ impl Scenario {
                         u64::from(date.year().unsigned_abs()),
                         u64::from(date.month()),
                     ]);
-                    if kind % 2 == 0 {
+                    if kind.is_multiple_of(2) {
                         SimOutcome::Balance {
                             amount: Decimal::new(self.premium_cents(i, date), 2),
                             currency: "USD".to_owned(),
@@ -425,10 +433,14 @@ impl Scenario {
     /// A premium-like balance: about one day in ten exactly 15,000.00, otherwise uniform in
     /// [15,000.00, 250,000.00].
     fn premium_cents(&self, i: u64, date: NaiveDate) -> i64 {
-        if self.day_hash(i, date, 0) % 10 == 0 {
+        if self.day_hash(i, date, 0).is_multiple_of(10) {
             THRESHOLD_CENTS
         } else {
-            in_range(self.day_hash(i, date, 1), THRESHOLD_CENTS, PREMIUM_MAX_CENTS)
+            in_range(
+                self.day_hash(i, date, 1),
+                THRESHOLD_CENTS,
+                PREMIUM_MAX_CENTS,
+            )
         }
     }
 
@@ -628,7 +640,10 @@ mod tests {
         for p in Profile::ALL {
             let expected = u64::from(ProfileMix::default().weight(p)) * 200;
             let got = counts.get(&p).copied().unwrap_or(0);
-            assert!(got.abs_diff(expected) <= expected / 5 + 20, "{p:?}: {got} vs {expected}");
+            assert!(
+                got.abs_diff(expected) <= expected / 5 + 20,
+                "{p:?}: {got} vs {expected}"
+            );
         }
     }
 
@@ -646,8 +661,14 @@ mod tests {
             differ += u32::from(a.outcome(i, d) != c.outcome(i, d));
         }
         assert!(differ > 250, "{differ}");
-        assert_eq!(a.qualified_accounts(2026, 10), b.qualified_accounts(2026, 10));
-        assert_ne!(a.qualified_accounts(2026, 10), c.qualified_accounts(2026, 10));
+        assert_eq!(
+            a.qualified_accounts(2026, 10),
+            b.qualified_accounts(2026, 10)
+        );
+        assert_ne!(
+            a.qualified_accounts(2026, 10),
+            c.qualified_accounts(2026, 10)
+        );
     }
 
     #[test]
@@ -657,7 +678,10 @@ mod tests {
         let before = s.outcome(3, d);
         s.set_override(3, d, SimOutcome::nis_cents(1_499_999));
         assert_eq!(s.outcome(3, d), SimOutcome::nis_cents(1_499_999));
-        assert_eq!(s.outcome(3, date(2026, 10, 6)), s.profile_outcome(3, date(2026, 10, 6)));
+        assert_eq!(
+            s.outcome(3, date(2026, 10, 6)),
+            s.profile_outcome(3, date(2026, 10, 6))
+        );
         assert!(!s.qualifies(3, 2026, 10));
         s.clear_override(3, d);
         assert_eq!(s.outcome(3, d), before);
@@ -691,7 +715,10 @@ mod tests {
             .unwrap();
         assert_eq!(m, ProfileMix::default());
         assert_eq!(m.to_string().parse::<ProfileMix>().unwrap(), m);
-        assert_eq!("dipper=100".parse::<ProfileMix>().unwrap(), ProfileMix::only(Profile::Dipper));
+        assert_eq!(
+            "dipper=100".parse::<ProfileMix>().unwrap(),
+            ProfileMix::only(Profile::Dipper)
+        );
         assert!("premium=0".parse::<ProfileMix>().is_err());
         assert!("gold=3".parse::<ProfileMix>().is_err());
         assert!("premium".parse::<ProfileMix>().is_err());

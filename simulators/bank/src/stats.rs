@@ -60,7 +60,9 @@ impl StatsCollector {
         Self {
             total: AtomicU64::new(0),
             by_status: std::array::from_fn(|_| AtomicU64::new(0)),
-            shards: std::array::from_fn(|_| Mutex::new(HashMap::with_hasher(WordHasher::default()))),
+            shards: std::array::from_fn(|_| {
+                Mutex::new(HashMap::with_hasher(WordHasher::default()))
+            }),
         }
     }
 

@@ -1,0 +1,128 @@
+//! Month-end qualification: one set-based statement decides every customer of the month.
+//!
+//! A customer qualifies only if every calendar day of the month has a PASSED check (balance at or
+//! above the threshold, inclusive). A missing day, a day the bank did not know the account or
+//! answered unusably, or a day below the threshold disqualifies (fail-safe, seed 000 ADR-002). A
+//! customer monitored from after the 1st cannot qualify for that month. Decisions are inserted
+//! with `ON CONFLICT DO NOTHING` and the table refuses updates, so re-running rewrites nothing.
+
+use anyhow::Context as _;
+use pcn_workflows::contracts::{QualificationSummary, QualifyInput};
+use pcn_workflows::domain::{Nis, YearMonth};
+use sqlx::{PgPool, Row};
+
+use crate::audit::{self, AuditEntry};
+
+/// Decides `input.month` for every active customer monitored on or before its last day.
+pub async fn qualify_month(
+    pool: &PgPool,
+    input: &QualifyInput,
+) -> anyhow::Result<QualificationSummary> {
+    anyhow::ensure!(input.threshold > Nis::ZERO, "threshold must be positive");
+    let month = input.month;
+    let mut tx = pool.begin().await?;
+    let written = sqlx::query(
+        "WITH tallies AS (
+             SELECT customer_id,
+                    count(*) FILTER (WHERE outcome = 'PASSED')            AS passed,
+                    count(*) FILTER (WHERE outcome = 'BELOW_THRESHOLD')   AS below,
+                    count(*) FILTER (WHERE outcome = 'ACCOUNT_NOT_FOUND') AS not_found,
+                    count(*) FILTER (WHERE outcome = 'INVALID_RESPONSE')  AS invalid
+               FROM balance_checks
+              WHERE business_date BETWEEN $1 AND $2
+              GROUP BY customer_id
+         )
+         INSERT INTO qualifications (month, customer_id, qualified, reason, days_in_month,
+                                     days_passed, days_below, days_missing, days_not_found,
+                                     days_invalid, threshold, workflow_id, run_id)
+         SELECT $1, c.customer_id,
+                c.monitored_since <= $1 AND coalesce(t.passed, 0) = $3,
+                CASE WHEN c.monitored_since > $1 THEN 'NOT_MONITORED_WHOLE_MONTH'
+                     WHEN coalesce(t.passed, 0) = $3 THEN 'QUALIFIED'
+                     WHEN coalesce(t.below, 0) > 0 THEN 'BELOW_THRESHOLD'
+                     WHEN coalesce(t.not_found, 0) > 0 THEN 'ACCOUNT_NOT_FOUND'
+                     WHEN coalesce(t.invalid, 0) > 0 THEN 'INVALID_RESPONSE'
+                     ELSE 'MISSING_DATA' END,
+                $3,
+                coalesce(t.passed, 0), coalesce(t.below, 0),
+                $3 - coalesce(t.passed, 0) - coalesce(t.below, 0) - coalesce(t.not_found, 0)
+                   - coalesce(t.invalid, 0),
+                coalesce(t.not_found, 0), coalesce(t.invalid, 0),
+                $4, $5, $6
+           FROM customers c
+           LEFT JOIN tallies t ON t.customer_id = c.customer_id
+          WHERE c.active AND c.monitored_since <= $2
+         ON CONFLICT (month, customer_id) DO NOTHING",
+    )
+    .bind(month.first_day().as_naive())
+    .bind(month.last_day().as_naive())
+    .bind(i16::try_from(month.num_days()).unwrap_or(31))
+    .bind(input.threshold.amount())
+    .bind(&input.run.workflow_id)
+    .bind(&input.run.run_id)
+    .execute(&mut *tx)
+    .await
+    .context("deciding the month")?
+    .rows_affected();
+
+    let mut summary = month_summary(&mut *tx, month).await?;
+    summary.written_now = written;
+    audit::record(
+        &mut *tx,
+        &AuditEntry {
+            actor: format!("workflow:{}", input.run.workflow_id),
+            action: "MONTH_QUALIFIED",
+            subject_type: "month",
+            subject_id: month.to_string(),
+            details: serde_json::json!({
+                "customers": summary.customers,
+                "qualified": summary.qualified,
+                "not_monitored_whole_month": summary.not_monitored_whole_month,
+                "below_threshold": summary.below_threshold,
+                "account_not_found": summary.account_not_found,
+                "invalid_response": summary.invalid_response,
+                "missing_data": summary.missing_data,
+                "threshold": input.threshold.to_string(),
+                "run_id": input.run.run_id,
+            }),
+            idempotency_key: Some(format!("qualification/{month}")),
+        },
+    )
+    .await
+    .context("auditing the decision")?;
+    tx.commit().await?;
+    Ok(summary)
+}
+
+/// Counts of the decisions of `month`.
+pub async fn month_summary<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    month: YearMonth,
+) -> anyhow::Result<QualificationSummary> {
+    let row = sqlx::query(
+        "SELECT count(*),
+                count(*) FILTER (WHERE qualified),
+                count(*) FILTER (WHERE reason = 'NOT_MONITORED_WHOLE_MONTH'),
+                count(*) FILTER (WHERE reason = 'BELOW_THRESHOLD'),
+                count(*) FILTER (WHERE reason = 'ACCOUNT_NOT_FOUND'),
+                count(*) FILTER (WHERE reason = 'INVALID_RESPONSE'),
+                count(*) FILTER (WHERE reason = 'MISSING_DATA')
+           FROM qualifications WHERE month = $1",
+    )
+    .bind(month.first_day().as_naive())
+    .fetch_one(executor)
+    .await
+    .context("counting decisions")?;
+    let n = |i: usize| -> u64 { u64::try_from(row.get::<i64, _>(i)).unwrap_or(0) };
+    Ok(QualificationSummary {
+        month: Some(month),
+        customers: n(0),
+        qualified: n(1),
+        not_monitored_whole_month: n(2),
+        below_threshold: n(3),
+        account_not_found: n(4),
+        invalid_response: n(5),
+        missing_data: n(6),
+        written_now: 0,
+    })
+}
