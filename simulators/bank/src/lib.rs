@@ -31,7 +31,7 @@
 //!
 //! # Layout
 //!
-//! - [`ids`](crate::account_id): account and customer ids ↔ population index.
+//! - `ids`: account and customer ids ↔ population index ([`account_id`], [`parse_account_index`]).
 //! - `scenario`: [`Profile`], [`ProfileMix`], [`SimOutcome`] and the deterministic [`Scenario`].
 //! - `faults`: injectable [`Faults`].
 //! - `stats`: request counters ([`Stats`]), atomics plus sharded maps.

@@ -641,3 +641,70 @@ async fn throughput() {
     assert_eq!(sim.stats().total, total);
     sim.shutdown().await;
 }
+
+/// Server capacity without reqwest's client-side cost: hand-written HTTP/1.1 keep-alive
+/// requests over raw TCP. `cargo test -p pcn-bank-sim --test http -- --ignored --nocapture
+/// raw_throughput`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn raw_throughput() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let sim = spawn_sim(SimConfig {
+        accounts: 100_000,
+        ..SimConfig::default()
+    })
+    .await;
+    let total: u64 = 200_000;
+    let connections: u64 = 32;
+    let addr = sim.addr;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..connections)
+        .map(|w| {
+            tokio::spawn(async move {
+                let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+                tcp.set_nodelay(true).unwrap();
+                let mut buf = Vec::with_capacity(4096);
+                let mut i = w;
+                while i < total {
+                    let req = format!(
+                        "GET /api/v1/accounts/{}/balance?asOfDate=2026-10-05 HTTP/1.1\r\nHost: x\r\nX-API-Key: {KEY}\r\n\r\n",
+                        account_id(i)
+                    );
+                    tcp.write_all(req.as_bytes()).await.unwrap();
+                    buf.clear();
+                    loop {
+                        let mut chunk = [0u8; 2048];
+                        let n = tcp.read(&mut chunk).await.unwrap();
+                        assert!(n > 0, "connection closed");
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf);
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let len: usize = text[..end]
+                                .lines()
+                                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned))
+                                .unwrap()
+                                .trim()
+                                .parse()
+                                .unwrap();
+                            if buf.len() >= end + 4 + len {
+                                break;
+                            }
+                        }
+                    }
+                    i += connections;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "{total} requests in {elapsed:?}: {} req/s",
+        u128::from(total) * 1000 / elapsed.as_millis().max(1)
+    );
+    assert_eq!(sim.stats().total, total);
+    sim.shutdown().await;
+}

@@ -1,0 +1,220 @@
+//! `pcn-worker`: the Temporal worker of the Premium Customer Notification System and the
+//! operator commands around it. Thin: parse flags, start telemetry, call the library.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use pcn_activities::bank::BankClient;
+use pcn_activities::metrics::Metrics;
+use pcn_activities::{PcnActivities, db};
+use pcn_worker::config::{BankArgs, ConnectionArgs, MonthArgs, OpsArgs};
+use pcn_worker::months::{self, StartOutcome};
+use pcn_worker::{customers, http, telemetry, temporal};
+use pcn_workflows::domain::YearMonth;
+use pcn_workflows::month::MonthPhase;
+
+#[derive(Parser)]
+#[command(name = "pcn-worker", version, about = "Premium Customer Notification System worker")]
+struct Cli {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// Log format: pretty or json.
+    #[arg(long, env = "PCN_LOG_FORMAT", default_value = "pretty", global = true)]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the worker (workflows and activities) with its health and metrics endpoint.
+    Run {
+        #[command(flatten)]
+        bank: BankArgs,
+        #[command(flatten)]
+        ops: OpsArgs,
+    },
+    /// Apply database migrations and register the search attributes on the namespace.
+    Setup,
+    /// Create or update the monthly Temporal Schedule (idempotent).
+    Schedule {
+        #[command(flatten)]
+        month: MonthArgs,
+    },
+    /// Start a month (a past month is backfilled at once). A second start does nothing.
+    StartMonth {
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        month: String,
+        #[command(flatten)]
+        settings: MonthArgs,
+        /// Wait for the run to complete and print its summary.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Print a month's progress (the workflow's `progress` query) as JSON.
+    Progress {
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        month: String,
+    },
+    /// Import customers from a CSV file (see README); bad rows are reported, good rows kept.
+    ImportCustomers {
+        /// Path of the CSV file.
+        #[arg(long)]
+        csv: std::path::PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(err) = telemetry::init(&cli.log_format) {
+        eprintln!("error: {err:#}");
+        return ExitCode::from(2);
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let conn = cli.connection;
+    match cli.command {
+        Command::Run { bank, ops } => run_worker(&conn, &bank, &ops).await,
+        Command::Setup => {
+            let pool = db::connect(&conn.database_url, 2).await?;
+            db::migrate(&pool).await?;
+            let client = temporal::connect(&conn.temporal_address, &conn.temporal_namespace).await?;
+            temporal::register_search_attributes(&client, &conn.temporal_namespace).await?;
+            println!("database migrated; search attributes registered");
+            Ok(())
+        }
+        Command::Schedule { month } => {
+            let settings = month.parse()?;
+            let client = temporal::connect(&conn.temporal_address, &conn.temporal_namespace).await?;
+            let outcome = months::apply_schedule(&client, &conn.task_queue, &settings).await?;
+            println!("schedule {}: {outcome:?}", months::SCHEDULE_ID);
+            Ok(())
+        }
+        Command::StartMonth {
+            month,
+            settings,
+            wait,
+        } => {
+            let month = YearMonth::parse(&month)?;
+            let settings = settings.parse()?;
+            let client = temporal::connect(&conn.temporal_address, &conn.temporal_namespace).await?;
+            match months::start_month(&client, &conn.task_queue, month, settings).await? {
+                StartOutcome::Started { run_id } => println!("started qualification/{month} (run {run_id})"),
+                StartOutcome::AlreadyStarted => println!("qualification/{month} already exists: not started again"),
+            }
+            if wait {
+                loop {
+                    let progress = months::progress(&client, month).await?;
+                    if progress.phase == MonthPhase::Completed {
+                        println!("{}", serde_json::to_string_pretty(&progress.qualification)?);
+                        return Ok(());
+                    }
+                    if progress.phase == MonthPhase::Blocked {
+                        anyhow::bail!(
+                            "month is BLOCKED: {}",
+                            progress.blocked_reason.unwrap_or_default()
+                        );
+                    }
+                    eprintln!(
+                        "{month}: {}/{} days swept, phase {}",
+                        progress.days_done,
+                        progress.days_total,
+                        progress.phase.as_str()
+                    );
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                }
+            }
+            Ok(())
+        }
+        Command::Progress { month } => {
+            let month = YearMonth::parse(&month)?;
+            let client = temporal::connect(&conn.temporal_address, &conn.temporal_namespace).await?;
+            let progress = months::progress(&client, month).await?;
+            println!("{}", serde_json::to_string_pretty(&progress)?);
+            Ok(())
+        }
+        Command::ImportCustomers { csv } => {
+            let text = std::fs::read_to_string(&csv)
+                .with_context(|| format!("reading {}", csv.display()))?;
+            let (valid, errors) = customers::parse_csv(&text)?;
+            for e in &errors {
+                eprintln!("line {}: {}", e.line, e.error);
+            }
+            let pool = db::connect(&conn.database_url, 2).await?;
+            let touched = db::upsert_customers(&pool, &valid).await?;
+            println!(
+                "{} rows valid, {} imported or changed, {} rejected",
+                valid.len(),
+                touched,
+                errors.len()
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn run_worker(conn: &ConnectionArgs, bank: &BankArgs, ops: &OpsArgs) -> anyhow::Result<()> {
+    let (bank_config, sweep) = bank.parse()?;
+    let pool = db::connect(&conn.database_url, 16).await?;
+    db::migrate(&pool).await?;
+    let metrics = Metrics::new();
+    let (addr, _ops_task) = http::serve(ops.http_bind, pool.clone(), metrics.clone()).await?;
+    tracing::info!(%addr, "health and metrics endpoint listening");
+
+    let sdk_metrics = if ops.sdk_metrics_bind.is_empty() {
+        None
+    } else {
+        let bind = ops
+            .sdk_metrics_bind
+            .parse()
+            .map_err(|_| anyhow::anyhow!("invalid sdk_metrics_bind: expected host:port"))?;
+        let server = temporalio_common::telemetry::start_prometheus_metric_exporter(
+            temporalio_common::telemetry::PrometheusExporterOptions::builder()
+                .socket_addr(bind)
+                .build(),
+        )?;
+        tracing::info!(addr = %server.bound_addr, "Temporal SDK metrics listening");
+        Some(server)
+    };
+    let telemetry = temporalio_common::telemetry::TelemetryOptions::builder()
+        .maybe_metrics(sdk_metrics.as_ref().map(|s| {
+            s.meter.clone() as std::sync::Arc<dyn temporalio_common::telemetry::metrics::CoreMeter>
+        }))
+        .build();
+    let runtime = temporalio_sdk::Runtime::from_current_tokio(
+        temporalio_sdk::runtime::RuntimeOptions::builder()
+            .telemetry_options(telemetry)
+            .build()
+            .map_err(|e| anyhow::anyhow!("runtime options: {e}"))?,
+    )?;
+    let client = temporal::connect(&conn.temporal_address, &conn.temporal_namespace).await?;
+    let activities = PcnActivities {
+        pool,
+        bank: BankClient::new(bank_config)?,
+        sweep,
+        metrics,
+    };
+    let mut worker = temporal::build_worker(&runtime, client, &conn.task_queue, activities)?;
+    let shutdown = worker.shutdown_handle();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+        shutdown();
+    });
+    tracing::info!(task_queue = %conn.task_queue, "worker running");
+    worker.run().await?;
+    Ok(())
+}

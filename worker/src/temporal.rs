@@ -1,0 +1,85 @@
+//! Temporal: client connection, the worker, and search-attribute registration.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use anyhow::Context as _;
+use pcn_activities::PcnActivities;
+use pcn_workflows::month::{MonthlyQualificationWorkflow, ScheduledMonthStart};
+use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
+use temporalio_common::protos::temporal::api::enums::v1::IndexedValueType;
+use temporalio_common::protos::temporal::api::operatorservice::v1::{
+    AddSearchAttributesRequest, ListSearchAttributesRequest,
+};
+use temporalio_sdk::{Worker, WorkerOptions};
+use temporalio_sdk::runtime::PollerBehavior;
+use url::Url;
+
+/// Connects a client to `address` (`host:port` or a URL) in `namespace`.
+pub async fn connect(address: &str, namespace: &str) -> anyhow::Result<Client> {
+    let url = if address.contains("://") {
+        Url::from_str(address)
+    } else {
+        Url::from_str(&format!("http://{address}"))
+    }
+    .with_context(|| format!("invalid temporal_address {address:?}"))?;
+    let connection = Connection::connect(
+        ConnectionOptions::new(url)
+            .identity(format!("pcn-worker@{}", std::process::id()))
+            .build(),
+    )
+    .await
+    .with_context(|| format!("connecting to Temporal at {address}"))?;
+    Client::new(connection, ClientOptions::new(namespace).build())
+        .context("building the Temporal client")
+}
+
+/// The worker serving both workflows and the activities on `task_queue`.
+pub fn build_worker(
+    runtime: &temporalio_sdk::Runtime,
+    client: Client,
+    task_queue: &str,
+    activities: PcnActivities,
+) -> anyhow::Result<Worker> {
+    let options = WorkerOptions::new(task_queue)
+        // One workflow poller (the default) halves throughput on this server; see TEMPORAL_NOTES.
+        .workflow_task_poller_behavior(PollerBehavior::SimpleMaximum(20))
+        .activity_task_poller_behavior(PollerBehavior::SimpleMaximum(10))
+        .register_activities(activities)
+        .register_workflow::<MonthlyQualificationWorkflow>()?
+        .register_workflow::<ScheduledMonthStart>()?
+        .build();
+    Worker::new(runtime, client, options).context("building the worker")
+}
+
+/// Registers our custom search attributes on the namespace; those already there are left alone.
+pub async fn register_search_attributes(client: &Client, namespace: &str) -> anyhow::Result<()> {
+    let existing = client
+        .connection()
+        .operator_service()
+        .list_search_attributes(tonic::Request::new(ListSearchAttributesRequest {
+            namespace: namespace.to_owned(),
+        }))
+        .await
+        .context("listing search attributes")?
+        .into_inner()
+        .custom_attributes;
+    let missing: HashMap<String, i32> = pcn_workflows::search::ALL
+        .iter()
+        .filter(|(name, _)| !existing.contains_key(*name))
+        .map(|(name, _)| ((*name).to_owned(), IndexedValueType::Keyword as i32))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    client
+        .connection()
+        .operator_service()
+        .add_search_attributes(tonic::Request::new(AddSearchAttributesRequest {
+            search_attributes: missing,
+            namespace: namespace.to_owned(),
+        }))
+        .await
+        .context("adding search attributes")?;
+    Ok(())
+}
