@@ -1,1 +1,313 @@
-//! placeholder
+//! Shared helpers of the system tests: a fresh Postgres database per test, the bank simulator on
+//! port 0, an in-process or out-of-process worker, and the Temporal dev server that `make test`
+//! starts (`PCN_TEST_TEMPORAL_ADDRESS`).
+//!
+//! # Layout
+//!
+//! - [`TestDb`]: `CREATE DATABASE pcn_test_<uuid>` + migrations.
+//! - [`InProcessWorker`]: the real worker on its own thread and runtime (the SDK's `Worker::run`
+//!   is not `Send`).
+//! - [`WorkerProcess`]: the real `pcn-worker` binary, for kill -9.
+//! - [`customers_for`]: customers matching the simulator's accounts.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use pcn_activities::bank::{BankClient, BankConfig, Secret};
+use pcn_activities::metrics::Metrics;
+use pcn_activities::sweep::SweepSettings;
+use pcn_activities::{PcnActivities, db};
+use pcn_workflows::customer::{Customer, FirstName};
+use pcn_workflows::domain::{AccountId, BusinessDate, CustomerId, Language, Phone, YearMonth};
+use pcn_workflows::month::{MonthPhase, MonthProgress, MonthSettings};
+use sqlx::PgPool;
+use temporalio_client::Client;
+
+/// Admin connection used to create test databases.
+pub const ADMIN_DB: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Installs the ring TLS provider once (reqwest is built without a default one).
+pub fn init() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = pcn_worker::telemetry::init("pretty");
+}
+
+/// The Temporal dev server of this test run.
+pub fn temporal_address() -> String {
+    std::env::var("PCN_TEST_TEMPORAL_ADDRESS").unwrap_or_else(|_| {
+        panic!(
+            "PCN_TEST_TEMPORAL_ADDRESS is not set: run the suite with `make test`, which starts \
+             a Temporal dev server and points the tests at it"
+        )
+    })
+}
+
+/// A Temporal client on the dev server.
+pub async fn temporal_client() -> Client {
+    pcn_worker::temporal::connect(&temporal_address(), "default")
+        .await
+        .expect("connect to the Temporal dev server")
+}
+
+/// A unique task queue, so tests sharing the dev server never steal each other's tasks.
+pub fn unique_task_queue(name: &str) -> String {
+    format!("pcn-test-{name}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A fresh database with the schema applied.
+pub struct TestDb {
+    /// Its URL.
+    pub url: String,
+    /// A pool on it.
+    pub pool: PgPool,
+}
+
+impl TestDb {
+    /// Creates `pcn_test_<uuid>` and migrates it.
+    pub async fn new() -> Self {
+        let name = format!("pcn_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = db::connect(ADMIN_DB, 1).await.expect("admin connection");
+        // The name is generated here from a UUID: no outside input reaches this statement.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        admin.close().await;
+        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        let pool = db::connect(&url, 16).await.expect("test database");
+        db::migrate(&pool).await.expect("migrations");
+        Self { url, pool }
+    }
+}
+
+/// Customer `i` of the simulator's population, monitored since `since`.
+pub fn customer(i: u64, since: NaiveDate) -> Customer {
+    Customer {
+        customer_id: CustomerId::parse(&pcn_bank_sim::customer_id(i)).unwrap(),
+        account_id: AccountId::parse(&pcn_bank_sim::account_id(i)).unwrap(),
+        first_name: FirstName::parse("Dana").unwrap(),
+        phone: Phone::parse(&format!("+9725{:08}", i)).unwrap(),
+        language: Language::Hebrew,
+        opted_out: false,
+        active: true,
+        monitored_since: BusinessDate::from_naive(since).unwrap(),
+    }
+}
+
+/// Customers `0..n`, all monitored since 2020.
+pub fn customers_for(n: u64) -> Vec<Customer> {
+    let since = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+    (0..n).map(|i| customer(i, since)).collect()
+}
+
+/// Bank client settings for tests: short timeout and backoff.
+pub fn test_bank_config(base_url: &str) -> BankConfig {
+    BankConfig {
+        base_url: base_url.to_owned(),
+        api_key: Secret::new("dev-bank-key"),
+        timeout: Duration::from_secs(2),
+        attempts: 3,
+        backoff: Duration::from_millis(50),
+        max_connections: 32,
+    }
+}
+
+/// Month settings for tests: defaults, with a short heartbeat timeout so a lost sweep is retried
+/// quickly.
+pub fn test_month_settings() -> MonthSettings {
+    MonthSettings {
+        sweep_heartbeat_timeout_secs: 5,
+        ..MonthSettings::default()
+    }
+}
+
+/// The real worker, in this process, on its own thread and Tokio runtime.
+pub struct InProcessWorker {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcessWorker {
+    /// Starts a worker on `task_queue` against `temporal_address`, `database_url` and the bank.
+    pub fn start(
+        temporal_address: String,
+        task_queue: String,
+        database_url: String,
+        bank: BankConfig,
+    ) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("worker runtime");
+            rt.block_on(async move {
+                let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())
+                    .expect("sdk runtime");
+                let client = pcn_worker::temporal::connect(&temporal_address, "default")
+                    .await
+                    .expect("worker client");
+                let pool = db::connect(&database_url, 16).await.expect("worker pool");
+                let activities = PcnActivities {
+                    pool,
+                    bank: BankClient::new(bank).expect("bank client"),
+                    sweep: SweepSettings {
+                        page_size: 500,
+                        concurrency: 32,
+                    },
+                    metrics: Metrics::new(),
+                };
+                let mut worker = pcn_worker::temporal::build_worker(
+                    &runtime,
+                    client,
+                    &task_queue,
+                    activities,
+                )
+                .expect("worker");
+                let shutdown = worker.shutdown_handle();
+                let _ = ready_tx.send(());
+                let run = worker.run();
+                tokio::pin!(run);
+                tokio::select! {
+                    result = &mut run => result.expect("worker run"),
+                    _ = stopped => {
+                        shutdown();
+                        let _ = run.await;
+                    }
+                }
+            });
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("worker started");
+        Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the worker and waits for it.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for InProcessWorker {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Path of a workspace binary built by `cargo build` (`make test` builds them first).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let path = target.join("debug").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: `make test` builds it (cargo build --bins)",
+        path.display()
+    );
+    path
+}
+
+/// The real `pcn-worker` binary as a child process.
+pub struct WorkerProcess {
+    child: Child,
+}
+
+impl WorkerProcess {
+    /// Starts `pcn-worker run` with the given settings.
+    pub fn start(task_queue: &str, database_url: &str, bank_url: &str, concurrency: usize) -> Self {
+        let child = Command::new(workspace_binary("pcn-worker"))
+            .arg("run")
+            .env("PCN_DATABASE_URL", database_url)
+            .env("PCN_TEMPORAL_ADDRESS", temporal_address())
+            .env("PCN_TASK_QUEUE", task_queue)
+            .env("PCN_BANK_URL", bank_url)
+            .env("PCN_BANK_BACKOFF_MS", "50")
+            .env("PCN_BANK_TIMEOUT_SECS", "2")
+            .env("PCN_SWEEP_PAGE_SIZE", "100")
+            .env("PCN_SWEEP_CONCURRENCY", concurrency.to_string())
+            .env("PCN_HTTP_BIND", "127.0.0.1:0")
+            .env("PCN_SDK_METRICS_BIND", "")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn pcn-worker");
+        Self { child }
+    }
+
+    /// kill -9.
+    pub fn kill_9(mut self) {
+        let _ = Command::new("kill")
+            .args(["-9", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls the month's `progress` query until `done` holds (or panics after `timeout`).
+pub async fn wait_for_month(
+    client: &Client,
+    month: YearMonth,
+    timeout: Duration,
+    done: impl Fn(&MonthProgress) -> bool,
+) -> MonthProgress {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Ok(progress) = pcn_worker::months::progress(client, month).await {
+            if done(&progress) {
+                return progress;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {month}; last progress: {progress:?}"
+            );
+        } else {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {month}: no progress answer"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits until the month's run is COMPLETED.
+pub async fn wait_completed(client: &Client, month: YearMonth, timeout: Duration) -> MonthProgress {
+    wait_for_month(client, month, timeout, |p| p.phase == MonthPhase::Completed).await
+}
+
+/// The customers decided as qualified for `month`, sorted.
+pub async fn qualified_in_db(pool: &PgPool, month: YearMonth) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT customer_id FROM qualifications WHERE month = $1 AND qualified ORDER BY customer_id",
+    )
+    .bind(month.first_day().as_naive())
+    .fetch_all(pool)
+    .await
+    .expect("qualified customers")
+}

@@ -1,1 +1,8 @@
-//! placeholder
+//! System tests: the real Temporal dev server (started by `make test`), a fresh Postgres database
+//! per test, the bank simulator over real HTTP, and the real worker.
+
+mod crash;
+mod month;
+mod qualification_rule;
+mod replay;
+mod time_skipping;

@@ -43,6 +43,39 @@ struct Args {
     /// Probability of a 500 per request, in parts per million.
     #[arg(long, env = "BANK_SIM_ERROR_500_PPM", default_value_t = 0)]
     error_500_ppm: u32,
+    /// Instead of serving, write the simulated customers (one per account) as the CSV that
+    /// `pcn-worker import-customers` reads, to this path, and exit.
+    #[arg(long)]
+    customers_csv: Option<std::path::PathBuf>,
+    /// `monitored_since` of the customers written by `--customers-csv`.
+    #[arg(long, default_value = "2020-01-01")]
+    monitored_since: String,
+}
+
+/// Deterministic customers matching the simulated accounts: names and languages vary, phones are
+/// unique Israeli mobiles in local format (the importer normalises them to E.164).
+fn customers_csv(accounts: u64, monitored_since: &str) -> String {
+    const NAMES: [(&str, &str); 8] = [
+        ("Dana", "he"),
+        ("Yossi", "he"),
+        ("Noa", "he"),
+        ("Omar", "ar"),
+        ("Lina", "ar"),
+        ("Olga", "ru"),
+        ("Sam", "en"),
+        ("Avi", "he"),
+    ];
+    let mut out = String::from("customer_id,account_id,first_name,phone,language,monitored_since\n");
+    for i in 0..accounts {
+        let (name, language) = NAMES[(i % 8) as usize];
+        let phone = format!("05{}-{:07}", (i / 10_000_000) % 10, i % 10_000_000);
+        out.push_str(&format!(
+            "{},{},{name},{phone},{language},{monitored_since}\n",
+            pcn_bank_sim::customer_id(i),
+            pcn_bank_sim::account_id(i)
+        ));
+    }
+    out
 }
 
 #[tokio::main]
@@ -53,6 +86,12 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    if let Some(path) = &args.customers_csv {
+        std::fs::write(path, customers_csv(args.accounts, &args.monitored_since))
+            .with_context(|| format!("writing {}", path.display()))?;
+        tracing::info!(path = %path.display(), accounts = args.accounts, "customers written");
+        return Ok(());
+    }
     let config = SimConfig {
         seed: args.seed,
         accounts: args.accounts,

@@ -1,0 +1,1 @@
+//! kill -9 of the worker in the middle of a daily sweep.

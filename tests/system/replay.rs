@@ -1,0 +1,1 @@
+//! Replay of saved workflow histories.

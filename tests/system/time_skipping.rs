@@ -1,0 +1,1 @@
+//! Live months on the time-skipping test server.
