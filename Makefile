@@ -1,0 +1,24 @@
+# The two commands: `make demo` runs a whole month on simulated data; `make test` runs the suite.
+.PHONY: demo test bench tools fmt lint clean-demo
+
+tools:
+	bash scripts/tools.sh
+
+demo:
+	bash scripts/demo.sh
+
+test:
+	bash scripts/test.sh
+
+bench:
+	bash scripts/bench.sh
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+clean-demo:
+	bash scripts/demo.sh stop

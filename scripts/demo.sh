@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# `make demo`: the embedded default on this machine, end to end.
+#   Temporal dev server + Web UI (http://localhost:8233), Postgres, the bank simulator, the worker;
+#   then a whole past month is backfilled for PCN_DEMO_CUSTOMERS simulated customers and the
+#   qualification summary is printed. Services stay up; `bash scripts/demo.sh stop` stops them.
+# Settings: PCN_DEMO_CUSTOMERS (default 1000), PCN_DEMO_MONTH (default: last month, YYYY-MM).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STATE=.pcn/demo
+mkdir -p "$STATE"
+
+stop() {
+  for f in "$STATE"/*.pid; do
+    [ -e "$f" ] || continue
+    kill "$(cat "$f")" 2>/dev/null || true
+    rm -f "$f"
+  done
+}
+if [ "${1:-}" = "stop" ]; then stop; echo "demo stopped"; exit 0; fi
+
+bash scripts/tools.sh
+echo "building..."
+cargo build --release --bins -q
+BIN=target/release
+CUSTOMERS=${PCN_DEMO_CUSTOMERS:-1000}
+MONTH=${PCN_DEMO_MONTH:-$(TZ=Asia/Jerusalem date -d "$(TZ=Asia/Jerusalem date +%Y-%m-01) -1 day" +%Y-%m)}
+export PCN_DATABASE_URL=${PCN_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pcn}
+export PCN_TEMPORAL_ADDRESS=${PCN_TEMPORAL_ADDRESS:-127.0.0.1:7233}
+export PCN_BANK_URL=http://127.0.0.1:8081
+
+up() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+start() { # name port command...
+  local name=$1 port=$2; shift 2
+  if up "$port"; then echo "$name already listening on :$port"; return 0; fi
+  "$@" >"$STATE/$name.log" 2>&1 &
+  echo $! >"$STATE/$name.pid"
+  for _ in $(seq 1 60); do up "$port" && return 0; sleep 1; done
+  echo "$name did not start; see $STATE/$name.log" >&2; exit 1
+}
+
+start temporal 7233 ./.pcn/bin/temporal server start-dev --ip 127.0.0.1 --ui-port 8233 \
+  --db-filename "$STATE/temporal.db" \
+  --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
+  --search-attribute PcnMonth=Keyword --search-attribute PcnPhase=Keyword --log-level error
+psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'pcn'" | grep -q 1 \
+  || psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE pcn"
+"$BIN/pcn-worker" setup
+start bank 8081 "$BIN/pcn-bank-sim" --accounts "$CUSTOMERS" --seed 42
+"$BIN/pcn-bank-sim" --accounts "$CUSTOMERS" --customers-csv "$STATE/customers.csv" >/dev/null
+"$BIN/pcn-worker" import-customers --csv "$STATE/customers.csv"
+start worker 9464 "$BIN/pcn-worker" run
+"$BIN/pcn-worker" schedule
+echo "backfilling $MONTH for $CUSTOMERS customers..."
+"$BIN/pcn-worker" start-month --month "$MONTH" --wait
+cat <<MSG
+
+Qualification summary for $MONTH above (also: $BIN/pcn-worker progress --month $MONTH).
+Temporal Web UI: http://localhost:8233/namespaces/default/workflows?query=PcnMonth%3D%22$MONTH%22
+Worker metrics:  http://127.0.0.1:9464/metrics   Postgres: $PCN_DATABASE_URL
+Stop everything: bash scripts/demo.sh stop
+MSG
