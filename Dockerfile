@@ -1,0 +1,12 @@
+# Image of the worker binary (used by docker-compose.yml). The simulators are not in it.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release -p pcn-worker --bin pcn-worker
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/pcn-worker /usr/local/bin/pcn-worker
+USER 10001
+ENTRYPOINT []
+CMD ["pcn-worker", "run"]
