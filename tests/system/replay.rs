@@ -1,1 +1,100 @@
-//! Replay of saved workflow histories.
+//! Replay of saved workflow histories (written by the Rust client from real runs): a change to the
+//! workflow code that is not replay-compatible fails here, in CI, before it reaches a running month.
+//!
+//! Regenerate the fixtures with `PCN_WRITE_FIXTURES=1 make test` after a deliberate, versioned
+//! (`ctx.patched`) change.
+
+use std::path::PathBuf;
+
+use pcn_workflows::domain::YearMonth;
+use pcn_workflows::month::{MonthInput, MonthOutcome, MonthlyQualificationWorkflow, ScheduledMonthStart};
+use temporalio_client::{Client, WorkflowFetchHistoryOptions, WorkflowHistory};
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
+use temporalio_sdk::{WorkflowContext, WorkflowResult};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/histories")
+}
+
+/// Replays `json` against the current workflow code.
+pub async fn replay_current(json: &[u8]) -> Result<(), String> {
+    let replayer = WorkflowReplayer::new(
+        WorkflowReplayerOptions::new()
+            .register_workflow::<MonthlyQualificationWorkflow>()
+            .map_err(|e| e.to_string())?
+            .register_workflow::<ScheduledMonthStart>()
+            .map_err(|e| e.to_string())?
+            .build(),
+    )
+    .map_err(|e| e.to_string())?;
+    let history = WorkflowHistory::from_json(json).map_err(|e| e.to_string())?;
+    replayer.replay_workflow(history).await.map_err(|e| format!("{e:?}"))
+}
+
+/// Fetches the history of a finished run, checks that it replays, and saves it as a fixture
+/// when `PCN_WRITE_FIXTURES` is set.
+pub async fn check_and_maybe_save(client: &Client, month: YearMonth, fixture: &str) {
+    let handle = client.get_workflow_handle::<MonthlyQualificationWorkflow>(
+        pcn_workflows::month::workflow_id(month),
+    );
+    let json = handle
+        .fetch_history(WorkflowFetchHistoryOptions::builder().build())
+        .to_json()
+        .await
+        .expect("history");
+    replay_current(&json).await.expect("a fresh history replays");
+    if std::env::var_os("PCN_WRITE_FIXTURES").is_some() {
+        std::fs::create_dir_all(fixtures()).unwrap();
+        std::fs::write(fixtures().join(fixture), &json).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn saved_month_histories_replay_on_the_current_code() {
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(fixtures()).expect("fixtures folder") {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let json = std::fs::read(&path).unwrap();
+            replay_current(&json)
+                .await
+                .unwrap_or_else(|e| panic!("{} no longer replays: {e}", path.display()));
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 2, "fixtures present: {replayed}");
+}
+
+/// A stand-in with the same type name but different steps: what a careless edit looks like.
+#[workflow]
+#[derive(Default)]
+struct AlteredMonth;
+
+#[workflow_methods]
+impl AlteredMonth {
+    #[run(name = "MonthlyQualificationWorkflow")]
+    async fn run(_ctx: &mut WorkflowContext<Self>, input: MonthInput) -> WorkflowResult<MonthOutcome> {
+        Ok(MonthOutcome {
+            month: input.month,
+            days_swept: 0,
+            qualification: Default::default(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_changed_workflow_is_caught_as_nondeterministic() {
+    let path = fixtures().join("month-2026-10.json");
+    let json = std::fs::read(&path).expect("fixture month-2026-10.json");
+    let replayer = WorkflowReplayer::new(
+        WorkflowReplayerOptions::new()
+            .register_workflow::<AlteredMonth>()
+            .unwrap()
+            .build(),
+    )
+    .unwrap();
+    let history = WorkflowHistory::from_json(&json).unwrap();
+    let result = replayer.replay_workflow(history).await;
+    assert!(result.is_err(), "an altered workflow must not replay the saved history");
+}
