@@ -161,11 +161,16 @@ impl BankClient {
                 Err(BankError::Unavailable(why)) => last = why,
             }
             if attempt < attempts {
-                let backoff = self.config.backoff.saturating_mul(1 << (attempt - 1).min(10));
+                let backoff = self
+                    .config
+                    .backoff
+                    .saturating_mul(1 << (attempt - 1).min(10));
                 tokio::time::sleep(backoff).await;
             }
         }
-        Err(BankError::Unavailable(format!("{last} (after {attempts} attempts)")))
+        Err(BankError::Unavailable(format!(
+            "{last} (after {attempts} attempts)"
+        )))
     }
 
     async fn balance_once(
@@ -190,7 +195,9 @@ impl BankClient {
         match status {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => return Ok(BankAnswer::NotFound),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => return Err(BankError::Unauthorized),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                return Err(BankError::Unauthorized);
+            }
             other => return Err(BankError::Unavailable(format!("HTTP {}", other.as_u16()))),
         }
         let body = response

@@ -37,4 +37,3 @@ pub struct PcnActivities {
     /// Our metrics.
     pub metrics: Metrics,
 }
-

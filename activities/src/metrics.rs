@@ -21,7 +21,10 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let checks = IntCounterVec::new(
-            Opts::new("pcn_balance_checks_total", "Balance checks written, by outcome"),
+            Opts::new(
+                "pcn_balance_checks_total",
+                "Balance checks written, by outcome",
+            ),
             &["outcome"],
         )
         .expect("valid metric");
@@ -35,7 +38,9 @@ impl Metrics {
                 "pcn_daily_sweep_duration_seconds",
                 "Duration of one daily sweep execution",
             )
-            .buckets(vec![1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0]),
+            .buckets(vec![
+                1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0,
+            ]),
         )
         .expect("valid metric");
         for collector in [

@@ -116,7 +116,8 @@ impl CheckRow {
                 customer_id,
                 outcome: "INVALID_RESPONSE",
                 // NUMERIC(18,2) would round a longer scale; keep only what fits exactly.
-                amount: amount.filter(|a| a.scale() <= 2 && a.abs() < Decimal::from(10_i64.pow(15))),
+                amount: amount
+                    .filter(|a| a.scale() <= 2 && a.abs() < Decimal::from(10_i64.pow(15))),
                 currency,
                 reference_id,
                 detail: Some(detail),
@@ -200,18 +201,27 @@ where
         for (customer_id, answer) in answers {
             match answer {
                 Ok(answer) => {
-                    metrics.bank_answers.with_label_values(&[answer_kind(&answer)]).inc();
+                    metrics
+                        .bank_answers
+                        .with_label_values(&[answer_kind(&answer)])
+                        .inc();
                     rows.push(CheckRow::from_answer(customer_id, answer, input.threshold));
                 }
                 Err(BankError::Unauthorized) => {
-                    metrics.bank_answers.with_label_values(&["unauthorized"]).inc();
+                    metrics
+                        .bank_answers
+                        .with_label_values(&["unauthorized"])
+                        .inc();
                     finish_write(pending_write.take()).await?;
                     return Err(SweepError::BankAuthentication(
                         "HTTP 401 from the balance API".to_owned(),
                     ));
                 }
                 Err(BankError::Unavailable(why)) => {
-                    metrics.bank_answers.with_label_values(&["unavailable"]).inc();
+                    metrics
+                        .bank_answers
+                        .with_label_values(&["unavailable"])
+                        .inc();
                     if giving_up {
                         rows.push(CheckRow::missing(customer_id, why));
                     } else {

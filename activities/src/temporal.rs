@@ -4,14 +4,16 @@
 
 use std::sync::Arc;
 
-use pcn_workflows::contracts::{self, DailySweepInput, QualificationSummary, QualifyInput, SweepSummary};
+use pcn_workflows::contracts::{
+    self, DailySweepInput, QualificationSummary, QualifyInput, SweepSummary,
+};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use crate::PcnActivities;
-use crate::sweep::{self, SweepError};
 use crate::qualify;
+use crate::sweep::{self, SweepError};
 
 #[activities]
 impl PcnActivities {

@@ -161,13 +161,9 @@ impl InProcessWorker {
                     },
                     metrics: Metrics::new(),
                 };
-                let mut worker = pcn_worker::temporal::build_worker(
-                    &runtime,
-                    client,
-                    &task_queue,
-                    activities,
-                )
-                .expect("worker");
+                let mut worker =
+                    pcn_worker::temporal::build_worker(&runtime, client, &task_queue, activities)
+                        .expect("worker");
                 let shutdown = worker.shutdown_handle();
                 let _ = ready_tx.send(());
                 let run = worker.run();

@@ -60,7 +60,10 @@ async fn a_worker_killed_mid_sweep_leaves_exactly_one_check_per_customer_and_day
         if rows >= 200 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "sweep never started");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sweep never started"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     worker.kill_9();
@@ -95,12 +98,11 @@ async fn a_worker_killed_mid_sweep_leaves_exactly_one_check_per_customer_and_day
     .await
     .unwrap();
     assert!(per_day.iter().all(|&c| c == n as i64), "{per_day:?}");
-    let audits: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_log WHERE action = 'DAILY_SWEEP_COMPLETED'",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
+    let audits: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'DAILY_SWEEP_COMPLETED'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(audits, 30, "one audit entry per day despite the retry");
     let mut want: Vec<String> = sim
         .scenario()

@@ -76,23 +76,34 @@ async fn a_backfilled_month_decides_what_an_independent_computation_decides() {
     assert_eq!(q.qualified, want.len() as u64);
 
     // Every customer has exactly one check per day, and each outcome is what the bank said.
-    let rows: Vec<(String, chrono::NaiveDate, String, Option<rust_decimal::Decimal>)> =
-        sqlx::query_as(
-            "SELECT customer_id, business_date, outcome, amount FROM balance_checks
+    let rows: Vec<(
+        String,
+        chrono::NaiveDate,
+        String,
+        Option<rust_decimal::Decimal>,
+    )> = sqlx::query_as(
+        "SELECT customer_id, business_date, outcome, amount FROM balance_checks
               WHERE business_date BETWEEN '2026-10-01' AND '2026-10-31'",
-        )
-        .fetch_all(&db.pool)
-        .await
-        .unwrap();
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
     assert_eq!(rows.len() as u64, n * 31);
     let distinct: BTreeSet<_> = rows.iter().map(|r| (r.0.clone(), r.1)).collect();
     assert_eq!(distinct.len(), rows.len());
     for (customer_id, date, outcome, amount) in &rows {
         let i: u64 = customer_id[1..].parse().unwrap();
         let want = match sim.scenario().outcome(i, *date) {
-            SimOutcome::Balance { amount: a, currency } if currency == "NIS" => {
+            SimOutcome::Balance {
+                amount: a,
+                currency,
+            } if currency == "NIS" => {
                 assert_eq!(amount.as_ref(), Some(&a), "{customer_id} {date}");
-                if a >= rust_decimal_macros::dec!(15000.00) { "PASSED" } else { "BELOW_THRESHOLD" }
+                if a >= rust_decimal_macros::dec!(15000.00) {
+                    "PASSED"
+                } else {
+                    "BELOW_THRESHOLD"
+                }
             }
             SimOutcome::Balance { .. } | SimOutcome::Malformed => "INVALID_RESPONSE",
             SimOutcome::NotFound => "ACCOUNT_NOT_FOUND",
@@ -200,7 +211,10 @@ async fn bank_503_bursts_and_timeouts_are_retried_to_success_and_404s_recorded()
     .await
     .unwrap();
     assert_eq!(total as u64, n * 30, "every account-day recorded once");
-    assert_eq!(missing, 0, "transient faults were retried, not recorded as missing");
+    assert_eq!(
+        missing, 0,
+        "transient faults were retried, not recorded as missing"
+    );
     let unknown = (0..n)
         .filter(|&i| sim.scenario().profile(i) == pcn_bank_sim::Profile::Unknown)
         .count() as i64;
@@ -208,7 +222,11 @@ async fn bank_503_bursts_and_timeouts_are_retried_to_success_and_404s_recorded()
     assert_eq!(not_found, unknown * 30);
     let stats = sim.stats();
     assert!(stats.status(503) > 0, "faults were injected");
-    assert!(stats.total > n * 30, "retries happened: {} requests", stats.total);
+    assert!(
+        stats.total > n * 30,
+        "retries happened: {} requests",
+        stats.total
+    );
     assert_eq!(
         pcn_tests::qualified_in_db(&db.pool, month).await,
         expected_qualified(&sim, month)
@@ -254,7 +272,9 @@ async fn a_401_blocks_the_month_visibly_until_an_operator_resumes_it() {
     // The operator fixes the credentials and resumes.
     sim.update_faults(|f| f.api_key = "dev-bank-key".into());
     client
-        .get_workflow_handle::<MonthlyQualificationWorkflow>(pcn_workflows::month::workflow_id(month))
+        .get_workflow_handle::<MonthlyQualificationWorkflow>(pcn_workflows::month::workflow_id(
+            month,
+        ))
         .signal(
             MonthlyQualificationWorkflow::resume,
             "credentials rotated".to_owned(),
@@ -306,10 +326,16 @@ async fn pause_holds_the_next_day_and_resume_continues() {
         p.phase == MonthPhase::Paused
     })
     .await;
-    assert!(paused.days_done <= 1, "at most the day already under way ran");
+    assert!(
+        paused.days_done <= 1,
+        "at most the day already under way ran"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let still = pcn_worker::months::progress(&client, month).await.unwrap();
-    assert_eq!(still.days_done, paused.days_done, "nothing ran while paused");
+    assert_eq!(
+        still.days_done, paused.days_done,
+        "nothing ran while paused"
+    );
     handle
         .signal(
             MonthlyQualificationWorkflow::resume,

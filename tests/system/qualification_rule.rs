@@ -39,7 +39,9 @@ fn generate(i: u64, day: u32) -> Day {
         4 => Day::Amount(dec!(15000.00)),
         5 if day == odd_day => Day::Amount(dec!(14999.99)),
         5 => Day::Amount(dec!(15000.00)),
-        6 if day == odd_day => [Day::NoRow, Day::Missing, Day::NotFound, Day::Invalid][(h % 4) as usize],
+        6 if day == odd_day => {
+            [Day::NoRow, Day::Missing, Day::NotFound, Day::Invalid][(h % 4) as usize]
+        }
         6 => Day::Amount(dec!(20000.00)),
         _ => Day::Amount(Decimal::new((h % 1_500_000) as i64, 2)),
     }
@@ -129,7 +131,10 @@ async fn run_month(month: YearMonth) {
         .map(|(id, _)| id.clone())
         .collect();
     assert_eq!(decided, want, "qualified set of {month}");
-    assert!(!want.is_empty() && want.len() < n as usize, "a meaningful mix in {month}");
+    assert!(
+        !want.is_empty() && want.len() < n as usize,
+        "a meaningful mix in {month}"
+    );
 
     // Each reason is the first failure in the documented order.
     let rows: Vec<(String, String, i16)> = sqlx::query_as(
@@ -214,7 +219,11 @@ async fn exactly_15000_qualifies_and_14999_99_does_not() {
             } else {
                 amount
             };
-            let outcome = if amount >= dec!(15000.00) { "PASSED" } else { "BELOW_THRESHOLD" };
+            let outcome = if amount >= dec!(15000.00) {
+                "PASSED"
+            } else {
+                "BELOW_THRESHOLD"
+            };
             sqlx::query(
                 "INSERT INTO balance_checks (customer_id, business_date, outcome, amount, currency,
                      threshold, fetched_at, workflow_id, run_id)
@@ -268,7 +277,10 @@ async fn decisions_and_the_audit_log_refuse_updates_and_deletes() {
         "TRUNCATE audit_log",
     ] {
         let err = sqlx::query(statement).execute(&db.pool).await.unwrap_err();
-        assert!(err.to_string().contains("append-only"), "{statement}: {err}");
+        assert!(
+            err.to_string().contains("append-only"),
+            "{statement}: {err}"
+        );
     }
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
         .fetch_one(&db.pool)

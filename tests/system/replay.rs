@@ -7,7 +7,9 @@
 use std::path::PathBuf;
 
 use pcn_workflows::domain::YearMonth;
-use pcn_workflows::month::{MonthInput, MonthOutcome, MonthlyQualificationWorkflow, ScheduledMonthStart};
+use pcn_workflows::month::{
+    MonthInput, MonthOutcome, MonthlyQualificationWorkflow, ScheduledMonthStart,
+};
 use temporalio_client::{Client, WorkflowFetchHistoryOptions, WorkflowHistory};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
@@ -29,7 +31,10 @@ pub async fn replay_current(json: &[u8]) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     let history = WorkflowHistory::from_json(json).map_err(|e| e.to_string())?;
-    replayer.replay_workflow(history).await.map_err(|e| format!("{e:?}"))
+    replayer
+        .replay_workflow(history)
+        .await
+        .map_err(|e| format!("{e:?}"))
 }
 
 /// Fetches the history of a finished run, checks that it replays, and saves it as a fixture
@@ -43,7 +48,9 @@ pub async fn check_and_maybe_save(client: &Client, month: YearMonth, fixture: &s
         .to_json()
         .await
         .expect("history");
-    replay_current(&json).await.expect("a fresh history replays");
+    replay_current(&json)
+        .await
+        .expect("a fresh history replays");
     if std::env::var_os("PCN_WRITE_FIXTURES").is_some() {
         std::fs::create_dir_all(fixtures()).unwrap();
         std::fs::write(fixtures().join(fixture), &json).unwrap();
@@ -74,7 +81,10 @@ struct AlteredMonth;
 #[workflow_methods]
 impl AlteredMonth {
     #[run(name = "MonthlyQualificationWorkflow")]
-    async fn run(_ctx: &mut WorkflowContext<Self>, input: MonthInput) -> WorkflowResult<MonthOutcome> {
+    async fn run(
+        _ctx: &mut WorkflowContext<Self>,
+        input: MonthInput,
+    ) -> WorkflowResult<MonthOutcome> {
         Ok(MonthOutcome {
             month: input.month,
             days_swept: 0,
@@ -96,5 +106,8 @@ async fn a_changed_workflow_is_caught_as_nondeterministic() {
     .unwrap();
     let history = WorkflowHistory::from_json(&json).unwrap();
     let result = replayer.replay_workflow(history).await;
-    assert!(result.is_err(), "an altered workflow must not replay the saved history");
+    assert!(
+        result.is_err(),
+        "an altered workflow must not replay the saved history"
+    );
 }

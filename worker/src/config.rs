@@ -15,10 +15,18 @@ use pcn_workflows::month::MonthSettings;
 #[derive(Debug, Clone, Args)]
 pub struct ConnectionArgs {
     /// Postgres URL.
-    #[arg(long, env = "PCN_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/pcn")]
+    #[arg(
+        long,
+        env = "PCN_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/pcn"
+    )]
     pub database_url: String,
     /// Temporal frontend, host:port or URL.
-    #[arg(long, env = "PCN_TEMPORAL_ADDRESS", default_value = "http://127.0.0.1:7233")]
+    #[arg(
+        long,
+        env = "PCN_TEMPORAL_ADDRESS",
+        default_value = "http://127.0.0.1:7233"
+    )]
     pub temporal_address: String,
     /// Temporal namespace.
     #[arg(long, env = "PCN_TEMPORAL_NAMESPACE", default_value = "default")]
@@ -35,7 +43,12 @@ pub struct BankArgs {
     #[arg(long, env = "PCN_BANK_URL", default_value = "http://127.0.0.1:8081")]
     pub bank_url: String,
     /// API key sent as `X-API-Key`.
-    #[arg(long, env = "PCN_BANK_API_KEY", default_value = "dev-bank-key", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PCN_BANK_API_KEY",
+        default_value = "dev-bank-key",
+        hide_env_values = true
+    )]
     pub bank_api_key: String,
     /// Per-request timeout, seconds.
     #[arg(long, env = "PCN_BANK_TIMEOUT_SECS", default_value_t = 30)]
@@ -59,22 +72,37 @@ impl BankArgs {
     pub fn parse(&self) -> Result<(BankConfig, SweepSettings), DomainError> {
         let url = self.bank_url.trim();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(DomainError::new("bank_url", "must start with http:// or https://"));
+            return Err(DomainError::new(
+                "bank_url",
+                "must start with http:// or https://",
+            ));
         }
         if self.bank_api_key.is_empty() {
             return Err(DomainError::new("bank_api_key", "must not be empty"));
         }
         if !(1..=300).contains(&self.bank_timeout_secs) {
-            return Err(DomainError::new("bank_timeout_secs", "must be between 1 and 300"));
+            return Err(DomainError::new(
+                "bank_timeout_secs",
+                "must be between 1 and 300",
+            ));
         }
         if !(1..=10).contains(&self.bank_attempts) {
-            return Err(DomainError::new("bank_attempts", "must be between 1 and 10"));
+            return Err(DomainError::new(
+                "bank_attempts",
+                "must be between 1 and 10",
+            ));
         }
         if !(1..=100_000).contains(&self.sweep_page_size) {
-            return Err(DomainError::new("sweep_page_size", "must be between 1 and 100000"));
+            return Err(DomainError::new(
+                "sweep_page_size",
+                "must be between 1 and 100000",
+            ));
         }
         if !(1..=1_024).contains(&self.sweep_concurrency) {
-            return Err(DomainError::new("sweep_concurrency", "must be between 1 and 1024"));
+            return Err(DomainError::new(
+                "sweep_concurrency",
+                "must be between 1 and 1024",
+            ));
         }
         Ok((
             BankConfig {
@@ -117,13 +145,17 @@ impl MonthArgs {
             .map_err(|_| DomainError::new("check_time", "expected HH:MM (24-hour clock)"))?;
         let threshold = Nis::parse_threshold(self.threshold.trim())?;
         if self.sweep_heartbeat_timeout_secs == 0 {
-            return Err(DomainError::new("sweep_heartbeat_timeout_secs", "must be positive"));
+            return Err(DomainError::new(
+                "sweep_heartbeat_timeout_secs",
+                "must be positive",
+            ));
         }
         Ok(MonthSettings {
             check_time,
             threshold,
             give_up_after_secs: self.give_up_after_secs,
             sweep_heartbeat_timeout_secs: self.sweep_heartbeat_timeout_secs,
+            search_attributes: true,
         })
     }
 }

@@ -32,7 +32,9 @@ pub fn parse_csv(text: &str) -> Result<(Vec<Customer>, Vec<RowError>), DomainErr
     ];
     let mut at = Vec::with_capacity(required.len());
     for name in required {
-        at.push(index(name).ok_or_else(|| DomainError::new("csv", format!("missing column {name}")))?);
+        at.push(
+            index(name).ok_or_else(|| DomainError::new("csv", format!("missing column {name}")))?,
+        );
     }
     let opted_out_at = index("opted_out");
     let active_at = index("active");

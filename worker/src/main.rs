@@ -15,7 +15,11 @@ use pcn_workflows::domain::YearMonth;
 use pcn_workflows::month::MonthPhase;
 
 #[derive(Parser)]
-#[command(name = "pcn-worker", version, about = "Premium Customer Notification System worker")]
+#[command(
+    name = "pcn-worker",
+    version,
+    about = "Premium Customer Notification System worker"
+)]
 struct Cli {
     #[command(flatten)]
     connection: ConnectionArgs,
@@ -91,14 +95,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Setup => {
             let pool = db::connect(&conn.database_url, 2).await?;
             db::migrate(&pool).await?;
-            let client = temporal::connect(&conn.temporal_address, &conn.temporal_namespace).await?;
+            let client =
+                temporal::connect(&conn.temporal_address, &conn.temporal_namespace).await?;
             temporal::register_search_attributes(&client, &conn.temporal_namespace).await?;
             println!("database migrated; search attributes registered");
             Ok(())
         }
         Command::Schedule { month } => {
             let settings = month.parse()?;
-            let client = temporal::connect(&conn.temporal_address, &conn.temporal_namespace).await?;
+            let client =
+                temporal::connect(&conn.temporal_address, &conn.temporal_namespace).await?;
             let outcome = months::apply_schedule(&client, &conn.task_queue, &settings).await?;
             println!("schedule {}: {outcome:?}", months::SCHEDULE_ID);
             Ok(())
@@ -110,10 +116,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let month = YearMonth::parse(&month)?;
             let settings = settings.parse()?;
-            let client = temporal::connect(&conn.temporal_address, &conn.temporal_namespace).await?;
+            let client =
+                temporal::connect(&conn.temporal_address, &conn.temporal_namespace).await?;
             match months::start_month(&client, &conn.task_queue, month, settings).await? {
-                StartOutcome::Started { run_id } => println!("started qualification/{month} (run {run_id})"),
-                StartOutcome::AlreadyStarted => println!("qualification/{month} already exists: not started again"),
+                StartOutcome::Started { run_id } => {
+                    println!("started qualification/{month} (run {run_id})")
+                }
+                StartOutcome::AlreadyStarted => {
+                    println!("qualification/{month} already exists: not started again")
+                }
             }
             if wait {
                 loop {
@@ -141,7 +152,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Progress { month } => {
             let month = YearMonth::parse(&month)?;
-            let client = temporal::connect(&conn.temporal_address, &conn.temporal_namespace).await?;
+            let client =
+                temporal::connect(&conn.temporal_address, &conn.temporal_namespace).await?;
             let progress = months::progress(&client, month).await?;
             println!("{}", serde_json::to_string_pretty(&progress)?);
             Ok(())

@@ -9,10 +9,10 @@ use pcn_workflows::month::{
     ScheduledMonthStart,
 };
 use pcn_workflows::search;
+use temporalio_client::WorkflowIdReusePolicy;
 use temporalio_client::errors::WorkflowStartError;
 use temporalio_client::schedules::{CreateScheduleOptions, ScheduleAction, ScheduleSpec};
 use temporalio_client::{Client, WorkflowQueryOptions, WorkflowStartOptions};
-use temporalio_client::WorkflowIdReusePolicy;
 use temporalio_common::search_attributes::SearchAttributes;
 
 /// What `start_month` did.
@@ -35,12 +35,15 @@ pub async fn start_month(
     month: YearMonth,
     settings: MonthSettings,
 ) -> anyhow::Result<StartOutcome> {
-    let options = WorkflowStartOptions::new(task_queue, month::workflow_id(month))
-        .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
-        .search_attributes(SearchAttributes::new([
+    let attributes = settings.search_attributes.then(|| {
+        SearchAttributes::new([
             search::MONTH.value_set(month.to_string()),
             search::PHASE.value_set(MonthPhase::Monitoring.as_str().to_owned()),
-        ]))
+        ])
+    });
+    let options = WorkflowStartOptions::new(task_queue, month::workflow_id(month))
+        .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
+        .maybe_search_attributes(attributes)
         .build();
     match client
         .start_workflow(
@@ -125,7 +128,10 @@ pub async fn apply_schedule(
             handle
                 .update(
                     move |update| {
-                        update.set_spec(spec).set_action(action).set_note(fingerprint);
+                        update
+                            .set_spec(spec)
+                            .set_action(action)
+                            .set_note(fingerprint);
                     },
                     Default::default(),
                 )

@@ -11,8 +11,8 @@ use temporalio_common::protos::temporal::api::enums::v1::IndexedValueType;
 use temporalio_common::protos::temporal::api::operatorservice::v1::{
     AddSearchAttributesRequest, ListSearchAttributesRequest,
 };
-use temporalio_sdk::{Worker, WorkerOptions};
 use temporalio_sdk::runtime::PollerBehavior;
+use temporalio_sdk::{Worker, WorkerOptions};
 use url::Url;
 
 /// Connects a client to `address` (`host:port` or a URL) in `namespace`.

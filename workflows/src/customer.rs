@@ -20,7 +20,10 @@ impl FirstName {
             return Err(DomainError::new("first_name", "longer than 100 characters"));
         }
         if trimmed.chars().any(char::is_control) {
-            return Err(DomainError::new("first_name", "contains control characters"));
+            return Err(DomainError::new(
+                "first_name",
+                "contains control characters",
+            ));
         }
         Ok(Self(trimmed.to_owned()))
     }

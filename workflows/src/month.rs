@@ -53,6 +53,9 @@ pub struct MonthSettings {
     pub give_up_after_secs: u64,
     /// Heartbeat timeout of the sweep: how fast a sweep lost with its worker is retried elsewhere.
     pub sweep_heartbeat_timeout_secs: u64,
+    /// Set the `PcnMonth` / `PcnPhase` search attributes. On by default; off only for a namespace
+    /// that cannot have them (the time-skipping test server has no custom search attributes).
+    pub search_attributes: bool,
 }
 
 impl Default for MonthSettings {
@@ -62,6 +65,7 @@ impl Default for MonthSettings {
             threshold: Nis::from_whole(15_000),
             give_up_after_secs: 2 * 60 * 60,
             sweep_heartbeat_timeout_secs: 60,
+            search_attributes: true,
         }
     }
 }
@@ -191,10 +195,12 @@ impl MonthlyQualificationWorkflow {
             workflow_id: ctx.workflow_id().to_owned(),
             run_id: ctx.run_id().to_owned(),
         };
-        ctx.upsert_search_attributes([
-            search::MONTH.value_set(month.to_string()),
-            search::PHASE.value_set(MonthPhase::Monitoring.as_str().to_owned()),
-        ]);
+        if settings.search_attributes {
+            ctx.upsert_search_attributes([
+                search::MONTH.value_set(month.to_string()),
+                search::PHASE.value_set(MonthPhase::Monitoring.as_str().to_owned()),
+            ]);
+        }
         let give_up_after = chrono::Duration::seconds(
             i64::try_from(settings.give_up_after_secs).unwrap_or(i64::MAX / 1_000_000),
         );
@@ -261,7 +267,9 @@ impl MonthlyQualificationWorkflow {
         self.paused = true;
         self.resume_phase = self.phase;
         self.phase = MonthPhase::Paused;
-        ctx.upsert_search_attributes([search::PHASE.value_set(self.phase.as_str().to_owned())]);
+        if self.input.settings.search_attributes {
+            ctx.upsert_search_attributes([search::PHASE.value_set(self.phase.as_str().to_owned())]);
+        }
     }
 
     /// Resume a paused or blocked run (a blocked step is tried again).
@@ -273,7 +281,9 @@ impl MonthlyQualificationWorkflow {
         self.paused = false;
         self.blocked_reason = None;
         self.phase = self.resume_phase;
-        ctx.upsert_search_attributes([search::PHASE.value_set(self.phase.as_str().to_owned())]);
+        if self.input.settings.search_attributes {
+            ctx.upsert_search_attributes([search::PHASE.value_set(self.phase.as_str().to_owned())]);
+        }
     }
 
     /// Where the month stands.
@@ -302,7 +312,7 @@ fn set_phase(ctx: &WorkflowContext<MonthlyQualificationWorkflow>, phase: MonthPh
     let changed = ctx.state_mut(|s| {
         let changed = s.phase != phase;
         s.phase = phase;
-        changed
+        changed && s.input.settings.search_attributes
     });
     if changed {
         ctx.upsert_search_attributes([search::PHASE.value_set(phase.as_str().to_owned())]);
@@ -327,21 +337,26 @@ where
             .await
         {
             Ok(output) => return Ok(output),
-            Err(ActivityExecutionError::Cancelled(_)) => return Err(WorkflowTermination::cancelled()),
+            Err(ActivityExecutionError::Cancelled(_)) => {
+                return Err(WorkflowTermination::cancelled());
+            }
             Err(err) => {
                 let reason = match err.cause() {
                     Some(cause) => format!("{}: {cause}", activity.name()),
                     None => format!("{}: {err}", activity.name()),
                 };
-                ctx.state_mut(|s| {
+                let publish = ctx.state_mut(|s| {
                     s.resume_phase = s.phase;
                     s.phase = MonthPhase::Blocked;
                     s.paused = true;
                     s.blocked_reason = Some(reason);
+                    s.input.settings.search_attributes
                 });
-                ctx.upsert_search_attributes([
-                    search::PHASE.value_set(MonthPhase::Blocked.as_str().to_owned())
-                ]);
+                if publish {
+                    ctx.upsert_search_attributes([
+                        search::PHASE.value_set(MonthPhase::Blocked.as_str().to_owned())
+                    ]);
+                }
                 ctx.wait_condition(|s| !s.paused).await?;
             }
         }
@@ -350,7 +365,9 @@ where
 
 fn sweep_options(settings: &MonthSettings) -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(4 * 60 * 60))
-        .heartbeat_timeout(Duration::from_secs(settings.sweep_heartbeat_timeout_secs.max(1)))
+        .heartbeat_timeout(Duration::from_secs(
+            settings.sweep_heartbeat_timeout_secs.max(1),
+        ))
         .summary("daily balance sweep".to_owned())
         .retry_policy(
             RetryPolicy::builder()

@@ -65,7 +65,8 @@ fn customers_csv(accounts: u64, monitored_since: &str) -> String {
         ("Sam", "en"),
         ("Avi", "he"),
     ];
-    let mut out = String::from("customer_id,account_id,first_name,phone,language,monitored_since\n");
+    let mut out =
+        String::from("customer_id,account_id,first_name,phone,language,monitored_since\n");
     for i in 0..accounts {
         let (name, language) = NAMES[(i % 8) as usize];
         let phone = format!("05{}-{:07}", (i / 10_000_000) % 10, i % 10_000_000);
