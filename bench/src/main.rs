@@ -1,2 +1,344 @@
-//! placeholder
-fn main() {}
+//! `make bench`: prints each figure and writes `target/bench/results.json`
+//! (`{"figures": [{"name", "value", "unit", "baseline", "ratio", "target"}]}`).
+//!
+//! Figures (each beside a baseline measured in the same run):
+//! - `daily_sweep_accounts_per_s`: the daily sweep of N accounts (default 100,000) against the
+//!   bank simulator over HTTP, written to Postgres; baseline: the seed's approach, one account at a
+//!   time with one insert per row, on a sample.
+//! - `qualification_seconds`: month-end qualification of N customers × 31 days; baseline: the
+//!   seed's per-customer loop, one query per customer.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono::Utc;
+use clap::Parser;
+use pcn_activities::bank::{BankClient, BankConfig, Secret};
+use pcn_activities::metrics::Metrics;
+use pcn_activities::sweep::{SweepSettings, run_daily_sweep};
+use pcn_activities::{db, qualify};
+use pcn_workflows::contracts::{DailySweepInput, QualifyInput, RunRef};
+use pcn_workflows::domain::{BusinessDate, Nis, YearMonth};
+use serde::Serialize;
+use sqlx::PgPool;
+
+#[derive(Parser)]
+struct Args {
+    /// Customers (and simulated accounts).
+    #[arg(long, env = "PCN_BENCH_CUSTOMERS", default_value_t = 100_000)]
+    customers: u64,
+    /// Accounts in the sequential baseline sample.
+    #[arg(long, default_value_t = 2_000)]
+    baseline_sample: u64,
+    /// Admin Postgres URL (a `pcn_bench` database is created from it).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    admin_url: String,
+    /// Bank requests in flight.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+}
+
+#[derive(Serialize)]
+struct Figure {
+    name: String,
+    value: f64,
+    unit: String,
+    baseline: f64,
+    ratio: f64,
+    target: String,
+}
+
+#[derive(Serialize)]
+struct Results {
+    figures: Vec<Figure>,
+}
+
+fn figure(name: &str, value: f64, unit: &str, baseline: f64, ratio: f64, target: &str) -> Figure {
+    println!(
+        "{name}: {value:.3} {unit} (baseline {baseline:.3} {unit}, ratio {ratio:.2}, target {target})"
+    );
+    Figure {
+        name: name.to_owned(),
+        value,
+        unit: unit.to_owned(),
+        baseline,
+        ratio,
+        target: target.to_owned(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args = Args::parse();
+    let pool = fresh_database(&args.admin_url).await?;
+    println!("seeding {} customers...", args.customers);
+    seed_customers(&pool, args.customers).await?;
+
+    let sim = pcn_bank_sim::spawn(
+        pcn_bank_sim::SimConfig {
+            seed: 42,
+            accounts: args.customers,
+            ..pcn_bank_sim::SimConfig::default()
+        },
+        "127.0.0.1:0".parse()?,
+    )
+    .await?;
+    let bank = BankClient::new(BankConfig {
+        base_url: sim.base_url(),
+        api_key: Secret::new("dev-bank-key"),
+        timeout: Duration::from_secs(30),
+        attempts: 3,
+        backoff: Duration::from_millis(100),
+        max_connections: args.concurrency,
+    })?;
+    let mut figures = Vec::new();
+
+    // Baseline sweep: one account at a time, one INSERT per row, on a sample.
+    let sample_date = BusinessDate::parse("2026-01-01")?;
+    let started = Instant::now();
+    let sample: Vec<(String, String)> = sqlx::query_as(
+        "SELECT customer_id, account_id FROM customers ORDER BY customer_id LIMIT $1",
+    )
+    .bind(i64::try_from(args.baseline_sample)?)
+    .fetch_all(&pool)
+    .await?;
+    for (customer_id, account_id) in &sample {
+        let account = pcn_workflows::domain::AccountId::parse(account_id)?;
+        let answer = bank.balance(&account, sample_date).await;
+        let (outcome, amount) = match answer {
+            Ok(pcn_activities::bank::BankAnswer::Balance { amount, .. }) => (
+                if amount >= Nis::from_whole(15_000) {
+                    "PASSED"
+                } else {
+                    "BELOW_THRESHOLD"
+                },
+                Some(amount.amount()),
+            ),
+            Ok(pcn_activities::bank::BankAnswer::NotFound) => ("ACCOUNT_NOT_FOUND", None),
+            _ => ("INVALID_RESPONSE", None),
+        };
+        sqlx::query(
+            "INSERT INTO balance_checks (customer_id, business_date, outcome, amount, currency,
+                 threshold, fetched_at, workflow_id, run_id)
+             VALUES ($1, $2, $3, $4, CASE WHEN $4::numeric IS NULL THEN NULL ELSE 'NIS' END,
+                     15000, now(), 'bench', 'baseline')
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(customer_id)
+        .bind(sample_date.as_naive())
+        .bind(outcome)
+        .bind(amount)
+        .execute(&pool)
+        .await?;
+    }
+    let baseline_rate = sample.len() as f64 / started.elapsed().as_secs_f64();
+
+    // Our sweep: every customer, a date no baseline row touched.
+    let date = BusinessDate::parse("2026-01-02")?;
+    let input = DailySweepInput {
+        date,
+        threshold: Nis::from_whole(15_000),
+        give_up_at: Utc::now() + chrono::Duration::hours(2),
+        run: RunRef {
+            workflow_id: "bench".into(),
+            run_id: "sweep".into(),
+        },
+    };
+    let settings = SweepSettings {
+        page_size: 2_000,
+        concurrency: args.concurrency,
+    };
+    let metrics = Metrics::new();
+    let started = Instant::now();
+    let summary = run_daily_sweep(&pool, &bank, &settings, &metrics, &input, |_| async {
+        true
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("sweep: {e}"))?;
+    let elapsed = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        summary.checked == args.customers,
+        "sweep checked {}",
+        summary.checked
+    );
+    let rate = args.customers as f64 / elapsed;
+    figures.push(figure(
+        "daily_sweep_accounts_per_s",
+        rate,
+        "accounts/s",
+        baseline_rate,
+        rate / baseline_rate,
+        ">= 5000 accounts/s",
+    ));
+    println!(
+        "  ({} accounts in {elapsed:.1} s; baseline sample {} accounts)",
+        args.customers,
+        sample.len()
+    );
+
+    // Qualification: N customers × 31 days of checks.
+    let month = YearMonth::parse("2025-12")?;
+    println!("seeding {} balance checks...", args.customers * 31);
+    seed_month(&pool, month).await?;
+    let input = QualifyInput {
+        month,
+        threshold: Nis::from_whole(15_000),
+        run: RunRef {
+            workflow_id: "bench".into(),
+            run_id: "qualify".into(),
+        },
+    };
+    let started = Instant::now();
+    let decided = qualify::qualify_month(&pool, &input).await?;
+    let ours = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        decided.customers == args.customers,
+        "decided {}",
+        decided.customers
+    );
+
+    // Baseline: one query per customer, as in seed 001 §6.1.
+    let started = Instant::now();
+    let ids: Vec<String> = sqlx::query_scalar("SELECT customer_id FROM customers ORDER BY 1")
+        .fetch_all(&pool)
+        .await?;
+    let mut qualified = 0_u64;
+    for id in &ids {
+        let passed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM balance_checks
+              WHERE customer_id = $1 AND business_date BETWEEN $2 AND $3 AND outcome = 'PASSED'",
+        )
+        .bind(id)
+        .bind(month.first_day().as_naive())
+        .bind(month.last_day().as_naive())
+        .fetch_one(&pool)
+        .await?;
+        if passed == i64::from(month.num_days()) {
+            qualified += 1;
+        }
+    }
+    let baseline = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        qualified == decided.qualified,
+        "baseline {qualified} vs {}",
+        decided.qualified
+    );
+    figures.push(figure(
+        "qualification_seconds",
+        ours,
+        "s",
+        baseline,
+        baseline / ours,
+        "<= 1 s",
+    ));
+
+    std::fs::create_dir_all("target/bench")?;
+    let path = "target/bench/results.json";
+    let mut all = read_existing(path);
+    all.retain(|f| !figures.iter().any(|g| g.name == f.name));
+    all.extend(figures);
+    std::fs::write(
+        path,
+        serde_json::to_string_pretty(&Results { figures: all })?,
+    )?;
+    println!("written {path}");
+    Ok(())
+}
+
+fn read_existing(path: &str) -> Vec<Figure> {
+    #[derive(serde::Deserialize)]
+    struct F {
+        name: String,
+        value: f64,
+        unit: String,
+        baseline: f64,
+        ratio: f64,
+        target: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct R {
+        figures: Vec<F>,
+    }
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<R>(&b).ok())
+        .map(|r| {
+            r.figures
+                .into_iter()
+                .map(|f| Figure {
+                    name: f.name,
+                    value: f.value,
+                    unit: f.unit,
+                    baseline: f.baseline,
+                    ratio: f.ratio,
+                    target: f.target,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn fresh_database(admin_url: &str) -> anyhow::Result<PgPool> {
+    let admin = db::connect(admin_url, 1).await?;
+    sqlx::query("DROP DATABASE IF EXISTS pcn_bench WITH (FORCE)")
+        .execute(&admin)
+        .await?;
+    sqlx::query("CREATE DATABASE pcn_bench")
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    let url = admin_url
+        .rsplit_once('/')
+        .map(|(base, _)| format!("{base}/pcn_bench"))
+        .context("admin url without a database")?;
+    let pool = db::connect(&url, 32).await?;
+    db::migrate(&pool).await?;
+    Ok(pool)
+}
+
+async fn seed_customers(pool: &PgPool, n: u64) -> anyhow::Result<()> {
+    let since = BusinessDate::parse("2020-01-01")?;
+    let customers: Vec<_> = (0..n)
+        .map(|i| {
+            Ok(pcn_workflows::customer::Customer {
+                customer_id: pcn_workflows::domain::CustomerId::parse(&pcn_bank_sim::customer_id(
+                    i,
+                ))?,
+                account_id: pcn_workflows::domain::AccountId::parse(&pcn_bank_sim::account_id(i))?,
+                first_name: pcn_workflows::customer::FirstName::parse("Dana")?,
+                phone: pcn_workflows::domain::Phone::parse(&format!("+9725{i:08}"))?,
+                language: pcn_workflows::domain::Language::Hebrew,
+                opted_out: false,
+                active: true,
+                monitored_since: since,
+            })
+        })
+        .collect::<Result<_, pcn_workflows::domain::DomainError>>()?;
+    db::upsert_customers(pool, &customers).await?;
+    Ok(())
+}
+
+/// One check per customer and day of `month`, 1 in 40 days below the threshold.
+async fn seed_month(pool: &PgPool, month: YearMonth) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO balance_checks (customer_id, business_date, outcome, amount, currency,
+             threshold, fetched_at, workflow_id, run_id)
+         SELECT c.customer_id, d::date,
+                CASE WHEN abs(hashtext(c.customer_id || d::text)) % 40 = 0
+                     THEN 'BELOW_THRESHOLD' ELSE 'PASSED' END,
+                CASE WHEN abs(hashtext(c.customer_id || d::text)) % 40 = 0
+                     THEN 100.00 ELSE 20000.00 END,
+                'NIS', 15000, now(), 'bench', 'seed'
+           FROM customers c
+          CROSS JOIN generate_series($1::date, $2::date, interval '1 day') AS d",
+    )
+    .bind(month.first_day().as_naive())
+    .bind(month.last_day().as_naive())
+    .execute(pool)
+    .await?;
+    sqlx::query("VACUUM ANALYZE balance_checks")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
