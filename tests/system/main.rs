@@ -3,6 +3,7 @@
 
 mod crash;
 mod month;
+mod ops;
 mod qualification_rule;
 mod replay;
 mod time_skipping;

@@ -1,0 +1,131 @@
+//! Operator-facing behaviour: the monthly schedule, the health and metrics endpoint, and bad
+//! input at the command line.
+
+use std::process::Command;
+
+use pcn_tests::{TestDb, temporal_address, temporal_client, workspace_binary};
+use pcn_worker::months::{ScheduleOutcome, apply_schedule};
+use pcn_workflows::month::MonthSettings;
+
+#[tokio::test]
+async fn applying_the_schedule_twice_changes_nothing_the_second_time() {
+    pcn_tests::init();
+    let client = temporal_client().await;
+    let queue = "pcn-schedule-test";
+    let settings = MonthSettings::default();
+    assert_eq!(
+        apply_schedule(&client, queue, &settings).await.unwrap(),
+        ScheduleOutcome::Created
+    );
+    assert_eq!(
+        apply_schedule(&client, queue, &settings).await.unwrap(),
+        ScheduleOutcome::Unchanged
+    );
+    let changed = MonthSettings {
+        check_time: chrono::NaiveTime::from_hms_opt(21, 30, 0).unwrap(),
+        ..settings
+    };
+    assert_eq!(
+        apply_schedule(&client, queue, &changed).await.unwrap(),
+        ScheduleOutcome::Updated
+    );
+    assert_eq!(
+        apply_schedule(&client, queue, &changed).await.unwrap(),
+        ScheduleOutcome::Unchanged
+    );
+    let description = client
+        .get_schedule_handle(pcn_worker::months::SCHEDULE_ID)
+        .describe(Default::default())
+        .await
+        .unwrap();
+    let next = description.future_action_times();
+    assert!(!next.is_empty(), "the schedule has upcoming runs");
+    for at in next {
+        let local = chrono::DateTime::<chrono::Utc>::from(at)
+            .with_timezone(&pcn_workflows::domain::JERUSALEM);
+        assert_eq!(
+            local.format("%d %H:%M").to_string(),
+            "01 00:00",
+            "fires at midnight of the 1st, Israel time"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_ops_endpoint_reports_health_readiness_and_metrics() {
+    pcn_tests::init();
+    let db = TestDb::new().await;
+    let metrics = pcn_activities::metrics::Metrics::new();
+    metrics.checks.with_label_values(&["PASSED"]).inc_by(3);
+    let (addr, task) = pcn_worker::http::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        db.pool.clone(),
+        metrics.clone(),
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("http://{addr}{path}")).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    assert_eq!(get("/readyz").await.unwrap().status(), 200);
+    let body = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(
+        body.contains("pcn_balance_checks_total{outcome=\"PASSED\"} 3"),
+        "{body}"
+    );
+    db.pool.close().await;
+    assert_eq!(get("/readyz").await.unwrap().status(), 503);
+    task.abort();
+}
+
+fn pcn_worker(args: &[&str], envs: &[(&str, &str)]) -> (bool, String) {
+    let mut command = Command::new(workspace_binary("pcn-worker"));
+    command
+        .args(args)
+        .env("PCN_TEMPORAL_ADDRESS", temporal_address());
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn bad_input_at_the_command_line_names_the_field_and_starts_nothing() {
+    pcn_tests::init();
+    let client = temporal_client().await;
+    for (args, envs, field) in [
+        (vec!["start-month", "--month", "2026-13"], vec![], "month"),
+        (vec!["start-month", "--month", "2026-1"], vec![], "month"),
+        (
+            vec!["start-month", "--month", "2026-03"],
+            vec![("PCN_THRESHOLD", "15,000")],
+            "threshold",
+        ),
+        (
+            vec!["start-month", "--month", "2026-03"],
+            vec![("PCN_THRESHOLD", "-1")],
+            "threshold",
+        ),
+        (
+            vec!["start-month", "--month", "2026-03"],
+            vec![("PCN_CHECK_TIME", "10pm")],
+            "check_time",
+        ),
+        (
+            vec!["run"],
+            vec![("PCN_BANK_URL", "bank.internal")],
+            "bank_url",
+        ),
+    ] {
+        let (ok, stderr) = pcn_worker(&args, &envs);
+        assert!(!ok, "{args:?} {envs:?} must fail");
+        assert!(stderr.contains(field), "{args:?}: {stderr}");
+    }
+    // Nothing was started for the month the refused commands named.
+    let started = pcn_worker::months::progress(&client, "2026-03".parse().unwrap()).await;
+    assert!(started.is_err(), "no run exists for 2026-03");
+}
