@@ -21,18 +21,10 @@ pub async fn qualify_month(
     anyhow::ensure!(input.threshold > Nis::ZERO, "threshold must be positive");
     let month = input.month;
     let mut tx = pool.begin().await?;
+    // The per-month tallies are kept by a trigger on `balance_checks` (migration 2), so the
+    // decision reads one row per customer instead of aggregating every check of the month.
     let written = sqlx::query(
-        "WITH tallies AS (
-             SELECT customer_id,
-                    count(*) FILTER (WHERE outcome = 'PASSED')            AS passed,
-                    count(*) FILTER (WHERE outcome = 'BELOW_THRESHOLD')   AS below,
-                    count(*) FILTER (WHERE outcome = 'ACCOUNT_NOT_FOUND') AS not_found,
-                    count(*) FILTER (WHERE outcome = 'INVALID_RESPONSE')  AS invalid
-               FROM balance_checks
-              WHERE business_date BETWEEN $1 AND $2
-              GROUP BY customer_id
-         )
-         INSERT INTO qualifications (month, customer_id, qualified, reason, days_in_month,
+        "INSERT INTO qualifications (month, customer_id, qualified, reason, days_in_month,
                                      days_passed, days_below, days_missing, days_not_found,
                                      days_invalid, threshold, workflow_id, run_id)
          SELECT $1, c.customer_id,
@@ -50,7 +42,7 @@ pub async fn qualify_month(
                 coalesce(t.not_found, 0), coalesce(t.invalid, 0),
                 $4, $5, $6
            FROM customers c
-           LEFT JOIN tallies t ON t.customer_id = c.customer_id
+           LEFT JOIN monthly_tallies t ON t.month = $1 AND t.customer_id = c.customer_id
           WHERE c.active AND c.monitored_since <= $2
          ON CONFLICT (month, customer_id) DO NOTHING",
     )

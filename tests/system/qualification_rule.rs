@@ -112,6 +112,36 @@ async fn run_month(month: YearMonth) {
         }
     }
 
+    // The trigger-kept tallies agree with a recount of the evidence.
+    let disagreeing: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (
+            (SELECT month, customer_id, passed, below, missing, not_found, invalid
+               FROM monthly_tallies
+             EXCEPT
+             SELECT date_trunc('month', business_date)::date, customer_id,
+                    count(*) FILTER (WHERE outcome = 'PASSED'),
+                    count(*) FILTER (WHERE outcome = 'BELOW_THRESHOLD'),
+                    count(*) FILTER (WHERE outcome = 'MISSING'),
+                    count(*) FILTER (WHERE outcome = 'ACCOUNT_NOT_FOUND'),
+                    count(*) FILTER (WHERE outcome = 'INVALID_RESPONSE')
+               FROM balance_checks GROUP BY 1, 2)
+            UNION ALL
+            (SELECT date_trunc('month', business_date)::date, customer_id,
+                    count(*) FILTER (WHERE outcome = 'PASSED'),
+                    count(*) FILTER (WHERE outcome = 'BELOW_THRESHOLD'),
+                    count(*) FILTER (WHERE outcome = 'MISSING'),
+                    count(*) FILTER (WHERE outcome = 'ACCOUNT_NOT_FOUND'),
+                    count(*) FILTER (WHERE outcome = 'INVALID_RESPONSE')
+               FROM balance_checks GROUP BY 1, 2
+             EXCEPT
+             SELECT month, customer_id, passed, below, missing, not_found, invalid
+               FROM monthly_tallies)) d",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(disagreeing, 0, "tallies match the checks");
+
     let input = QualifyInput {
         month,
         threshold: Nis::from_whole(15_000),
@@ -282,6 +312,17 @@ async fn decisions_and_the_audit_log_refuse_updates_and_deletes() {
             "{statement}: {err}"
         );
     }
+    pcn_activities::db::upsert_customers(
+        &db.pool,
+        &[customer(0, NaiveDate::from_ymd_opt(2020, 1, 1).unwrap())],
+    )
+    .await
+    .unwrap();
+    let err = sqlx::query("DELETE FROM customers")
+        .execute(&db.pool)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("never deleted"), "{err}");
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
         .fetch_one(&db.pool)
         .await
