@@ -2,7 +2,6 @@
 //! progress, and keep the monthly Temporal Schedule in place.
 
 use anyhow::Context as _;
-use pcn_workflows::TASK_QUEUE;
 use pcn_workflows::domain::YearMonth;
 use pcn_workflows::month::{
     self, MonthInput, MonthPhase, MonthProgress, MonthSettings, MonthlyQualificationWorkflow,
@@ -157,9 +156,4 @@ pub async fn apply_schedule(
         }
         Err(err) => Err(err).context("reading the schedule"),
     }
-}
-
-/// The task queue constant, for callers that do not configure one.
-pub fn default_task_queue() -> &'static str {
-    TASK_QUEUE
 }
