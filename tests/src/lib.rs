@@ -82,6 +82,36 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// A fresh database holding customers `0..n` of the simulator's population.
+    pub async fn with_customers(n: u64) -> Self {
+        let db = Self::new().await;
+        db::upsert_customers(&db.pool, &customers_for(n))
+            .await
+            .expect("seed customers");
+        db
+    }
+}
+
+/// The bank simulator on a free port with `accounts` accounts, `seed` and `faults`.
+pub async fn spawn_sim(
+    accounts: u64,
+    seed: u64,
+    faults: pcn_bank_sim::Faults,
+) -> pcn_bank_sim::SimHandle {
+    pcn_bank_sim::spawn(
+        pcn_bank_sim::SimConfig {
+            seed,
+            accounts,
+            faults,
+            ..pcn_bank_sim::SimConfig::default()
+        },
+        "127.0.0.1:0".parse().expect("loopback address"),
+    )
+    .await
+    .expect("bank simulator")
+}
+
 /// Customer `i` of the simulator's population, monitored since `since`.
 pub fn customer(i: u64, since: NaiveDate) -> Customer {
     Customer {
@@ -184,6 +214,16 @@ impl InProcessWorker {
             stop: Some(stop),
             thread: Some(thread),
         }
+    }
+
+    /// The usual test worker: the `make test` dev server, `db`, and `sim` with test bank settings.
+    pub fn for_test(task_queue: &str, db: &TestDb, sim: &pcn_bank_sim::SimHandle) -> Self {
+        Self::start(
+            temporal_address(),
+            task_queue.to_owned(),
+            db.url.clone(),
+            test_bank_config(&sim.base_url()),
+        )
     }
 
     /// Stops the worker and waits for it.

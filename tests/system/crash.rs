@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use pcn_bank_sim::{Faults, SimConfig};
+use pcn_bank_sim::Faults;
 use pcn_tests::{
-    TestDb, WorkerProcess, customers_for, temporal_client, unique_task_queue, wait_completed,
+    TestDb, WorkerProcess, spawn_sim, temporal_client, unique_task_queue, wait_completed,
 };
 use pcn_worker::months::start_month;
 use pcn_workflows::domain::YearMonth;
@@ -23,25 +23,17 @@ async fn rows_for(pool: &sqlx::PgPool, date: NaiveDate) -> i64 {
 #[tokio::test]
 async fn a_worker_killed_mid_sweep_leaves_exactly_one_check_per_customer_and_day() {
     pcn_tests::init();
-    let db = TestDb::new().await;
     let n: u64 = 1_500;
-    let sim = pcn_bank_sim::spawn(
-        SimConfig {
-            seed: 23,
-            accounts: n,
-            faults: Faults {
-                latency_ms: 15,
-                ..Faults::default()
-            },
-            ..SimConfig::default()
+    let db = TestDb::with_customers(n).await;
+    let sim = spawn_sim(
+        n,
+        23,
+        Faults {
+            latency_ms: 15,
+            ..Faults::default()
         },
-        "127.0.0.1:0".parse().unwrap(),
     )
-    .await
-    .unwrap();
-    pcn_activities::db::upsert_customers(&db.pool, &customers_for(n))
-        .await
-        .unwrap();
+    .await;
     let queue = unique_task_queue("crash");
     let client = temporal_client().await;
     let month = YearMonth::parse("2025-11").unwrap();

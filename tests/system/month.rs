@@ -4,28 +4,15 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use pcn_bank_sim::{Faults, SimConfig, SimOutcome};
+use pcn_bank_sim::{Faults, SimOutcome};
 use pcn_tests::{
-    InProcessWorker, TestDb, customers_for, temporal_address, temporal_client, test_bank_config,
-    test_month_settings, unique_task_queue, wait_completed, wait_for_month,
+    InProcessWorker, TestDb, spawn_sim, temporal_client, test_month_settings, unique_task_queue,
+    wait_completed, wait_for_month,
 };
 use pcn_worker::months::{StartOutcome, start_month};
 use pcn_workflows::domain::YearMonth;
 use pcn_workflows::month::{MonthPhase, MonthlyQualificationWorkflow};
 use temporalio_client::WorkflowSignalOptions;
-
-async fn sim(accounts: u64, seed: u64) -> pcn_bank_sim::SimHandle {
-    pcn_bank_sim::spawn(
-        SimConfig {
-            seed,
-            accounts,
-            ..SimConfig::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap()
-}
 
 /// What the month should decide, computed straight from the simulator's scenario.
 fn expected_qualified(sim: &pcn_bank_sim::SimHandle, month: YearMonth) -> Vec<String> {
@@ -42,19 +29,11 @@ fn expected_qualified(sim: &pcn_bank_sim::SimHandle, month: YearMonth) -> Vec<St
 #[tokio::test]
 async fn a_backfilled_month_decides_what_an_independent_computation_decides() {
     pcn_tests::init();
-    let db = TestDb::new().await;
     let n = 300;
-    let sim = sim(n, 7).await;
-    pcn_activities::db::upsert_customers(&db.pool, &customers_for(n))
-        .await
-        .unwrap();
+    let db = TestDb::with_customers(n).await;
+    let sim = spawn_sim(n, 7, Faults::default()).await;
     let queue = unique_task_queue("backfill");
-    let worker = InProcessWorker::start(
-        temporal_address(),
-        queue.clone(),
-        db.url.clone(),
-        test_bank_config(&sim.base_url()),
-    );
+    let worker = InProcessWorker::for_test(&queue, &db, &sim);
     let client = temporal_client().await;
     // The month of the autumn DST change (Israel falls back on 2026-10-25).
     let month = YearMonth::parse("2026-10").unwrap();
@@ -121,12 +100,9 @@ async fn a_backfilled_month_decides_what_an_independent_computation_decides() {
 #[tokio::test]
 async fn the_same_month_started_twice_runs_once() {
     pcn_tests::init();
-    let db = TestDb::new().await;
     let n = 40;
-    let sim = sim(n, 11).await;
-    pcn_activities::db::upsert_customers(&db.pool, &customers_for(n))
-        .await
-        .unwrap();
+    let db = TestDb::with_customers(n).await;
+    let sim = spawn_sim(n, 11, Faults::default()).await;
     let queue = unique_task_queue("twice");
     let client = temporal_client().await;
     // A month no other test uses on the shared dev server.
@@ -140,12 +116,7 @@ async fn the_same_month_started_twice_runs_once() {
     assert!(matches!(first, StartOutcome::Started { .. }));
     assert_eq!(second, StartOutcome::AlreadyStarted);
 
-    let worker = InProcessWorker::start(
-        temporal_address(),
-        queue.clone(),
-        db.url.clone(),
-        test_bank_config(&sim.base_url()),
-    );
+    let worker = InProcessWorker::for_test(&queue, &db, &sim);
     wait_completed(&client, month, Duration::from_secs(120)).await;
     // Even after it completed, the business id refuses a second run.
     let third = start_month(&client, &queue, month, test_month_settings())
@@ -174,25 +145,17 @@ async fn the_same_month_started_twice_runs_once() {
 #[tokio::test]
 async fn bank_503_bursts_and_timeouts_are_retried_to_success_and_404s_recorded() {
     pcn_tests::init();
-    let db = TestDb::new().await;
     let n = 120;
-    let sim = sim(n, 13).await;
+    let db = TestDb::with_customers(n).await;
+    let sim = spawn_sim(n, 13, Faults::default()).await;
     sim.set_faults(Faults {
         error_503_ppm: 250_000,
         hang_ppm: 20_000,
         hang_ms: 3_000, // longer than the client's 2 s timeout
         ..Faults::default()
     });
-    pcn_activities::db::upsert_customers(&db.pool, &customers_for(n))
-        .await
-        .unwrap();
     let queue = unique_task_queue("faults");
-    let worker = InProcessWorker::start(
-        temporal_address(),
-        queue.clone(),
-        db.url.clone(),
-        test_bank_config(&sim.base_url()),
-    );
+    let worker = InProcessWorker::for_test(&queue, &db, &sim);
     let client = temporal_client().await;
     let month = YearMonth::parse("2025-04").unwrap();
     start_month(&client, &queue, month, test_month_settings())
@@ -237,20 +200,12 @@ async fn bank_503_bursts_and_timeouts_are_retried_to_success_and_404s_recorded()
 #[tokio::test]
 async fn a_401_blocks_the_month_visibly_until_an_operator_resumes_it() {
     pcn_tests::init();
-    let db = TestDb::new().await;
     let n = 30;
-    let sim = sim(n, 17).await;
+    let db = TestDb::with_customers(n).await;
+    let sim = spawn_sim(n, 17, Faults::default()).await;
     sim.update_faults(|f| f.api_key = "rotated-key".into());
-    pcn_activities::db::upsert_customers(&db.pool, &customers_for(n))
-        .await
-        .unwrap();
     let queue = unique_task_queue("auth");
-    let worker = InProcessWorker::start(
-        temporal_address(),
-        queue.clone(),
-        db.url.clone(),
-        test_bank_config(&sim.base_url()),
-    );
+    let worker = InProcessWorker::for_test(&queue, &db, &sim);
     let client = temporal_client().await;
     let month = YearMonth::parse("2025-06").unwrap();
     start_month(&client, &queue, month, test_month_settings())
@@ -292,12 +247,9 @@ async fn a_401_blocks_the_month_visibly_until_an_operator_resumes_it() {
 #[tokio::test]
 async fn pause_holds_the_next_day_and_resume_continues() {
     pcn_tests::init();
-    let db = TestDb::new().await;
     let n = 10;
-    let sim = sim(n, 19).await;
-    pcn_activities::db::upsert_customers(&db.pool, &customers_for(n))
-        .await
-        .unwrap();
+    let db = TestDb::with_customers(n).await;
+    let sim = spawn_sim(n, 19, Faults::default()).await;
     let queue = unique_task_queue("pause");
     let client = temporal_client().await;
     let month = YearMonth::parse("2025-09").unwrap();
@@ -316,12 +268,7 @@ async fn pause_holds_the_next_day_and_resume_continues() {
         )
         .await
         .unwrap();
-    let worker = InProcessWorker::start(
-        temporal_address(),
-        queue.clone(),
-        db.url.clone(),
-        test_bank_config(&sim.base_url()),
-    );
+    let worker = InProcessWorker::for_test(&queue, &db, &sim);
     let paused = wait_for_month(&client, month, Duration::from_secs(30), |p| {
         p.phase == MonthPhase::Paused
     })

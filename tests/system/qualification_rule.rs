@@ -114,28 +114,24 @@ async fn run_month(month: YearMonth) {
 
     // The trigger-kept tallies agree with a recount of the evidence.
     let disagreeing: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (
-            (SELECT month, customer_id, passed, below, missing, not_found, invalid
-               FROM monthly_tallies
-             EXCEPT
-             SELECT date_trunc('month', business_date)::date, customer_id,
-                    count(*) FILTER (WHERE outcome = 'PASSED'),
-                    count(*) FILTER (WHERE outcome = 'BELOW_THRESHOLD'),
-                    count(*) FILTER (WHERE outcome = 'MISSING'),
-                    count(*) FILTER (WHERE outcome = 'ACCOUNT_NOT_FOUND'),
-                    count(*) FILTER (WHERE outcome = 'INVALID_RESPONSE')
-               FROM balance_checks GROUP BY 1, 2)
-            UNION ALL
-            (SELECT date_trunc('month', business_date)::date, customer_id,
-                    count(*) FILTER (WHERE outcome = 'PASSED'),
-                    count(*) FILTER (WHERE outcome = 'BELOW_THRESHOLD'),
-                    count(*) FILTER (WHERE outcome = 'MISSING'),
-                    count(*) FILTER (WHERE outcome = 'ACCOUNT_NOT_FOUND'),
-                    count(*) FILTER (WHERE outcome = 'INVALID_RESPONSE')
+        "WITH recount AS (
+             SELECT date_trunc('month', business_date)::date AS month, customer_id,
+                    count(*) FILTER (WHERE outcome = 'PASSED') AS passed,
+                    count(*) FILTER (WHERE outcome = 'BELOW_THRESHOLD') AS below,
+                    count(*) FILTER (WHERE outcome = 'MISSING') AS missing,
+                    count(*) FILTER (WHERE outcome = 'ACCOUNT_NOT_FOUND') AS not_found,
+                    count(*) FILTER (WHERE outcome = 'INVALID_RESPONSE') AS invalid
                FROM balance_checks GROUP BY 1, 2
-             EXCEPT
+         ),
+         tallies AS (
              SELECT month, customer_id, passed, below, missing, not_found, invalid
-               FROM monthly_tallies)) d",
+               FROM monthly_tallies
+         )
+         SELECT count(*) FROM (
+             (SELECT * FROM tallies EXCEPT SELECT * FROM recount)
+             UNION ALL
+             (SELECT * FROM recount EXCEPT SELECT * FROM tallies)
+         ) d",
     )
     .fetch_one(&db.pool)
     .await

@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use chrono::{NaiveTime, Timelike};
-use pcn_bank_sim::SimConfig;
-use pcn_tests::{InProcessWorker, TestDb, customers_for, test_bank_config, unique_task_queue};
+use pcn_tests::{InProcessWorker, TestDb, spawn_sim, test_bank_config, unique_task_queue};
 use pcn_worker::months::start_month;
 use pcn_workflows::domain::{JERUSALEM, YearMonth};
 use pcn_workflows::month::{MonthPhase, MonthSettings};
@@ -26,21 +25,9 @@ async fn timers_fire_at_22_00_local_every_day_across_both_dst_changes() {
         .expect("time-skipping test server");
     let address = server.target.clone();
 
-    let db = TestDb::new().await;
     let n = 20;
-    let sim = pcn_bank_sim::spawn(
-        SimConfig {
-            seed: 29,
-            accounts: n,
-            ..SimConfig::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    pcn_activities::db::upsert_customers(&db.pool, &customers_for(n))
-        .await
-        .unwrap();
+    let db = TestDb::with_customers(n).await;
+    let sim = spawn_sim(n, 29, pcn_bank_sim::Faults::default()).await;
     let queue = unique_task_queue("dst");
     let worker = InProcessWorker::start(
         address.clone(),
