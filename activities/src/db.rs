@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use pcn_workflows::customer::Customer;
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgPoolOptions, PgRow};
+use sqlx::{PgPool, Row};
 
 /// The schema migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -80,4 +80,9 @@ pub async fn upsert_customers(pool: &PgPool, customers: &[Customer]) -> anyhow::
         .rows_affected();
     }
     Ok(touched)
+}
+
+/// Column `i` of a `count(*)` row as `u64` (counts are never negative).
+pub(crate) fn count_column(row: &PgRow, i: usize) -> u64 {
+    u64::try_from(row.get::<i64, _>(i)).unwrap_or(0)
 }

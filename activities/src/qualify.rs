@@ -9,7 +9,7 @@
 use anyhow::Context as _;
 use pcn_workflows::contracts::{QualificationSummary, QualifyInput};
 use pcn_workflows::domain::{Nis, YearMonth};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use crate::audit::{self, AuditEntry};
 
@@ -105,7 +105,7 @@ pub async fn month_summary<'e>(
     .fetch_one(executor)
     .await
     .context("counting decisions")?;
-    let n = |i: usize| -> u64 { u64::try_from(row.get::<i64, _>(i)).unwrap_or(0) };
+    let n = |i| crate::db::count_column(&row, i);
     Ok(QualificationSummary {
         month: Some(month),
         customers: n(0),

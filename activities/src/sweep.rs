@@ -383,7 +383,7 @@ pub async fn day_summary(pool: &PgPool, date: BusinessDate) -> anyhow::Result<Sw
     .fetch_one(pool)
     .await
     .context("counting balance checks")?;
-    let n = |i: usize| -> u64 { u64::try_from(row.get::<i64, _>(i)).unwrap_or(0) };
+    let n = |i| crate::db::count_column(&row, i);
     Ok(SweepSummary {
         date,
         checked: n(0),

@@ -22,7 +22,7 @@ use pcn_activities::sweep::{SweepSettings, run_daily_sweep};
 use pcn_activities::{db, qualify};
 use pcn_workflows::contracts::{DailySweepInput, QualifyInput, RunRef};
 use pcn_workflows::domain::{BusinessDate, Nis, YearMonth};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 #[derive(Parser)]
@@ -41,7 +41,7 @@ struct Args {
     concurrency: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct Figure {
     name: String,
     value: f64,
@@ -51,7 +51,7 @@ struct Figure {
     target: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct Results {
     figures: Vec<Figure>,
 }
@@ -249,36 +249,12 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Figures an earlier run wrote (other benchmarks may add theirs to the same file).
 fn read_existing(path: &str) -> Vec<Figure> {
-    #[derive(serde::Deserialize)]
-    struct F {
-        name: String,
-        value: f64,
-        unit: String,
-        baseline: f64,
-        ratio: f64,
-        target: String,
-    }
-    #[derive(serde::Deserialize)]
-    struct R {
-        figures: Vec<F>,
-    }
     std::fs::read(path)
         .ok()
-        .and_then(|b| serde_json::from_slice::<R>(&b).ok())
-        .map(|r| {
-            r.figures
-                .into_iter()
-                .map(|f| Figure {
-                    name: f.name,
-                    value: f.value,
-                    unit: f.unit,
-                    baseline: f.baseline,
-                    ratio: f.ratio,
-                    target: f.target,
-                })
-                .collect()
-        })
+        .and_then(|b| serde_json::from_slice::<Results>(&b).ok())
+        .map(|r| r.figures)
         .unwrap_or_default()
 }
 
