@@ -415,10 +415,12 @@ impl ScheduledMonthStart {
             .task_queue(TASK_QUEUE.to_owned())
             .parent_close_policy(ParentClosePolicy::Abandon)
             .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
-            .search_attributes(SearchAttributes::new([
-                search::MONTH.value_set(month.to_string()),
-                search::PHASE.value_set(MonthPhase::Monitoring.as_str().to_owned()),
-            ]))
+            .maybe_search_attributes(settings.search_attributes.then(|| {
+                SearchAttributes::new([
+                    search::MONTH.value_set(month.to_string()),
+                    search::PHASE.value_set(MonthPhase::Monitoring.as_str().to_owned()),
+                ])
+            }))
             .build();
         let input = MonthInput { month, settings };
         match ctx
