@@ -13,10 +13,12 @@
 
 pub mod audit;
 pub mod bank;
+pub mod carrier;
 pub mod db;
 pub mod metrics;
 pub mod qualify;
 pub mod sweep;
+pub mod templates;
 
 use crate::bank::BankClient;
 use crate::metrics::Metrics;

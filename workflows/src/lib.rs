@@ -10,17 +10,21 @@
 //!
 //! - [`domain`]: `YearMonth`, `BusinessDate` (Asia/Jerusalem), `Nis`, `Phone`, ids, `Language`.
 //! - [`contracts`]: activity names, inputs and outputs shared by workflows and activities.
+//! - [`delivery`]: carrier-neutral delivery statuses, failure categories, message references.
 //! - [`month`]: `MonthlyQualificationWorkflow`, one run per month (`qualification/YYYY-MM`).
 //! - [`search`]: the custom search attributes ops filter on in the Temporal Web UI.
 
 pub mod contracts;
 pub mod customer;
+pub mod delivery;
 pub mod domain;
+pub mod message;
 // `#[workflow_methods]` generates an undocumented constant per method (the methods carry the
 // docs), which `missing_docs` cannot tell apart.
 #[allow(missing_docs)]
 pub mod month;
 pub mod search;
+pub mod window;
 
 /// Task queue served by the worker (one queue: workflows and activities of this system).
 pub const TASK_QUEUE: &str = "pcn";

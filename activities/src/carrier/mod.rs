@@ -1,0 +1,1 @@
+//! SMS carrier adapters (being written).

@@ -1,0 +1,1 @@
+//! Loading SMS templates from files (being written).

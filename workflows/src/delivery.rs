@@ -1,0 +1,280 @@
+//! The carrier-neutral vocabulary of SMS delivery: what a carrier says about a message
+//! ([`DeliveryStatus`]), why a message failed ([`FailureCategory`], seed 002 §3.6) and how a
+//! message is named on the wire ([`MessageRef`]).
+//!
+//! Both carrier adapters (generic REST and Twilio-compatible) translate their own spellings into
+//! these types; the SMS workflow decides on them alone.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{CustomerId, DomainError, YearMonth};
+
+/// Delivery state of one submitted message as the carrier reports it (seed 002 §3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeliveryStatus {
+    /// Accepted, awaiting send.
+    Queued,
+    /// Handed to the mobile network.
+    Sent,
+    /// On the handset: success, final.
+    Delivered,
+    /// Delivery failed; the error code says whether another attempt can help.
+    Failed,
+    /// The carrier gave up on the message for good (permanent failure).
+    Undeliverable,
+    /// The carrier has nothing to say (yet).
+    NoStatus,
+}
+
+impl DeliveryStatus {
+    /// The stable spelling stored in Postgres (`delivery_events.status`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "QUEUED",
+            Self::Sent => "SENT",
+            Self::Delivered => "DELIVERED",
+            Self::Failed => "FAILED",
+            Self::Undeliverable => "UNDELIVERABLE",
+            Self::NoStatus => "NO_STATUS",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        [
+            Self::Queued,
+            Self::Sent,
+            Self::Delivered,
+            Self::Failed,
+            Self::Undeliverable,
+            Self::NoStatus,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+        .ok_or_else(|| DomainError::new("status", format!("unknown delivery status {s:?}")))
+    }
+
+    /// Whether this status ends the attempt (the workflow acts on it). QUEUED, SENT and
+    /// NO_STATUS are progress reports: stored, never signalled.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Delivered | Self::Failed | Self::Undeliverable)
+    }
+}
+
+impl fmt::Display for DeliveryStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a message did not arrive (seed 001 §3.4, seed 002 §3.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FailureCategory {
+    /// The number cannot receive SMS (21211 and Twilio's 3000x unknown/landline codes):
+    /// permanent, never retried.
+    InvalidNumber,
+    /// The carrier or network rejected the message (21614): retried.
+    CarrierReject,
+    /// Rate limited (20429): retried after a backoff.
+    RateLimited,
+    /// Carrier-side system error (50001–50999, 5xx): retried.
+    ProviderError,
+    /// The network did not answer (503, timeouts): retried.
+    NetworkError,
+    /// The carrier reported the message undeliverable without a more specific code: permanent.
+    Undeliverable,
+    /// No final status within the confirmation window (72 h): permanent.
+    NoConfirmation,
+    /// A failure code this system does not know: retried (a later attempt may succeed).
+    Unknown,
+}
+
+impl FailureCategory {
+    /// The stable spelling stored in Postgres.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidNumber => "INVALID_NUMBER",
+            Self::CarrierReject => "CARRIER_REJECT",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::ProviderError => "PROVIDER_ERROR",
+            Self::NetworkError => "NETWORK_ERROR",
+            Self::Undeliverable => "UNDELIVERABLE",
+            Self::NoConfirmation => "NO_CONFIRMATION",
+            Self::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// Whether another attempt (after the retry delay) can help.
+    pub fn is_retryable(self) -> bool {
+        !matches!(
+            self,
+            Self::InvalidNumber | Self::Undeliverable | Self::NoConfirmation
+        )
+    }
+
+    /// Classifies a carrier error code (seed 002 §3.6 plus Twilio's delivery codes).
+    pub fn from_code(code: Option<&str>) -> Self {
+        let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
+            return Self::Unknown;
+        };
+        match code.parse::<u32>() {
+            // Invalid number; Twilio 30005 unknown destination, 30006 landline/unreachable carrier.
+            Ok(21211 | 30005 | 30006) => Self::InvalidNumber,
+            // Carrier reject; Twilio 30007 filtered, 30003 unreachable handset.
+            Ok(21614 | 30003 | 30007) => Self::CarrierReject,
+            Ok(20429 | 429) => Self::RateLimited,
+            Ok(50001..=50999 | 30001 | 30002 | 30008 | 500..=502 | 504) => Self::ProviderError,
+            Ok(503) => Self::NetworkError,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+impl fmt::Display for FailureCategory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Our name for one submission attempt of one notification, sent to the carrier as the message id
+/// (generic) or callback reference (Twilio) and as the idempotency key: `sms/YYYY-MM/<customer>#N`.
+/// A callback carrying it leads straight to the workflow id and attempt, with no database lookup.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MessageRef {
+    /// The month of the notification.
+    pub month: YearMonth,
+    /// The customer notified.
+    pub customer: CustomerId,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+}
+
+impl MessageRef {
+    /// The SMS workflow id this message belongs to.
+    pub fn workflow_id(&self) -> String {
+        notification_workflow_id(self.month, &self.customer)
+    }
+
+    /// Parses `sms/YYYY-MM/<customer>#N` (field `ref`).
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        let bad = || DomainError::new("ref", "expected sms/YYYY-MM/<customer>#<attempt>");
+        let rest = s.strip_prefix("sms/").ok_or_else(bad)?;
+        let (month, rest) = rest.split_once('/').ok_or_else(bad)?;
+        let (customer, attempt) = rest.rsplit_once('#').ok_or_else(bad)?;
+        let attempt: u32 = attempt.parse().map_err(|_| bad())?;
+        if attempt == 0 {
+            return Err(bad());
+        }
+        Ok(Self {
+            month: YearMonth::parse(month).map_err(|_| bad())?,
+            customer: CustomerId::parse(customer).map_err(|_| bad())?,
+            attempt,
+        })
+    }
+}
+
+impl fmt::Display for MessageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "sms/{}/{}#{}",
+            self.month,
+            self.customer.as_str(),
+            self.attempt
+        )
+    }
+}
+
+impl TryFrom<String> for MessageRef {
+    type Error = DomainError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<MessageRef> for String {
+    fn from(value: MessageRef) -> Self {
+        value.to_string()
+    }
+}
+
+/// The SMS workflow id of a customer-month: `sms/YYYY-MM/<customer>`, the business key that makes
+/// a second start of the same notification impossible.
+pub fn notification_workflow_id(month: YearMonth, customer: &CustomerId) -> String {
+    format!("sms/{month}/{}", customer.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ref_round_trips() {
+        let r = MessageRef {
+            month: YearMonth::parse("2026-10").unwrap(),
+            customer: CustomerId::parse("C0000000042").unwrap(),
+            attempt: 3,
+        };
+        assert_eq!(r.to_string(), "sms/2026-10/C0000000042#3");
+        assert_eq!(MessageRef::parse(&r.to_string()).unwrap(), r);
+        assert_eq!(r.workflow_id(), "sms/2026-10/C0000000042");
+    }
+
+    #[test]
+    fn message_ref_refuses_garbage() {
+        for bad in [
+            "",
+            "sms/2026-10/C1",
+            "sms/2026-13/C1#1",
+            "sms/2026-10/C1#0",
+            "sms/2026-10/C1#x",
+            "x/2026-10/C1#1",
+            "sms/2026-10/bad id#1",
+        ] {
+            assert!(MessageRef::parse(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn failure_codes_follow_the_seed_table() {
+        assert_eq!(
+            FailureCategory::from_code(Some("21211")),
+            FailureCategory::InvalidNumber
+        );
+        assert!(!FailureCategory::from_code(Some("21211")).is_retryable());
+        assert_eq!(
+            FailureCategory::from_code(Some("21614")),
+            FailureCategory::CarrierReject
+        );
+        assert_eq!(
+            FailureCategory::from_code(Some("20429")),
+            FailureCategory::RateLimited
+        );
+        assert_eq!(
+            FailureCategory::from_code(Some("50777")),
+            FailureCategory::ProviderError
+        );
+        assert_eq!(
+            FailureCategory::from_code(Some("503")),
+            FailureCategory::NetworkError
+        );
+        assert_eq!(FailureCategory::from_code(None), FailureCategory::Unknown);
+        assert!(FailureCategory::from_code(Some("21614")).is_retryable());
+        assert!(FailureCategory::Unknown.is_retryable());
+    }
+
+    #[test]
+    fn statuses_round_trip_and_only_outcomes_are_final() {
+        for s in ["QUEUED", "SENT", "DELIVERED", "FAILED", "UNDELIVERABLE", "NO_STATUS"] {
+            assert_eq!(DeliveryStatus::parse(s).unwrap().as_str(), s);
+        }
+        assert!(DeliveryStatus::parse("delivered").is_err());
+        assert!(DeliveryStatus::Delivered.is_final());
+        assert!(!DeliveryStatus::Sent.is_final());
+    }
+}

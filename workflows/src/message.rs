@@ -1,0 +1,1 @@
+//! SMS message templates and segment counting (being written).
