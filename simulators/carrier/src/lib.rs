@@ -1,0 +1,1 @@
+//! SMS carrier simulator (being written).
