@@ -41,7 +41,7 @@ start() { # name port command...
 start temporal 7233 ./.pcn/bin/temporal server start-dev --ip 127.0.0.1 --ui-port 8233 \
   --db-filename "$STATE/temporal.db" \
   --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
-  --search-attribute PcnMonth=Keyword --search-attribute PcnPhase=Keyword --log-level error
+  --search-attribute PcnMonth=Keyword --search-attribute PcnPhase=Keyword --search-attribute PcnCustomer=Keyword --search-attribute PcnNotificationStatus=Keyword --log-level error
 psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'pcn'" | grep -q 1 \
   || psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE pcn"
 "$BIN/pcn-worker" setup

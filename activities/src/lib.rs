@@ -7,6 +7,9 @@
 //! - [`bank`]: the core-banking balance client (seed 002 §2): timeouts, retries, error mapping.
 //! - [`sweep`]: the daily balance sweep over every monitored customer.
 //! - [`qualify`]: the set-based month-end decision.
+//! - [`carrier`]: the SMS carrier adapters (generic REST, Twilio-compatible), signatures, callbacks.
+//! - [`templates`]: loading the SMS templates.
+//! - [`sms`]: the SMS steps (prepare, submit, poll, record) and the fan-out.
 //! - [`audit`]: the append-only audit log.
 //! - [`metrics`]: Prometheus metrics of our own (the SDK exports its own).
 //! - [`PcnActivities`]: the Temporal activity implementations, registered on the worker.
@@ -17,6 +20,7 @@ pub mod carrier;
 pub mod db;
 pub mod metrics;
 pub mod qualify;
+pub mod sms;
 pub mod sweep;
 pub mod templates;
 
@@ -38,4 +42,9 @@ pub struct PcnActivities {
     pub sweep: SweepSettings,
     /// Our metrics.
     pub metrics: Metrics,
+    /// Carrier and templates of the SMS steps (None: this worker cannot send SMS, and fails those
+    /// activities retryably so another worker can).
+    pub sms: Option<std::sync::Arc<sms::SmsDeps>>,
+    /// Temporal client of the fan-out (None: same as above).
+    pub fanout: Option<sms::FanoutDeps>,
 }

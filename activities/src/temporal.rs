@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use pcn_workflows::contracts::{
-    self, DailySweepInput, QualificationSummary, QualifyInput, SweepSummary,
+    self, CountNotificationsInput, DailySweepInput, DeliveryReport, NotificationCounts, PollInput,
+    PrepareInput, Prepared, QualificationSummary, QualifyInput, RecordInput,
+    StartNotificationsInput, StartNotificationsOutput, SubmitInput, SubmitResult, SweepSummary,
 };
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
@@ -13,6 +15,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use crate::PcnActivities;
 use crate::qualify;
+use crate::sms::{self, FanoutDeps, SmsDeps};
 use crate::sweep::{self, SweepError};
 
 #[activities]
@@ -67,5 +70,84 @@ impl PcnActivities {
         input: QualifyInput,
     ) -> Result<QualificationSummary, ActivityError> {
         Ok(qualify::qualify_month(&self.pool, &input).await?)
+    }
+
+    /// Starts the SMS workflows of one page of qualified customers.
+    #[activity(definition = contracts::StartNotifications)]
+    pub async fn start_notifications(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: StartNotificationsInput,
+    ) -> Result<StartNotificationsOutput, ActivityError> {
+        let deps = self.fanout_deps()?;
+        let progress = |done: u64| {
+            // Progress only: a lost heartbeat is retried by the next one.
+            let _ = ctx.record_heartbeat(done);
+        };
+        Ok(sms::start_page(&self.pool, deps, &input, progress).await?)
+    }
+
+    /// A month's notification counts.
+    #[activity(definition = contracts::CountNotifications)]
+    pub async fn count_notifications(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: CountNotificationsInput,
+    ) -> Result<NotificationCounts, ActivityError> {
+        Ok(sms::count(&self.pool, &input).await?)
+    }
+
+    /// Prepares a notification while the send window is closed.
+    #[activity(definition = contracts::PrepareNotification)]
+    pub async fn prepare_notification(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: PrepareInput,
+    ) -> Result<Prepared, ActivityError> {
+        Ok(sms::prepare(&self.pool, self.sms_deps()?, &input).await?)
+    }
+
+    /// Submits one attempt (at most once).
+    #[activity(definition = contracts::SubmitSms)]
+    pub async fn submit_sms(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: SubmitInput,
+    ) -> Result<SubmitResult, ActivityError> {
+        Ok(sms::submit(&self.pool, self.sms_deps()?, &input).await?)
+    }
+
+    /// Polls the carrier for an attempt's status.
+    #[activity(definition = contracts::PollDelivery)]
+    pub async fn poll_delivery_status(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: PollInput,
+    ) -> Result<Option<DeliveryReport>, ActivityError> {
+        Ok(sms::poll(&self.pool, self.sms_deps()?, &input).await?)
+    }
+
+    /// Records a notification's state change.
+    #[activity(definition = contracts::RecordNotification)]
+    pub async fn record_notification(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: RecordInput,
+    ) -> Result<(), ActivityError> {
+        Ok(sms::record(&self.pool, &input).await?)
+    }
+}
+
+impl PcnActivities {
+    fn sms_deps(&self) -> Result<&SmsDeps, ActivityError> {
+        self.sms.as_deref().ok_or_else(|| {
+            anyhow::anyhow!("this worker has no SMS carrier configured").into()
+        })
+    }
+
+    fn fanout_deps(&self) -> Result<&FanoutDeps, ActivityError> {
+        self.fanout.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("this worker has no Temporal client for the fan-out").into()
+        })
     }
 }

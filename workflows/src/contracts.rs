@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use temporalio_workflow::common::ActivityDefinition;
 
-use crate::domain::{BusinessDate, Nis, YearMonth};
+use crate::delivery::{DeliveryStatus, FailureCategory, MessageRef};
+use crate::domain::{BusinessDate, CustomerId, Nis, YearMonth};
+use crate::sms::{NotificationState, SmsSettings};
 
 /// Activity type name of the daily balance sweep (as shown in the Web UI).
 pub const DAILY_BALANCE_SWEEP: &str = "DailyBalanceSweep";
@@ -122,3 +124,307 @@ impl ActivityDefinition for QualifyMonth {
         QUALIFY_MONTH
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// SMS notifications
+// ---------------------------------------------------------------------------------------------
+
+/// Activity type name of the fan-out step (starts one SMS workflow per qualified customer).
+pub const START_NOTIFICATIONS: &str = "StartNotifications";
+/// Local activity: a month's notification counts by state, from Postgres.
+pub const COUNT_NOTIFICATIONS: &str = "CountNotifications";
+/// Local activity: load the customer, check the opt-out, render and size the message.
+pub const PREPARE_NOTIFICATION: &str = "PrepareNotification";
+/// Local activity: submit one attempt to the carrier (idempotent per message reference).
+pub const SUBMIT_SMS: &str = "SubmitSms";
+/// Local activity: ask the carrier for an attempt's delivery status (the 2-hourly poll).
+pub const POLL_DELIVERY: &str = "PollDeliveryStatus";
+/// Local activity: record a state change of a notification (and its attempt) in Postgres.
+pub const RECORD_NOTIFICATION: &str = "RecordNotification";
+
+/// Input of [`StartNotifications`]: start the SMS workflows of one page of qualified customers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartNotificationsInput {
+    /// The month decided.
+    pub month: YearMonth,
+    /// Keyset cursor: start after this customer id (None: from the first).
+    pub after: Option<CustomerId>,
+    /// Customers in this page.
+    pub limit: u32,
+    /// Settings every SMS workflow of the month is started with.
+    pub settings: SmsSettings,
+    /// Task queue of the SMS workflows.
+    pub task_queue: String,
+    /// The month run that fans out.
+    pub run: RunRef,
+}
+
+/// What one fan-out page did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartNotificationsOutput {
+    /// Qualified customers in the page.
+    pub seen: u64,
+    /// SMS workflows started by this execution.
+    pub started: u64,
+    /// Customers whose workflow already existed (a retried or reset fan-out): not started again.
+    pub already_started: u64,
+    /// The last customer of the page: the cursor of the next one.
+    pub last: Option<CustomerId>,
+    /// No qualified customer after this page.
+    pub done: bool,
+}
+
+/// Input of [`CountNotifications`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountNotificationsInput {
+    /// The month.
+    pub month: YearMonth,
+}
+
+/// A month's notifications by state (from Postgres, the source of truth).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationCounts {
+    /// Qualified customers of the month.
+    pub qualified: u64,
+    /// Notifications created (one per qualified customer once the fan-out is through).
+    pub total: u64,
+    /// PENDING.
+    pub pending: u64,
+    /// WAITING_WINDOW.
+    pub waiting_window: u64,
+    /// SUBMITTED.
+    pub submitted: u64,
+    /// RETRY_WAIT.
+    pub retry_wait: u64,
+    /// DELIVERED.
+    pub delivered: u64,
+    /// FAILED.
+    pub failed: u64,
+    /// UNDELIVERABLE.
+    pub undeliverable: u64,
+    /// OPTED_OUT.
+    pub opted_out: u64,
+    /// CANCELLED.
+    pub cancelled: u64,
+}
+
+impl NotificationCounts {
+    /// Notifications in a final state.
+    pub fn finished(&self) -> u64 {
+        self.delivered + self.failed + self.undeliverable + self.opted_out + self.cancelled
+    }
+
+    /// Notifications not yet final.
+    pub fn in_flight(&self) -> u64 {
+        self.total.saturating_sub(self.finished())
+    }
+}
+
+/// Identifies a notification: the customer and month.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationKey {
+    /// The month.
+    pub month: YearMonth,
+    /// The customer.
+    pub customer: CustomerId,
+}
+
+impl NotificationKey {
+    /// The reference of one attempt of this notification.
+    pub fn attempt(&self, attempt: u32) -> MessageRef {
+        MessageRef {
+            month: self.month,
+            customer: self.customer.clone(),
+            attempt,
+        }
+    }
+}
+
+/// Input of [`PrepareNotification`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrepareInput {
+    /// Which notification.
+    pub key: NotificationKey,
+    /// Record this state (WAITING_WINDOW while the send window is closed).
+    pub state: NotificationState,
+}
+
+/// What preparing found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Prepared {
+    /// The message renders; it will be sent when the window opens.
+    Ready {
+        /// Segments of the rendered message.
+        segments: u32,
+    },
+    /// The customer opted out: nothing will be sent.
+    OptedOut,
+    /// No such customer (never expected: notifications come from decided customers).
+    UnknownCustomer,
+}
+
+/// Input of [`SubmitSms`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitInput {
+    /// Which notification.
+    pub key: NotificationKey,
+    /// Attempt number (from 1): with the key, the idempotency key at the carrier.
+    pub attempt: u32,
+}
+
+/// What a submission did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SubmitResult {
+    /// The carrier took the message (now or in an earlier execution of the same attempt).
+    Submitted {
+        /// Carrier name (`generic`, `twilio`).
+        carrier: String,
+        /// The carrier's id of the message.
+        carrier_message_id: String,
+    },
+    /// The carrier refused the message.
+    Rejected {
+        /// Why.
+        category: FailureCategory,
+        /// The carrier's code.
+        code: String,
+    },
+    /// The customer opted out before the message went out: nothing sent.
+    OptedOut,
+    /// No such customer.
+    UnknownCustomer,
+}
+
+/// Input of [`PollDelivery`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollInput {
+    /// Which attempt.
+    pub reference: MessageRef,
+    /// The carrier's id of it.
+    pub carrier_message_id: String,
+}
+
+/// A delivery report, from a webhook signal or a status poll.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryReport {
+    /// The attempt it is about.
+    pub attempt: u32,
+    /// The carrier's id of the message.
+    pub carrier_message_id: String,
+    /// What the carrier says.
+    pub status: DeliveryStatus,
+    /// The carrier's error code, if any.
+    pub error_code: Option<String>,
+    /// Row id in `delivery_events` (None for a poll answer).
+    pub event_id: Option<i64>,
+}
+
+/// How one attempt ended, as recorded on its `sms_attempts` row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AttemptOutcome {
+    /// Refused at submission.
+    Rejected,
+    /// Delivered.
+    Delivered,
+    /// Failed (see the category).
+    Failed,
+    /// Permanently undeliverable.
+    Undeliverable,
+    /// No final status within the confirmation window.
+    NoConfirmation,
+    /// The notification was cancelled while this attempt was out.
+    Cancelled,
+}
+
+impl AttemptOutcome {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rejected => "REJECTED",
+            Self::Delivered => "DELIVERED",
+            Self::Failed => "FAILED",
+            Self::Undeliverable => "UNDELIVERABLE",
+            Self::NoConfirmation => "NO_CONFIRMATION",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+}
+
+/// Input of [`RecordNotification`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordInput {
+    /// Which notification.
+    pub key: NotificationKey,
+    /// Its new state.
+    pub state: NotificationState,
+    /// The attempt that ended, and how (None when no attempt ended).
+    pub attempt: Option<(u32, AttemptOutcome)>,
+    /// The carrier's error code of that attempt.
+    pub error_code: Option<String>,
+    /// Why it did not end DELIVERED.
+    pub category: Option<FailureCategory>,
+    /// For humans.
+    pub detail: Option<String>,
+    /// The workflow run that decides (audit).
+    pub run: RunRef,
+}
+
+macro_rules! local_activity {
+    ($(#[$doc:meta])* $marker:ident, $name:expr, $input:ty, $output:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct $marker;
+
+        impl ActivityDefinition for $marker {
+            type Input = $input;
+            type Output = $output;
+            fn name(&self) -> &str {
+                $name
+            }
+        }
+    };
+}
+
+local_activity!(
+    /// Marker for the fan-out activity.
+    StartNotifications,
+    START_NOTIFICATIONS,
+    StartNotificationsInput,
+    StartNotificationsOutput
+);
+local_activity!(
+    /// Marker for the notification-count local activity.
+    CountNotifications,
+    COUNT_NOTIFICATIONS,
+    CountNotificationsInput,
+    NotificationCounts
+);
+local_activity!(
+    /// Marker for the prepare local activity.
+    PrepareNotification,
+    PREPARE_NOTIFICATION,
+    PrepareInput,
+    Prepared
+);
+local_activity!(
+    /// Marker for the submit local activity.
+    SubmitSms,
+    SUBMIT_SMS,
+    SubmitInput,
+    SubmitResult
+);
+local_activity!(
+    /// Marker for the status-poll local activity (None: the carrier did not answer).
+    PollDelivery,
+    POLL_DELIVERY,
+    PollInput,
+    Option<DeliveryReport>
+);
+local_activity!(
+    /// Marker for the record local activity.
+    RecordNotification,
+    RECORD_NOTIFICATION,
+    RecordInput,
+    ()
+);

@@ -12,6 +12,7 @@
 //! - [`contracts`]: activity names, inputs and outputs shared by workflows and activities.
 //! - [`delivery`]: carrier-neutral delivery statuses, failure categories, message references.
 //! - [`month`]: `MonthlyQualificationWorkflow`, one run per month (`qualification/YYYY-MM`).
+//! - [`sms`]: `SmsNotificationWorkflow`, one run per customer and month (`sms/YYYY-MM/<customer>`).
 //! - [`search`]: the custom search attributes ops filter on in the Temporal Web UI.
 
 pub mod contracts;
@@ -24,6 +25,8 @@ pub mod message;
 #[allow(missing_docs)]
 pub mod month;
 pub mod search;
+#[allow(missing_docs)]
+pub mod sms;
 pub mod window;
 
 /// Task queue served by the worker (one queue: workflows and activities of this system).

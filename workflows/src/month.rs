@@ -22,15 +22,17 @@ use temporalio_workflow::common::error::StartChildWorkflowExecutionFailedCause;
 use temporalio_workflow::common::search_attributes::SearchAttributes;
 use temporalio_workflow::{
     ActivityExecutionError, ActivityOptions, ChildWorkflowOptions, ChildWorkflowStartError,
-    ParentClosePolicy, RetryPolicy, SyncWorkflowContext, WorkflowContext, WorkflowContextView,
+    LocalActivityOptions, ParentClosePolicy, RetryPolicy, SyncWorkflowContext, WorkflowContext, WorkflowContextView,
     WorkflowIdReusePolicy, WorkflowResult, WorkflowTermination, workflow, workflow_methods,
 };
 
 use crate::contracts::{
-    DailyBalanceSweep, DailySweepInput, ERR_BANK_AUTH, ERR_INVALID_INPUT, QualificationSummary,
-    QualifyInput, QualifyMonth, RunRef, SweepSummary,
+    CountNotifications, CountNotificationsInput, DailyBalanceSweep, DailySweepInput, ERR_BANK_AUTH,
+    ERR_INVALID_INPUT, NotificationCounts, QualificationSummary, QualifyInput, QualifyMonth,
+    RunRef, StartNotifications, StartNotificationsInput, StartNotificationsOutput, SweepSummary,
 };
-use crate::domain::{BusinessDate, Nis, YearMonth};
+use crate::domain::{BusinessDate, CustomerId, Nis, YearMonth};
+use crate::sms::SmsSettings;
 use crate::{TASK_QUEUE, search};
 
 /// The workflow id of a month: the business key that makes a second start of the same month a
@@ -56,6 +58,12 @@ pub struct MonthSettings {
     /// Set the `PcnMonth` / `PcnPhase` search attributes. On by default; off only for a namespace
     /// that cannot have them (the time-skipping test server has no custom search attributes).
     pub search_attributes: bool,
+    /// Qualified customers per fan-out activity (each starts that many SMS workflows).
+    pub fanout_page: u32,
+    /// How often the notification counts are re-read from Postgres while messages are out.
+    pub notification_poll_secs: u64,
+    /// Settings of the month's SMS workflows.
+    pub sms: SmsSettings,
 }
 
 impl Default for MonthSettings {
@@ -66,6 +74,9 @@ impl Default for MonthSettings {
             give_up_after_secs: 2 * 60 * 60,
             sweep_heartbeat_timeout_secs: 60,
             search_attributes: true,
+            fanout_page: 2_000,
+            notification_poll_secs: 15 * 60,
+            sms: SmsSettings::default(),
         }
     }
 }
@@ -142,6 +153,12 @@ pub struct MonthProgress {
     pub days: Vec<DayProgress>,
     /// The month's decision counts, once decided.
     pub qualification: Option<QualificationSummary>,
+    /// SMS workflows started by the fan-out so far (and found already started).
+    #[serde(default)]
+    pub fanout: StartNotificationsOutput,
+    /// The month's notifications by state, as last read from Postgres.
+    #[serde(default)]
+    pub notifications: Option<NotificationCounts>,
 }
 
 /// Result of a completed month run.
@@ -153,6 +170,9 @@ pub struct MonthOutcome {
     pub days_swept: u32,
     /// Decision counts.
     pub qualification: QualificationSummary,
+    /// Final notification counts (None for runs that predate the SMS step).
+    #[serde(default)]
+    pub notifications: Option<NotificationCounts>,
 }
 
 /// See the module docs.
@@ -168,7 +188,12 @@ pub struct MonthlyQualificationWorkflow {
     next_check_at: Option<DateTime<Utc>>,
     days: Vec<DayProgress>,
     qualification: Option<QualificationSummary>,
+    fanout: StartNotificationsOutput,
+    notifications: Option<NotificationCounts>,
 }
+
+/// Patch marker of the SMS step: runs recorded before it completed right after qualification.
+pub const PATCH_SMS_FANOUT: &str = "sms-fanout";
 
 #[workflow_methods]
 impl MonthlyQualificationWorkflow {
@@ -184,6 +209,8 @@ impl MonthlyQualificationWorkflow {
             next_check_at: None,
             days: Vec::new(),
             qualification: None,
+            fanout: StartNotificationsOutput::default(),
+            notifications: None,
         }
     }
 
@@ -240,21 +267,24 @@ impl MonthlyQualificationWorkflow {
         let input = QualifyInput {
             month,
             threshold: settings.threshold,
-            run,
+            run: run.clone(),
         };
         let qualification = execute_or_block(ctx, QualifyMonth, input, qualify_options()).await?;
         ctx.state_mut(|s| s.qualification = Some(qualification.clone()));
 
-        // Hand-off to the notification step: the qualified customers are the rows of
-        // `qualifications WHERE month = $1 AND qualified`; the SMS fan-out (a later issue) starts
-        // one `sms/YYYY-MM/<customer>` workflow per row from here.
+        // Notification: the qualified customers are the rows of `qualifications WHERE qualified`.
         set_phase(ctx, MonthPhase::Notifying);
+        if ctx.patched(PATCH_SMS_FANOUT) {
+            fan_out(ctx, month, &settings, &run).await?;
+            follow_notifications(ctx, month, &settings).await?;
+        }
 
         set_phase(ctx, MonthPhase::Completed);
         Ok(MonthOutcome {
             month,
             days_swept: ctx.state(|s| u32::try_from(s.days.len()).unwrap_or(u32::MAX)),
             qualification,
+            notifications: ctx.state(|s| s.notifications.clone()),
         })
     }
 
@@ -299,8 +329,97 @@ impl MonthlyQualificationWorkflow {
             next_check_at: self.next_check_at,
             days: self.days.clone(),
             qualification: self.qualification.clone(),
+            fanout: self.fanout.clone(),
+            notifications: self.notifications.clone(),
         }
     }
+}
+
+/// Starts one SMS workflow per qualified customer, a page per activity. The workflows are started
+/// by the activity through the client (not as children): no per-child events in this history, no
+/// parent lock contention, and the id `sms/YYYY-MM/<customer>` with reuse rejected makes a
+/// retried, replayed or reset fan-out start nothing twice.
+async fn fan_out(
+    ctx: &WorkflowContext<MonthlyQualificationWorkflow>,
+    month: YearMonth,
+    settings: &MonthSettings,
+    run: &RunRef,
+) -> WorkflowResult<()> {
+    let mut after: Option<CustomerId> = None;
+    loop {
+        let input = StartNotificationsInput {
+            month,
+            after: after.clone(),
+            limit: settings.fanout_page.max(1),
+            settings: settings.sms.clone(),
+            task_queue: ctx.task_queue().to_owned(),
+            run: run.clone(),
+        };
+        let page = execute_or_block(ctx, StartNotifications, input, fanout_options()).await?;
+        let done = page.done;
+        after = page.last.clone();
+        ctx.state_mut(|s| {
+            s.fanout.seen += page.seen;
+            s.fanout.started += page.started;
+            s.fanout.already_started += page.already_started;
+            s.fanout.last = page.last;
+            s.fanout.done = done;
+        });
+        if done || after.is_none() {
+            return Ok(());
+        }
+    }
+}
+
+/// Re-reads the notification counts from Postgres until every notification is final. The counts
+/// come from the database, not from signals: no SMS workflow reports to this run.
+async fn follow_notifications(
+    ctx: &WorkflowContext<MonthlyQualificationWorkflow>,
+    month: YearMonth,
+    settings: &MonthSettings,
+) -> WorkflowResult<()> {
+    loop {
+        let counts = ctx
+            .execute_local_activity(
+                CountNotifications,
+                CountNotificationsInput { month },
+                count_options(),
+            )
+            .await?;
+        let finished = counts.in_flight() == 0 && counts.total >= counts.qualified;
+        ctx.state_mut(|s| s.notifications = Some(counts));
+        if finished {
+            return Ok(());
+        }
+        ctx.timer(Duration::from_secs(settings.notification_poll_secs.max(1)))
+            .await;
+    }
+}
+
+fn fanout_options() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(60 * 60))
+        .heartbeat_timeout(Duration::from_secs(60))
+        .summary("start SMS workflows".to_owned())
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_secs(2))
+                .maximum_interval(Duration::from_secs(60))
+                .non_retryable_error_types([ERR_INVALID_INPUT])
+                .build(),
+        )
+        .build()
+}
+
+fn count_options() -> LocalActivityOptions {
+    LocalActivityOptions::builder()
+        .start_to_close_timeout(Duration::from_secs(30))
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_secs(1))
+                .maximum_interval(Duration::from_secs(60))
+                .build(),
+        )
+        .build()
 }
 
 /// Workflow time (deterministic: the time of the current workflow task).

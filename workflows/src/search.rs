@@ -9,5 +9,18 @@ pub const MONTH: SearchAttributeKey<String> = SearchAttributeKey::keyword("PcnMo
 /// The phase of a month run (see [`crate::month::MonthPhase`]), updated when it changes.
 pub const PHASE: SearchAttributeKey<String> = SearchAttributeKey::keyword("PcnPhase");
 
+/// The customer an SMS workflow notifies.
+pub const CUSTOMER: SearchAttributeKey<String> = SearchAttributeKey::keyword("PcnCustomer");
+
+/// The state of an SMS notification (see [`crate::sms::NotificationState`]), updated when it
+/// changes, e.g. `PcnMonth = "2026-10" AND PcnNotificationStatus = "UNDELIVERABLE"`.
+pub const NOTIFICATION_STATUS: SearchAttributeKey<String> =
+    SearchAttributeKey::keyword("PcnNotificationStatus");
+
 /// Every custom search attribute with its Temporal type name, for registration.
-pub const ALL: &[(&str, &str)] = &[("PcnMonth", "Keyword"), ("PcnPhase", "Keyword")];
+pub const ALL: &[(&str, &str)] = &[
+    ("PcnMonth", "Keyword"),
+    ("PcnPhase", "Keyword"),
+    ("PcnCustomer", "Keyword"),
+    ("PcnNotificationStatus", "Keyword"),
+];

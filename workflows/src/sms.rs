@@ -1,0 +1,804 @@
+//! `SmsNotificationWorkflow`: one run per qualified customer and month, id
+//! `sms/YYYY-MM/<customer>` — the business key that makes a second start (a retried or reset
+//! fan-out) impossible.
+//!
+//! prepare → wait for the send window → submit → wait for a delivery signal (or poll every 2 h)
+//! up to 72 h → on a retryable failure wait 6 h and try again, 3 attempts in all → DELIVERED /
+//! FAILED / UNDELIVERABLE / OPTED_OUT / CANCELLED.
+//!
+//! Every history event costs server time at 100,000 messages a month, so the happy path is two
+//! local activities (submit, record) around one timer and one signal: 13 events. Progress
+//! reports (QUEUED/SENT) are stored by the webhook but never signalled; the poll timer is left to
+//! lapse rather than cancelled when the run completes anyway.
+//!
+//! Submission is idempotent: the attempt's reference `sms/YYYY-MM/<customer>#N` is the carrier
+//! idempotency key and the `sms_attempts` key, and an attempt with a carrier id is never
+//! submitted again — a reset of this run to any point sends nothing twice. A submission that fails
+//! for want of an answer is retried *under the same attempt number* (the carrier may have taken
+//! it), so only a failure the carrier reported moves to the next attempt.
+
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use temporalio_workflow::{
+    CancellableFuture, LocalActivityOptions, RetryPolicy, SyncWorkflowContext,
+    WorkflowCancellationToken, WorkflowContext, WorkflowContextView, WorkflowResult, select,
+    workflow, workflow_methods,
+};
+
+use crate::contracts::{
+    AttemptOutcome, DeliveryReport, NotificationKey, PollDelivery, PollInput, PrepareInput,
+    PrepareNotification, Prepared, RecordInput, RecordNotification, RunRef, SubmitInput,
+    SubmitResult, SubmitSms,
+};
+use crate::delivery::{DeliveryStatus, FailureCategory, notification_workflow_id};
+use crate::domain::{CustomerId, YearMonth};
+use crate::search;
+use crate::window::SendWindow;
+
+/// The workflow id of a customer-month.
+pub fn workflow_id(month: YearMonth, customer: &CustomerId) -> String {
+    notification_workflow_id(month, customer)
+}
+
+/// State of a notification; also the `PcnNotificationStatus` search attribute and
+/// `notifications.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NotificationState {
+    /// Started, not yet submitted.
+    Pending,
+    /// Outside the send window: waiting for it to open.
+    WaitingWindow,
+    /// An attempt is with the carrier.
+    Submitted,
+    /// An attempt failed; the next one waits for the retry delay.
+    RetryWait,
+    /// Final: on the handset.
+    Delivered,
+    /// Final: every attempt failed.
+    Failed,
+    /// Final: permanent failure, or no confirmation within the window.
+    Undeliverable,
+    /// Final: the customer opted out; nothing was sent.
+    OptedOut,
+    /// Final: cancelled by an operator.
+    Cancelled,
+}
+
+impl NotificationState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [Self; 9] = [
+        Self::Pending,
+        Self::WaitingWindow,
+        Self::Submitted,
+        Self::RetryWait,
+        Self::Delivered,
+        Self::Failed,
+        Self::Undeliverable,
+        Self::OptedOut,
+        Self::Cancelled,
+    ];
+
+    /// The stored / search-attribute spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::WaitingWindow => "WAITING_WINDOW",
+            Self::Submitted => "SUBMITTED",
+            Self::RetryWait => "RETRY_WAIT",
+            Self::Delivered => "DELIVERED",
+            Self::Failed => "FAILED",
+            Self::Undeliverable => "UNDELIVERABLE",
+            Self::OptedOut => "OPTED_OUT",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// Whether the notification is over.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Delivered | Self::Failed | Self::Undeliverable | Self::OptedOut | Self::Cancelled
+        )
+    }
+}
+
+/// Tunables of the SMS workflows, carried in their input (defaults: seed 001 §3.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmsSettings {
+    /// Attempts in all (initial + retries). Default 3.
+    pub max_attempts: u32,
+    /// Wait between a failed attempt and the next. Default 6 h.
+    pub retry_delay_secs: u64,
+    /// How long an attempt may stay without a final status before it is UNDELIVERABLE. Default 72 h.
+    pub confirmation_timeout_secs: u64,
+    /// Status poll interval while waiting for a callback. Default 2 h.
+    pub poll_interval_secs: u64,
+    /// When messages may go out (Asia/Jerusalem). Default Sunday–Thursday 09:00–20:00.
+    pub window: SendWindow,
+    /// Set the `PcnNotificationStatus` search attribute as the state changes (off only where the
+    /// namespace cannot have it: the time-skipping test server).
+    pub search_attributes: bool,
+}
+
+impl Default for SmsSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            retry_delay_secs: 6 * 60 * 60,
+            confirmation_timeout_secs: 72 * 60 * 60,
+            poll_interval_secs: 2 * 60 * 60,
+            window: SendWindow::default(),
+            search_attributes: true,
+        }
+    }
+}
+
+/// Input of an SMS workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmsInput {
+    /// The month the customer qualified in.
+    pub month: YearMonth,
+    /// The customer.
+    pub customer: CustomerId,
+    /// Tunables.
+    #[serde(default)]
+    pub settings: SmsSettings,
+}
+
+/// One attempt, as the `status` query shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptView {
+    /// Attempt number.
+    pub attempt: u32,
+    /// The carrier's id, once submitted.
+    pub carrier_message_id: Option<String>,
+    /// How it ended, once it did.
+    pub outcome: Option<AttemptOutcome>,
+    /// The carrier's error code.
+    pub error_code: Option<String>,
+}
+
+/// Answer of the `status` query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmsStatus {
+    /// Current state.
+    pub state: NotificationState,
+    /// Current attempt (0 before the first submission).
+    pub attempt: u32,
+    /// Every attempt so far.
+    pub attempts: Vec<AttemptView>,
+    /// When the run next wakes up by itself (window opening, poll, retry, deadline).
+    pub next_wake_at: Option<DateTime<Utc>>,
+    /// Why it did not end DELIVERED.
+    pub failure_category: Option<FailureCategory>,
+    /// Delivery reports received that changed nothing (duplicates, stale or progress reports).
+    pub ignored_reports: u32,
+}
+
+/// Result of an SMS run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmsOutcome {
+    /// Final state.
+    pub state: NotificationState,
+    /// Attempts submitted.
+    pub attempts: u32,
+    /// Why it did not end DELIVERED.
+    pub failure_category: Option<FailureCategory>,
+}
+
+/// See the module docs.
+#[workflow]
+pub struct SmsNotificationWorkflow {
+    input: SmsInput,
+    state: NotificationState,
+    attempts: Vec<AttemptView>,
+    /// The final report of the current attempt, from a signal or a poll.
+    report: Option<DeliveryReport>,
+    cancel_reason: Option<String>,
+    next_wake_at: Option<DateTime<Utc>>,
+    failure_category: Option<FailureCategory>,
+    ignored_reports: u32,
+}
+
+/// How waiting on one attempt ended.
+enum Wait {
+    Report(DeliveryReport),
+    NoConfirmation,
+    Cancelled,
+}
+
+#[workflow_methods]
+impl SmsNotificationWorkflow {
+    #[init]
+    fn new(_ctx: &WorkflowContextView, input: SmsInput) -> Self {
+        Self {
+            input,
+            state: NotificationState::Pending,
+            attempts: Vec::new(),
+            report: None,
+            cancel_reason: None,
+            next_wake_at: None,
+            failure_category: None,
+            ignored_reports: 0,
+        }
+    }
+
+    /// Sends the message and follows it to a final state.
+    #[run(name = "SmsNotificationWorkflow")]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<SmsOutcome> {
+        let (input, settings) = ctx.state(|s| (s.input.clone(), s.input.settings.clone()));
+        let key = NotificationKey {
+            month: input.month,
+            customer: input.customer.clone(),
+        };
+        let run = RunRef {
+            workflow_id: ctx.workflow_id().to_owned(),
+            run_id: ctx.run_id().to_owned(),
+        };
+        let max_attempts = settings.max_attempts.max(1);
+        let mut attempt = 1;
+        // Submission tries of the current attempt that got no answer from the carrier.
+        let mut unanswered = 0;
+        loop {
+            // 1. The send window.
+            match wait_for_window(ctx, &key, &settings).await? {
+                Prepared::Ready { .. } => {}
+                Prepared::OptedOut => {
+                    return finish(ctx, &run, NotificationState::OptedOut, None, None, None).await;
+                }
+                Prepared::UnknownCustomer => {
+                    let detail = Some("customer not found".to_owned());
+                    return finish(ctx, &run, NotificationState::Failed, None, None, detail).await;
+                }
+            }
+            if ctx.state(|s| s.cancel_reason.is_some()) {
+                return finish(ctx, &run, NotificationState::Cancelled, None, None, None).await;
+            }
+
+            // 2. Submit (idempotent per attempt reference).
+            let now = workflow_now(ctx);
+            let budget = settings
+                .window
+                .closes_at(now)
+                .map(|close| (close - now).to_std().unwrap_or_default())
+                .unwrap_or(Duration::from_secs(30 * 60))
+                .clamp(Duration::from_secs(1), Duration::from_secs(30 * 60));
+            let submitted = ctx
+                .execute_local_activity(
+                    SubmitSms,
+                    SubmitInput {
+                        key: key.clone(),
+                        attempt,
+                    },
+                    submit_options(budget),
+                )
+                .await;
+            let carrier_message_id = match submitted {
+                Ok(SubmitResult::Submitted {
+                    carrier_message_id, ..
+                }) => carrier_message_id,
+                Ok(SubmitResult::OptedOut) => {
+                    return finish(ctx, &run, NotificationState::OptedOut, None, None, None).await;
+                }
+                Ok(SubmitResult::UnknownCustomer) => {
+                    let detail = Some("customer not found".to_owned());
+                    return finish(ctx, &run, NotificationState::Failed, None, None, detail).await;
+                }
+                Ok(SubmitResult::Rejected { category, code }) => {
+                    ctx.state_mut(|s| {
+                        s.attempts.push(AttemptView {
+                            attempt,
+                            carrier_message_id: None,
+                            outcome: Some(AttemptOutcome::Rejected),
+                            error_code: Some(code.clone()),
+                        })
+                    });
+                    let ended = Some((attempt, AttemptOutcome::Rejected));
+                    if !category.is_retryable() {
+                        return finish_with(
+                            ctx,
+                            &run,
+                            NotificationState::Undeliverable,
+                            ended,
+                            Some(code),
+                            Some(category),
+                        )
+                        .await;
+                    }
+                    if attempt >= max_attempts {
+                        return finish_with(
+                            ctx,
+                            &run,
+                            NotificationState::Failed,
+                            ended,
+                            Some(code),
+                            Some(category),
+                        )
+                        .await;
+                    }
+                    retry_wait(ctx, &run, &key, &settings, ended, Some(code), category).await?;
+                    attempt += 1;
+                    unanswered = 0;
+                    continue;
+                }
+                Err(_) => {
+                    // No answer within the budget (carrier down, window closing): the carrier may
+                    // or may not have the message, so the *same* attempt is tried again later.
+                    unanswered += 1;
+                    if unanswered >= max_attempts {
+                        return finish_with(
+                            ctx,
+                            &run,
+                            NotificationState::Failed,
+                            None,
+                            None,
+                            Some(FailureCategory::NetworkError),
+                        )
+                        .await;
+                    }
+                    retry_wait(
+                        ctx,
+                        &run,
+                        &key,
+                        &settings,
+                        None,
+                        None,
+                        FailureCategory::NetworkError,
+                    )
+                    .await?;
+                    continue;
+                }
+            };
+            ctx.state_mut(|s| {
+                s.state = NotificationState::Submitted;
+                s.report = None;
+                s.attempts.push(AttemptView {
+                    attempt,
+                    carrier_message_id: Some(carrier_message_id.clone()),
+                    outcome: None,
+                    error_code: None,
+                });
+            });
+
+            // 3. Wait for the outcome: a signal, or a poll every poll interval, up to the deadline.
+            let waited =
+                wait_for_outcome(ctx, &key, attempt, &carrier_message_id, &settings).await;
+            let (outcome, code, category) = match waited {
+                Wait::Cancelled => {
+                    let ended = Some((attempt, AttemptOutcome::Cancelled));
+                    return finish_with(
+                        ctx,
+                        &run,
+                        NotificationState::Cancelled,
+                        ended,
+                        None,
+                        None,
+                    )
+                    .await;
+                }
+                Wait::NoConfirmation => {
+                    let ended = Some((attempt, AttemptOutcome::NoConfirmation));
+                    return finish_with(
+                        ctx,
+                        &run,
+                        NotificationState::Undeliverable,
+                        ended,
+                        None,
+                        Some(FailureCategory::NoConfirmation),
+                    )
+                    .await;
+                }
+                Wait::Report(report) => match report.status {
+                    DeliveryStatus::Delivered => {
+                        let ended = Some((attempt, AttemptOutcome::Delivered));
+                        return finish_with(
+                            ctx,
+                            &run,
+                            NotificationState::Delivered,
+                            ended,
+                            None,
+                            None,
+                        )
+                        .await;
+                    }
+                    status => {
+                        let category = classify_failure(status, report.error_code.as_deref());
+                        let outcome = if status == DeliveryStatus::Undeliverable {
+                            AttemptOutcome::Undeliverable
+                        } else {
+                            AttemptOutcome::Failed
+                        };
+                        (outcome, report.error_code, category)
+                    }
+                },
+            };
+            ctx.state_mut(|s| {
+                if let Some(view) = s.attempts.last_mut() {
+                    view.outcome = Some(outcome);
+                    view.error_code = code.clone();
+                }
+            });
+            let ended = Some((attempt, outcome));
+            if !category.is_retryable() {
+                return finish_with(
+                    ctx,
+                    &run,
+                    NotificationState::Undeliverable,
+                    ended,
+                    code,
+                    Some(category),
+                )
+                .await;
+            }
+            if attempt >= max_attempts {
+                return finish_with(
+                    ctx,
+                    &run,
+                    NotificationState::Failed,
+                    ended,
+                    code,
+                    Some(category),
+                )
+                .await;
+            }
+            retry_wait(ctx, &run, &key, &settings, ended, code, category).await?;
+            attempt += 1;
+            unanswered = 0;
+        }
+    }
+
+    /// A final delivery report of an attempt (from the carrier webhook). Duplicates, reports of an
+    /// earlier attempt, progress reports and anything after the outcome change nothing.
+    #[signal(name = "delivery")]
+    pub fn delivery(&mut self, _ctx: &mut SyncWorkflowContext<Self>, report: DeliveryReport) {
+        let current = self.attempts.last().map(|a| a.attempt);
+        if self.state != NotificationState::Submitted
+            || self.report.is_some()
+            || !report.status.is_final()
+            || current != Some(report.attempt)
+        {
+            self.ignored_reports += 1;
+            return;
+        }
+        self.report = Some(report);
+    }
+
+    /// Cancel the notification (an operator): nothing more is sent; a message already with the
+    /// carrier is no longer followed.
+    #[signal(name = "cancel")]
+    pub fn cancel(&mut self, _ctx: &mut SyncWorkflowContext<Self>, reason: String) {
+        if !self.state.is_final() && self.cancel_reason.is_none() {
+            self.cancel_reason = Some(reason);
+        }
+    }
+
+    /// Where the notification stands.
+    #[query(name = "status")]
+    pub fn status(&self, _ctx: &WorkflowContextView) -> SmsStatus {
+        SmsStatus {
+            state: self.state,
+            attempt: self.attempts.last().map_or(0, |a| a.attempt),
+            attempts: self.attempts.clone(),
+            next_wake_at: self.next_wake_at,
+            failure_category: self.failure_category,
+            ignored_reports: self.ignored_reports,
+        }
+    }
+}
+
+/// FAILED / UNDELIVERABLE plus a code → category. An UNDELIVERABLE without a known code is
+/// permanent; a FAILED without one is worth another attempt.
+pub fn classify_failure(status: DeliveryStatus, code: Option<&str>) -> FailureCategory {
+    match FailureCategory::from_code(code) {
+        FailureCategory::Unknown if status == DeliveryStatus::Undeliverable => {
+            FailureCategory::Undeliverable
+        }
+        category => category,
+    }
+}
+
+/// Waits until the send window is open (or a cancel arrives). While it is closed the
+/// notification is prepared — an opted-out customer ends here without waiting.
+async fn wait_for_window(
+    ctx: &WorkflowContext<SmsNotificationWorkflow>,
+    key: &NotificationKey,
+    settings: &SmsSettings,
+) -> WorkflowResult<Prepared> {
+    loop {
+        let now = workflow_now(ctx);
+        if settings.window.is_open(now) {
+            ctx.state_mut(|s| s.next_wake_at = None);
+            return Ok(Prepared::Ready { segments: 0 });
+        }
+        let prepared = ctx
+            .execute_local_activity(
+                PrepareNotification,
+                PrepareInput {
+                    key: key.clone(),
+                    state: NotificationState::WaitingWindow,
+                },
+                record_options(),
+            )
+            .await?;
+        if !matches!(prepared, Prepared::Ready { .. }) {
+            return Ok(prepared);
+        }
+        let opens = settings.window.next_open(now);
+        set_state(ctx, NotificationState::WaitingWindow, Some(opens));
+        let mut timer = std::pin::pin!(ctx.timer((opens - now).to_std().unwrap_or_default()));
+        select! {
+            _ = timer.as_mut() => {}
+            _ = ctx.wait_condition(|s: &SmsNotificationWorkflow| s.cancel_reason.is_some()) => {
+                timer.cancel();
+                return Ok(prepared);
+            }
+        }
+    }
+}
+
+/// Waits for the attempt's final report: a signal, or the answer of a poll.
+async fn wait_for_outcome(
+    ctx: &WorkflowContext<SmsNotificationWorkflow>,
+    key: &NotificationKey,
+    attempt: u32,
+    carrier_message_id: &str,
+    settings: &SmsSettings,
+) -> Wait {
+    let deadline =
+        workflow_now(ctx) + chrono::Duration::seconds(secs_i64(settings.confirmation_timeout_secs));
+    let poll = chrono::Duration::seconds(secs_i64(settings.poll_interval_secs.max(1)));
+    loop {
+        if let Some(report) = ctx.state(|s| s.report.clone()) {
+            return Wait::Report(report);
+        }
+        if ctx.state(|s| s.cancel_reason.is_some()) {
+            return Wait::Cancelled;
+        }
+        let now = workflow_now(ctx);
+        if now >= deadline {
+            return Wait::NoConfirmation;
+        }
+        let wake = (now + poll).min(deadline);
+        ctx.state_mut(|s| s.next_wake_at = Some(wake));
+        let mut timer = std::pin::pin!(ctx.timer((wake - now).to_std().unwrap_or_default()));
+        let mut fired = false;
+        select! {
+            _ = timer.as_mut() => { fired = true; }
+            _ = ctx.wait_condition(|s: &SmsNotificationWorkflow| {
+                s.report.is_some() || s.cancel_reason.is_some()
+            }) => {}
+        }
+        if !fired {
+            // A report or a cancel arrived. The timer is left to lapse when the run ends now
+            // (cancelling it would cost a history event); it is cancelled when a retry follows.
+            if ctx.state(|s| {
+                s.report.as_ref().is_some_and(|r| {
+                    r.status != DeliveryStatus::Delivered
+                        && classify_failure(r.status, r.error_code.as_deref()).is_retryable()
+                })
+            }) {
+                timer.cancel();
+            }
+            continue;
+        }
+        if wake >= deadline {
+            continue;
+        }
+        let polled = ctx
+            .execute_local_activity(
+                PollDelivery,
+                PollInput {
+                    reference: key.attempt(attempt),
+                    carrier_message_id: carrier_message_id.to_owned(),
+                },
+                poll_options(),
+            )
+            .await;
+        if let Ok(Some(report)) = polled
+            && report.status.is_final()
+        {
+            ctx.state_mut(|s| {
+                if s.report.is_none() {
+                    s.report = Some(report);
+                }
+            });
+        }
+    }
+}
+
+/// Records the failed attempt, waits the retry delay (or until cancelled).
+async fn retry_wait(
+    ctx: &WorkflowContext<SmsNotificationWorkflow>,
+    run: &RunRef,
+    key: &NotificationKey,
+    settings: &SmsSettings,
+    ended: Option<(u32, AttemptOutcome)>,
+    code: Option<String>,
+    category: FailureCategory,
+) -> WorkflowResult<()> {
+    let now = workflow_now(ctx);
+    let wake = now + chrono::Duration::seconds(secs_i64(settings.retry_delay_secs));
+    let record = RecordInput {
+        key: key.clone(),
+        state: NotificationState::RetryWait,
+        attempt: ended,
+        error_code: code,
+        category: Some(category),
+        detail: None,
+        run: run.clone(),
+    };
+    ctx.execute_local_activity(RecordNotification, record, record_options())
+        .await?;
+    set_state(ctx, NotificationState::RetryWait, Some(wake));
+    let mut timer = std::pin::pin!(ctx.timer((wake - now).to_std().unwrap_or_default()));
+    select! {
+        _ = timer.as_mut() => {}
+        _ = ctx.wait_condition(|s: &SmsNotificationWorkflow| s.cancel_reason.is_some()) => {
+            timer.cancel();
+        }
+    }
+    Ok(())
+}
+
+async fn finish(
+    ctx: &WorkflowContext<SmsNotificationWorkflow>,
+    run: &RunRef,
+    state: NotificationState,
+    ended: Option<(u32, AttemptOutcome)>,
+    category: Option<FailureCategory>,
+    detail: Option<String>,
+) -> WorkflowResult<SmsOutcome> {
+    finish_full(ctx, run, state, ended, None, category, detail).await
+}
+
+async fn finish_with(
+    ctx: &WorkflowContext<SmsNotificationWorkflow>,
+    run: &RunRef,
+    state: NotificationState,
+    ended: Option<(u32, AttemptOutcome)>,
+    code: Option<String>,
+    category: Option<FailureCategory>,
+) -> WorkflowResult<SmsOutcome> {
+    finish_full(ctx, run, state, ended, code, category, None).await
+}
+
+/// Records the final state (Postgres row + audit entry), publishes it, ends the run.
+async fn finish_full(
+    ctx: &WorkflowContext<SmsNotificationWorkflow>,
+    run: &RunRef,
+    state: NotificationState,
+    ended: Option<(u32, AttemptOutcome)>,
+    code: Option<String>,
+    category: Option<FailureCategory>,
+    detail: Option<String>,
+) -> WorkflowResult<SmsOutcome> {
+    let key = ctx.state(|s| NotificationKey {
+        month: s.input.month,
+        customer: s.input.customer.clone(),
+    });
+    let detail = detail.or_else(|| ctx.state(|s| s.cancel_reason.clone()));
+    let record = RecordInput {
+        key,
+        state,
+        attempt: ended,
+        error_code: code,
+        category,
+        detail,
+        run: run.clone(),
+    };
+    // Recorded even when the run is being cancelled: the final state must reach Postgres.
+    let options = record_options_with(Some(WorkflowCancellationToken::new()));
+    ctx.execute_local_activity(RecordNotification, record, options)
+        .await?;
+    ctx.state_mut(|s| s.failure_category = category);
+    set_state(ctx, state, None);
+    Ok(SmsOutcome {
+        state,
+        attempts: ctx.state(|s| {
+            s.attempts
+                .iter()
+                .map(|a| a.attempt)
+                .max()
+                .unwrap_or_default()
+        }),
+        failure_category: category,
+    })
+}
+
+fn set_state(
+    ctx: &WorkflowContext<SmsNotificationWorkflow>,
+    state: NotificationState,
+    next_wake_at: Option<DateTime<Utc>>,
+) {
+    let publish = ctx.state_mut(|s| {
+        let changed = s.state != state;
+        s.state = state;
+        s.next_wake_at = next_wake_at;
+        changed && s.input.settings.search_attributes
+    });
+    if publish {
+        ctx.upsert_search_attributes([search::NOTIFICATION_STATUS.value_set(state.as_str().to_owned())]);
+    }
+}
+
+fn workflow_now<W>(ctx: &WorkflowContext<W>) -> DateTime<Utc> {
+    DateTime::<Utc>::from(ctx.workflow_time().unwrap_or(SystemTime::UNIX_EPOCH))
+}
+
+fn secs_i64(secs: u64) -> i64 {
+    i64::try_from(secs).unwrap_or(i64::MAX / 1_000_000)
+}
+
+/// Submission: quick retries while the budget lasts (the window's remaining time, at most 30 min).
+fn submit_options(budget: Duration) -> LocalActivityOptions {
+    LocalActivityOptions::builder()
+        .start_to_close_timeout(Duration::from_secs(30))
+        .schedule_to_close_timeout(budget)
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_secs(1))
+                .backoff_coefficient(2.0)
+                .maximum_interval(Duration::from_secs(60))
+                .build(),
+        )
+        .summary("submit SMS".to_owned())
+        .build()
+}
+
+/// Postgres writes: retried until they succeed (a database outage delays, never loses).
+fn record_options() -> LocalActivityOptions {
+    record_options_with(None)
+}
+
+fn record_options_with(cancellation_token: Option<WorkflowCancellationToken>) -> LocalActivityOptions {
+    LocalActivityOptions::builder()
+        .start_to_close_timeout(Duration::from_secs(30))
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_secs(1))
+                .backoff_coefficient(2.0)
+                .maximum_interval(Duration::from_secs(60))
+                .build(),
+        )
+        .maybe_cancellation_token(cancellation_token)
+        .build()
+}
+
+/// A poll that fails is simply not an answer: the next poll (or a callback) will do.
+fn poll_options() -> LocalActivityOptions {
+    LocalActivityOptions::builder()
+        .start_to_close_timeout(Duration::from_secs(30))
+        .retry_policy(RetryPolicy::builder().maximum_attempts(2).build())
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip() {
+        for s in NotificationState::ALL {
+            assert_eq!(NotificationState::parse(s.as_str()), Some(s));
+        }
+        assert!(NotificationState::Delivered.is_final());
+        assert!(!NotificationState::RetryWait.is_final());
+    }
+
+    #[test]
+    fn undeliverable_without_a_code_is_permanent_failed_is_not() {
+        assert!(!classify_failure(DeliveryStatus::Undeliverable, None).is_retryable());
+        assert!(classify_failure(DeliveryStatus::Failed, None).is_retryable());
+        assert!(classify_failure(DeliveryStatus::Undeliverable, Some("30003")).is_retryable());
+        assert!(!classify_failure(DeliveryStatus::Failed, Some("21211")).is_retryable());
+    }
+}
