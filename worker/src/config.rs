@@ -9,7 +9,15 @@ use clap::Args;
 use pcn_activities::bank::{BankConfig, Secret};
 use pcn_activities::sweep::SweepSettings;
 use pcn_workflows::domain::{DomainError, Nis};
+use pcn_activities::carrier::CarrierKind;
+use pcn_activities::carrier::generic::GenericConfig;
+use pcn_activities::carrier::twilio::TwilioConfig;
+use pcn_activities::carrier::CarrierConfig;
+use pcn_workflows::message::TemplateLimits;
 use pcn_workflows::month::MonthSettings;
+use pcn_workflows::sms::SmsSettings;
+use pcn_workflows::window::SendWindow;
+use url::Url;
 
 /// Where Postgres and Temporal are.
 #[derive(Debug, Clone, Args)]
@@ -121,6 +129,148 @@ impl BankArgs {
     }
 }
 
+/// The SMS carrier and the message templates.
+#[derive(Debug, Clone, Args)]
+pub struct CarrierArgs {
+    /// Which carrier API messages go through: `generic` or `twilio`.
+    #[arg(long, env = "PCN_CARRIER", default_value = "generic")]
+    pub carrier: String,
+    /// Base URL of the carrier API.
+    #[arg(long, env = "PCN_CARRIER_URL", default_value = "http://127.0.0.1:8082")]
+    pub carrier_url: String,
+    /// Bearer key of the generic carrier.
+    #[arg(long, env = "PCN_CARRIER_API_KEY", default_value = "dev-carrier-key", hide_env_values = true)]
+    pub carrier_api_key: String,
+    /// Twilio Account SID (`AC…`).
+    #[arg(long, env = "PCN_TWILIO_ACCOUNT_SID", default_value = "AC00000000000000000000000000000000")]
+    pub twilio_account_sid: String,
+    /// Twilio auth token (Basic auth password; key of `X-Twilio-Signature`).
+    #[arg(long, env = "PCN_TWILIO_AUTH_TOKEN", default_value = "dev-twilio-token", hide_env_values = true)]
+    pub twilio_auth_token: String,
+    /// Twilio sender (`From`), or a Messaging Service SID (`MG…`).
+    #[arg(long, env = "PCN_TWILIO_FROM", default_value = "BankPremium")]
+    pub twilio_from: String,
+    /// Public base URL of our webhook, as the carrier reaches it (callback URLs are built on it).
+    #[arg(long, env = "PCN_WEBHOOK_PUBLIC_URL", default_value = "http://127.0.0.1:8090")]
+    pub webhook_public_url: String,
+    /// Carrier request timeout, seconds.
+    #[arg(long, env = "PCN_CARRIER_TIMEOUT_SECS", default_value_t = 10)]
+    pub carrier_timeout_secs: u64,
+    /// Directory of the message templates (`he.txt`, `ar.txt`, `en.txt`, `ru.txt`).
+    #[arg(long, env = "PCN_SMS_TEMPLATES", default_value = "templates/sms")]
+    pub sms_templates: std::path::PathBuf,
+    /// Most SMS segments a rendered message may take (checked when the templates load).
+    #[arg(long, env = "PCN_SMS_MAX_SEGMENTS", default_value_t = pcn_workflows::message::TemplateLimits::DEFAULT_MAX_SEGMENTS)]
+    pub sms_max_segments: u32,
+    /// SMS workflow starts in flight at once during the fan-out.
+    #[arg(long, env = "PCN_FANOUT_CONCURRENCY", default_value_t = 32)]
+    pub fanout_concurrency: usize,
+}
+
+impl CarrierArgs {
+    /// The validated carrier configuration and template limits.
+    pub fn parse(&self) -> Result<(CarrierConfig, TemplateLimits), DomainError> {
+        let kind = CarrierKind::parse(&self.carrier)?;
+        let base = parse_url("carrier_url", &self.carrier_url)?;
+        let public = parse_url("webhook_public_url", &self.webhook_public_url)?;
+        let join = |path: &str| {
+            public
+                .join(path)
+                .map_err(|_| DomainError::new("webhook_public_url", "cannot append a path"))
+        };
+        if !(1..=120).contains(&self.carrier_timeout_secs) {
+            return Err(DomainError::new("carrier_timeout_secs", "must be between 1 and 120"));
+        }
+        if !(1..=10).contains(&self.sms_max_segments) {
+            return Err(DomainError::new("sms_max_segments", "must be between 1 and 10"));
+        }
+        if !(1..=1_000).contains(&self.fanout_concurrency) {
+            return Err(DomainError::new("fanout_concurrency", "must be between 1 and 1000"));
+        }
+        if self.carrier_api_key.is_empty() {
+            return Err(DomainError::new("carrier_api_key", "must not be empty"));
+        }
+        if self.twilio_auth_token.is_empty() {
+            return Err(DomainError::new("twilio_auth_token", "must not be empty"));
+        }
+        let timeout = Duration::from_secs(self.carrier_timeout_secs);
+        let config = CarrierConfig {
+            kind,
+            generic: GenericConfig {
+                base_url: base.clone(),
+                api_key: Secret::new(self.carrier_api_key.clone()),
+                callback_url: join("/webhooks/sms-delivery")?,
+                timeout,
+                ..GenericConfig::default()
+            },
+            twilio: TwilioConfig {
+                base_url: base,
+                account_sid: self.twilio_account_sid.clone(),
+                auth_token: Secret::new(self.twilio_auth_token.clone()),
+                from: self.twilio_from.clone(),
+                status_callback_base: join("/webhooks/twilio/status")?,
+                timeout,
+                ..TwilioConfig::default()
+            },
+        };
+        let limits = TemplateLimits {
+            max_segments: self.sms_max_segments,
+            ..TemplateLimits::default()
+        };
+        Ok((config, limits))
+    }
+}
+
+/// The webhook server: where it listens and the secrets callbacks are signed with.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookArgs {
+    /// Bind address of the webhook.
+    #[arg(long, env = "PCN_WEBHOOK_BIND", default_value = "127.0.0.1:8090")]
+    pub webhook_bind: SocketAddr,
+    /// Public base URL of the webhook as the carrier calls it (Twilio signs the full URL).
+    #[arg(long, env = "PCN_WEBHOOK_PUBLIC_URL", default_value = "http://127.0.0.1:8090")]
+    pub webhook_public_url: String,
+    /// HMAC-SHA256 key of the generic carrier's callbacks.
+    #[arg(long, env = "PCN_CARRIER_WEBHOOK_SECRET", default_value = "dev-webhook-secret", hide_env_values = true)]
+    pub carrier_webhook_secret: String,
+    /// Twilio auth token (key of `X-Twilio-Signature`).
+    #[arg(long, env = "PCN_TWILIO_AUTH_TOKEN", default_value = "dev-twilio-token", hide_env_values = true)]
+    pub twilio_auth_token: String,
+    /// Signals in flight at once.
+    #[arg(long, env = "PCN_SIGNAL_CONCURRENCY", default_value_t = 64)]
+    pub signal_concurrency: usize,
+}
+
+impl WebhookArgs {
+    /// The validated webhook configuration.
+    pub fn parse(&self) -> Result<crate::webhook::WebhookConfig, DomainError> {
+        let public = parse_url("webhook_public_url", &self.webhook_public_url)?;
+        if self.carrier_webhook_secret.len() < 8 {
+            return Err(DomainError::new("carrier_webhook_secret", "must be at least 8 bytes"));
+        }
+        if self.twilio_auth_token.is_empty() {
+            return Err(DomainError::new("twilio_auth_token", "must not be empty"));
+        }
+        if !(1..=1_000).contains(&self.signal_concurrency) {
+            return Err(DomainError::new("signal_concurrency", "must be between 1 and 1000"));
+        }
+        Ok(crate::webhook::WebhookConfig {
+            generic_secret: self.carrier_webhook_secret.as_bytes().to_vec(),
+            twilio_auth_token: self.twilio_auth_token.as_bytes().to_vec(),
+            public_base_url: public.as_str().trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
+fn parse_url(field: &'static str, s: &str) -> Result<Url, DomainError> {
+    let url = Url::parse(s.trim())
+        .map_err(|_| DomainError::new(field, "expected an http:// or https:// URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(DomainError::new(field, "expected an http:// or https:// URL"));
+    }
+    Ok(url)
+}
+
 /// Tunables of month runs started from this process (schedule or command).
 #[derive(Debug, Clone, Args)]
 pub struct MonthArgs {
@@ -136,6 +286,28 @@ pub struct MonthArgs {
     /// Heartbeat timeout of the sweep, seconds.
     #[arg(long, env = "PCN_SWEEP_HEARTBEAT_TIMEOUT_SECS", default_value_t = 60)]
     pub sweep_heartbeat_timeout_secs: u64,
+    /// When SMS may go out, Asia/Jerusalem: e.g. `sun-thu 09:00-20:00` (never Friday evening or
+    /// Saturday); `always` only for demos and tests.
+    #[arg(long, env = "PCN_SMS_WINDOW", default_value = "sun-thu 09:00-20:00")]
+    pub sms_window: String,
+    /// SMS attempts in all.
+    #[arg(long, env = "PCN_SMS_MAX_ATTEMPTS", default_value_t = 3)]
+    pub sms_max_attempts: u32,
+    /// Wait between SMS attempts, seconds.
+    #[arg(long, env = "PCN_SMS_RETRY_DELAY_SECS", default_value_t = 6 * 3600)]
+    pub sms_retry_delay_secs: u64,
+    /// How long an attempt may go without a final status, seconds.
+    #[arg(long, env = "PCN_SMS_CONFIRMATION_TIMEOUT_SECS", default_value_t = 72 * 3600)]
+    pub sms_confirmation_timeout_secs: u64,
+    /// Status poll interval, seconds.
+    #[arg(long, env = "PCN_SMS_POLL_INTERVAL_SECS", default_value_t = 2 * 3600)]
+    pub sms_poll_interval_secs: u64,
+    /// Qualified customers per fan-out activity.
+    #[arg(long, env = "PCN_FANOUT_PAGE", default_value_t = 2_000)]
+    pub fanout_page: u32,
+    /// How often the month re-reads its notification counts, seconds.
+    #[arg(long, env = "PCN_NOTIFICATION_POLL_SECS", default_value_t = 900)]
+    pub notification_poll_secs: u64,
 }
 
 impl MonthArgs {
@@ -150,12 +322,39 @@ impl MonthArgs {
                 "must be positive",
             ));
         }
+        let window = SendWindow::parse(&self.sms_window)?;
+        if !(1..=10).contains(&self.sms_max_attempts) {
+            return Err(DomainError::new("sms_max_attempts", "must be between 1 and 10"));
+        }
+        for (field, value) in [
+            ("sms_retry_delay_secs", self.sms_retry_delay_secs),
+            ("sms_confirmation_timeout_secs", self.sms_confirmation_timeout_secs),
+            ("sms_poll_interval_secs", self.sms_poll_interval_secs),
+            ("notification_poll_secs", self.notification_poll_secs),
+        ] {
+            if value == 0 {
+                return Err(DomainError::new(field, "must be positive"));
+            }
+        }
+        if !(1..=2_000).contains(&self.fanout_page) {
+            return Err(DomainError::new("fanout_page", "must be between 1 and 2000"));
+        }
         Ok(MonthSettings {
             check_time,
             threshold,
             give_up_after_secs: self.give_up_after_secs,
             sweep_heartbeat_timeout_secs: self.sweep_heartbeat_timeout_secs,
             search_attributes: true,
+            fanout_page: self.fanout_page,
+            notification_poll_secs: self.notification_poll_secs,
+            sms: SmsSettings {
+                max_attempts: self.sms_max_attempts,
+                retry_delay_secs: self.sms_retry_delay_secs,
+                confirmation_timeout_secs: self.sms_confirmation_timeout_secs,
+                poll_interval_secs: self.sms_poll_interval_secs,
+                window,
+                search_attributes: true,
+            },
         })
     }
 }
@@ -184,6 +383,13 @@ mod tests {
             threshold: "15000".into(),
             give_up_after_secs: 7_200,
             sweep_heartbeat_timeout_secs: 60,
+            sms_window: "sun-thu 09:00-20:00".into(),
+            sms_max_attempts: 3,
+            sms_retry_delay_secs: 6 * 3600,
+            sms_confirmation_timeout_secs: 72 * 3600,
+            sms_poll_interval_secs: 2 * 3600,
+            fanout_page: 2_000,
+            notification_poll_secs: 900,
         }
     }
 
@@ -198,6 +404,13 @@ mod tests {
         let mut args = month_args();
         args.check_time = "25:00".into();
         assert!(args.parse().unwrap_err().to_string().contains("check_time"));
+    }
+
+    #[test]
+    fn a_saturday_window_is_refused_with_its_field() {
+        let mut args = month_args();
+        args.sms_window = "sun-sat 09:00-20:00".into();
+        assert!(args.parse().unwrap_err().to_string().contains("send_window"));
     }
 
     #[test]

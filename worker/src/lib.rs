@@ -7,10 +7,14 @@
 //! - [`temporal`]: client connection, worker construction, search-attribute registration.
 //! - [`months`]: start a month (or backfill one), read its progress, apply the monthly schedule.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`webhook`]: the carrier webhook (delivery callbacks, inbound STOP).
+//! - [`dispatch`]: stored delivery events → signals into the SMS workflows; the reconciler.
 
 pub mod config;
 pub mod customers;
+pub mod dispatch;
 pub mod http;
 pub mod months;
 pub mod telemetry;
 pub mod temporal;
+pub mod webhook;

@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand};
 use pcn_activities::bank::BankClient;
 use pcn_activities::metrics::Metrics;
 use pcn_activities::{PcnActivities, db};
-use pcn_worker::config::{BankArgs, ConnectionArgs, MonthArgs, OpsArgs};
+use pcn_worker::config::{BankArgs, CarrierArgs, ConnectionArgs, MonthArgs, OpsArgs, WebhookArgs};
+use pcn_worker::{dispatch, webhook};
 use pcn_worker::months::{self, StartOutcome};
 use pcn_worker::{customers, http, telemetry, temporal};
 use pcn_workflows::domain::YearMonth;
@@ -37,7 +38,15 @@ enum Command {
         #[command(flatten)]
         bank: BankArgs,
         #[command(flatten)]
+        carrier: CarrierArgs,
+        #[command(flatten)]
         ops: OpsArgs,
+    },
+    /// Serve the carrier webhook (delivery callbacks, inbound STOP) and deliver stored events to
+    /// the SMS workflows (with the reconciler for events stored while Temporal was unreachable).
+    Webhook {
+        #[command(flatten)]
+        webhook: WebhookArgs,
     },
     /// Apply database migrations and register the search attributes on the namespace.
     Setup,
@@ -91,7 +100,8 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let conn = cli.connection;
     match cli.command {
-        Command::Run { bank, ops } => run_worker(&conn, &bank, &ops).await,
+        Command::Run { bank, carrier, ops } => run_worker(&conn, &bank, &carrier, &ops).await,
+        Command::Webhook { webhook } => run_webhook(&conn, &webhook).await,
         Command::Setup => {
             let pool = db::connect(&conn.database_url, 2).await?;
             db::migrate(&pool).await?;
@@ -178,8 +188,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn run_worker(conn: &ConnectionArgs, bank: &BankArgs, ops: &OpsArgs) -> anyhow::Result<()> {
+async fn run_webhook(conn: &ConnectionArgs, args: &WebhookArgs) -> anyhow::Result<()> {
+    let config = args.parse()?;
+    let pool = db::connect(&conn.database_url, 16).await?;
+    db::migrate(&pool).await?;
+    let slot = dispatch::ClientSlot::new(&conn.temporal_address, &conn.temporal_namespace);
+    let dispatcher = dispatch::spawn(
+        pool.clone(),
+        slot,
+        dispatch::DispatchSettings {
+            concurrency: args.signal_concurrency,
+            ..Default::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(args.webhook_bind)
+        .await
+        .with_context(|| format!("binding the webhook to {}", args.webhook_bind))?;
+    let server = webhook::serve(listener, config, pool, dispatcher)?;
+    tracing::info!(addr = %server.addr, "carrier webhook listening");
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down");
+    server.abort();
+    Ok(())
+}
+
+async fn run_worker(
+    conn: &ConnectionArgs,
+    bank: &BankArgs,
+    carrier: &CarrierArgs,
+    ops: &OpsArgs,
+) -> anyhow::Result<()> {
     let (bank_config, sweep) = bank.parse()?;
+    let (carrier_config, limits) = carrier.parse()?;
+    let templates = pcn_activities::templates::load_dir(&carrier.sms_templates, limits)
+        .with_context(|| format!("loading SMS templates from {}", carrier.sms_templates.display()))?;
     let pool = db::connect(&conn.database_url, 16).await?;
     db::migrate(&pool).await?;
     let metrics = Metrics::new();
@@ -218,6 +260,14 @@ async fn run_worker(conn: &ConnectionArgs, bank: &BankArgs, ops: &OpsArgs) -> an
         bank: BankClient::new(bank_config)?,
         sweep,
         metrics,
+        sms: Some(std::sync::Arc::new(pcn_activities::sms::SmsDeps {
+            carrier: carrier_config.build()?,
+            templates,
+        })),
+        fanout: Some(pcn_activities::sms::FanoutDeps {
+            client: client.clone(),
+            concurrency: carrier.fanout_concurrency,
+        }),
     };
     let mut worker = temporal::build_worker(&runtime, client, &conn.task_queue, activities)?;
     let shutdown = worker.shutdown_handle();

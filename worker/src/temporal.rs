@@ -6,6 +6,7 @@ use std::str::FromStr;
 use anyhow::Context as _;
 use pcn_activities::PcnActivities;
 use pcn_workflows::month::{MonthlyQualificationWorkflow, ScheduledMonthStart};
+use pcn_workflows::sms::SmsNotificationWorkflow;
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
 use temporalio_common::protos::temporal::api::enums::v1::IndexedValueType;
 use temporalio_common::protos::temporal::api::operatorservice::v1::{
@@ -48,6 +49,7 @@ pub fn build_worker(
         .register_activities(activities)
         .register_workflow::<MonthlyQualificationWorkflow>()?
         .register_workflow::<ScheduledMonthStart>()?
+        .register_workflow::<SmsNotificationWorkflow>()?
         .build();
     Worker::new(runtime, client, options).context("building the worker")
 }

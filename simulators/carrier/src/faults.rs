@@ -1,0 +1,126 @@
+//! Injectable faults: latency, a rate limit and outages.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Faults applied to the carrier API (submit and status; admin endpoints are never affected);
+/// adjustable at runtime through [`SimHandle::set_faults`](crate::SimHandle::set_faults) or
+/// `PUT /admin/faults` (a JSON merge: omitted fields keep their value).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Milliseconds added to every submit and status request.
+    pub latency_ms: u64,
+    /// Token bucket over all submit requests of both APIs (one second of burst); over the
+    /// limit a submit gets `429` with `Retry-After: 1` and code 20429. `None`: unlimited.
+    pub rate_limit_per_sec: Option<u32>,
+    /// While `true`, submit and status requests get a 503.
+    pub outage: bool,
+    /// Submit and status requests get a 503 until this wall-clock time.
+    pub outage_until: Option<DateTime<Utc>>,
+}
+
+impl Faults {
+    /// Whether an outage is in force at `now`.
+    pub fn outage_active(&self, now: DateTime<Utc>) -> bool {
+        self.outage || self.outage_until.is_some_and(|until| now < until)
+    }
+}
+
+/// One token costs this many milli-tokens (integer arithmetic only).
+const MILLI: u64 = 1000;
+
+/// A token bucket holding at most one second's worth of requests.
+pub(crate) struct RateLimiter {
+    inner: Mutex<Bucket>,
+}
+
+struct Bucket {
+    rate: u32,
+    milli_tokens: u64,
+    last: Instant,
+}
+
+impl RateLimiter {
+    pub(crate) fn new() -> Self {
+        Self {
+            inner: Mutex::new(Bucket {
+                rate: 0,
+                milli_tokens: 0,
+                last: Instant::now(),
+            }),
+        }
+    }
+
+    /// Takes one token at `rate` per second; `false` when the bucket is empty. A changed rate
+    /// starts from a full bucket.
+    pub(crate) fn try_acquire(&self, rate: u32, now: Instant) -> bool {
+        let mut b = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let capacity = u64::from(rate) * MILLI;
+        if b.rate != rate {
+            b.rate = rate;
+            b.milli_tokens = capacity;
+            b.last = now;
+        }
+        let elapsed_us =
+            u64::try_from(now.saturating_duration_since(b.last).as_micros()).unwrap_or(u64::MAX);
+        // rate tokens per second = rate * 1000 milli-tokens per 1_000_000 µs.
+        let refill = elapsed_us.saturating_mul(u64::from(rate)) / 1000;
+        if refill > 0 {
+            b.milli_tokens = b.milli_tokens.saturating_add(refill).min(capacity);
+            b.last = now;
+        }
+        if b.milli_tokens >= MILLI {
+            b.milli_tokens -= MILLI;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+    use std::time::Duration;
+
+    #[test]
+    fn an_outage_lasts_until_its_deadline() {
+        let now = Utc::now();
+        let mut f = Faults::default();
+        assert!(!f.outage_active(now));
+        f.outage_until = Some(now + TimeDelta::seconds(5));
+        assert!(f.outage_active(now));
+        assert!(!f.outage_active(now + TimeDelta::seconds(6)));
+        f.outage_until = None;
+        f.outage = true;
+        assert!(f.outage_active(now));
+    }
+
+    #[test]
+    fn the_bucket_allows_one_second_of_burst_then_refills() {
+        let r = RateLimiter::new();
+        let t0 = Instant::now();
+        assert_eq!((0..20).filter(|_| r.try_acquire(10, t0)).count(), 10);
+        assert!(!r.try_acquire(10, t0 + Duration::from_millis(50)));
+        assert!(r.try_acquire(10, t0 + Duration::from_millis(150)));
+        assert!(!r.try_acquire(10, t0 + Duration::from_millis(160)));
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!((0..20).filter(|_| r.try_acquire(10, later)).count(), 10);
+    }
+
+    #[test]
+    fn partial_json_fills_in_defaults() {
+        let f: Faults = serde_json::from_str(r#"{"rate_limit_per_sec": 5}"#).unwrap();
+        assert_eq!(f.rate_limit_per_sec, Some(5));
+        assert_eq!(f.latency_ms, 0);
+        assert!(!f.outage);
+    }
+}

@@ -1,0 +1,301 @@
+//! Delivers stored delivery events to the running SMS workflows as `delivery` signals, decoupled
+//! from the webhook's acknowledgement.
+//!
+//! - New final events arrive from the webhook's batch writer and are signalled at once, with
+//!   bounded concurrency.
+//! - The reconciler re-reads `delivery_events WHERE signal_state = 'PENDING'` every few seconds
+//!   (and at start-up) — events stored while Temporal was unreachable, or while this process was
+//!   down, are delivered then. Nothing is acknowledged to the carrier that is not in Postgres, and
+//!   nothing in Postgres is forgotten.
+//! - A workflow that is finished or unknown answers NotFound: the event is kept as
+//!   WORKFLOW_CLOSED (a late callback is evidence, not an error).
+//! - Signalling twice (two webhook replicas, a crash between signal and mark) is harmless: the
+//!   workflow ignores a report it already has.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use pcn_activities::carrier::events::CarrierEvent;
+use pcn_workflows::contracts::DeliveryReport;
+use pcn_workflows::delivery::DeliveryStatus;
+use pcn_workflows::sms::SmsNotificationWorkflow;
+use sqlx::{PgPool, Row};
+use temporalio_client::errors::WorkflowInteractionError;
+use temporalio_client::{Client, WorkflowSignalOptions};
+use tokio::sync::{Mutex, mpsc};
+
+/// One event to signal.
+#[derive(Debug, Clone)]
+pub struct DispatchItem {
+    /// Row id in `delivery_events`.
+    pub id: i64,
+    /// The SMS workflow.
+    pub workflow_id: String,
+    /// The signal payload.
+    pub report: DeliveryReport,
+    /// When the event was stored (for the latency metric).
+    pub stored_at: Instant,
+}
+
+impl DispatchItem {
+    /// From a stored callback.
+    pub fn from_event(id: i64, event: &CarrierEvent) -> Self {
+        Self {
+            id,
+            workflow_id: event.reference.workflow_id(),
+            report: DeliveryReport {
+                attempt: event.reference.attempt,
+                carrier_message_id: event.carrier_message_id.clone(),
+                status: event.status,
+                error_code: event.error_code.clone(),
+                event_id: Some(id),
+            },
+            stored_at: Instant::now(),
+        }
+    }
+}
+
+/// How the Temporal client is obtained: connected lazily and again after a failure, so the webhook
+/// starts (and stores callbacks) while Temporal is down.
+#[derive(Clone)]
+pub struct ClientSlot {
+    address: String,
+    namespace: String,
+    client: Arc<Mutex<Option<Client>>>,
+}
+
+impl ClientSlot {
+    /// A slot that connects to `address` / `namespace` on first use.
+    pub fn new(address: &str, namespace: &str) -> Self {
+        Self {
+            address: address.to_owned(),
+            namespace: namespace.to_owned(),
+            client: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// A slot holding an already connected client.
+    pub fn connected(client: Client) -> Self {
+        Self {
+            address: String::new(),
+            namespace: String::new(),
+            client: Arc::new(Mutex::new(Some(client))),
+        }
+    }
+
+    async fn get(&self) -> Option<Client> {
+        let mut slot = self.client.lock().await;
+        if slot.is_none() && !self.address.is_empty() {
+            match tokio::time::timeout(
+                Duration::from_secs(5),
+                crate::temporal::connect(&self.address, &self.namespace),
+            )
+            .await
+            {
+                Ok(Ok(client)) => *slot = Some(client),
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %format!("{err:#}"), "Temporal unreachable; events stay pending")
+                }
+                Err(_) => tracing::warn!("Temporal connect timed out; events stay pending"),
+            }
+        }
+        slot.clone()
+    }
+}
+
+/// Tunables of the dispatcher.
+#[derive(Debug, Clone)]
+pub struct DispatchSettings {
+    /// Signals in flight at once.
+    pub concurrency: usize,
+    /// How often the reconciler looks for pending events.
+    pub reconcile_every: Duration,
+    /// Events younger than this are left to the live path.
+    pub reconcile_grace: Duration,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 64,
+            reconcile_every: Duration::from_secs(5),
+            reconcile_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Handle of the dispatch task.
+#[derive(Clone)]
+pub struct Dispatcher {
+    tx: mpsc::UnboundedSender<DispatchItem>,
+}
+
+impl Dispatcher {
+    /// Queues events for signalling.
+    pub fn submit(&self, items: Vec<DispatchItem>) {
+        for item in items {
+            // The receiver lives as long as the process; a closed channel only happens at
+            // shutdown, and the reconciler delivers what was left pending.
+            let _ = self.tx.send(item);
+        }
+    }
+
+    /// A dispatcher that drops everything (events stay PENDING in Postgres): for measuring the
+    /// acknowledgement path alone.
+    pub fn disabled() -> Self {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        Self { tx }
+    }
+}
+
+/// Starts the dispatch task and the reconciler.
+pub fn spawn(pool: PgPool, slot: ClientSlot, settings: DispatchSettings) -> Dispatcher {
+    let (tx, rx) = mpsc::unbounded_channel::<DispatchItem>();
+    let dispatcher = Dispatcher { tx };
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    {
+        let pool = pool.clone();
+        let slot = slot.clone();
+        let concurrency = settings.concurrency.max(1);
+        tokio::spawn(async move {
+            let mut results = stream
+                .map(|item| {
+                    let slot = slot.clone();
+                    async move { deliver(&slot, item).await }
+                })
+                .buffer_unordered(concurrency)
+                .ready_chunks(256)
+                .boxed();
+            while let Some(chunk) = results.next().await {
+                mark(&pool, chunk).await;
+            }
+        });
+    }
+    {
+        let dispatcher = dispatcher.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(err) = reconcile(&pool, &dispatcher, settings.reconcile_grace).await {
+                    tracing::warn!(error = %format!("{err:#}"), "reconciler pass failed");
+                }
+                tokio::time::sleep(settings.reconcile_every).await;
+            }
+        });
+    }
+    dispatcher
+}
+
+/// What signalling one event did.
+#[derive(Debug)]
+pub struct Delivered {
+    id: i64,
+    outcome: Result<&'static str, String>,
+    latency: Duration,
+}
+
+async fn deliver(slot: &ClientSlot, item: DispatchItem) -> Delivered {
+    let Some(client) = slot.get().await else {
+        return Delivered {
+            id: item.id,
+            outcome: Err("Temporal unreachable".to_owned()),
+            latency: item.stored_at.elapsed(),
+        };
+    };
+    let result = client
+        .get_workflow_handle::<SmsNotificationWorkflow>(item.workflow_id.clone())
+        .signal(
+            SmsNotificationWorkflow::delivery,
+            item.report,
+            WorkflowSignalOptions::default(),
+        )
+        .await;
+    let outcome = match result {
+        Ok(()) => Ok("SIGNALLED"),
+        Err(WorkflowInteractionError::NotFound(_)) => Ok("WORKFLOW_CLOSED"),
+        Err(err) => Err(err.to_string()),
+    };
+    Delivered {
+        id: item.id,
+        outcome,
+        latency: item.stored_at.elapsed(),
+    }
+}
+
+async fn mark(pool: &PgPool, chunk: Vec<Delivered>) {
+    let mut ids = Vec::new();
+    let mut states = Vec::new();
+    let mut errors: Vec<Option<String>> = Vec::new();
+    for d in chunk {
+        ids.push(d.id);
+        match d.outcome {
+            Ok(state) => {
+                states.push(state.to_owned());
+                errors.push(None);
+            }
+            Err(err) => {
+                states.push("PENDING".to_owned());
+                errors.push(Some(err));
+            }
+        }
+        tracing::debug!(latency_ms = d.latency.as_millis() as u64, "event dispatched");
+    }
+    let result = sqlx::query(
+        "UPDATE delivery_events e
+            SET signal_state = u.state,
+                signalled_at = CASE WHEN u.state = 'PENDING' THEN NULL ELSE now() END,
+                signal_attempts = e.signal_attempts + 1,
+                last_signal_error = u.error
+           FROM UNNEST($1::int8[], $2::text[], $3::text[]) AS u(id, state, error)
+          WHERE e.id = u.id AND e.signal_state = 'PENDING'",
+    )
+    .bind(&ids)
+    .bind(&states)
+    .bind(&errors)
+    .execute(pool)
+    .await;
+    if let Err(err) = result {
+        // The events stay PENDING and are signalled again: harmless (the workflow dedups).
+        tracing::warn!(error = %err, "marking dispatched events failed");
+    }
+}
+
+/// One reconciler pass: queues the oldest pending events.
+pub async fn reconcile(pool: &PgPool, dispatcher: &Dispatcher, grace: Duration) -> anyhow::Result<usize> {
+    let rows = sqlx::query(
+        "SELECT id, workflow_id, attempt, carrier_message_id, status, error_code
+           FROM delivery_events
+          WHERE signal_state = 'PENDING' AND received_at < now() - make_interval(secs => $1)
+          ORDER BY id LIMIT 2000",
+    )
+    .bind(grace.as_secs_f64())
+    .fetch_all(pool)
+    .await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Ok(status) = DeliveryStatus::parse(row.get("status")) else {
+            continue;
+        };
+        let id: i64 = row.get("id");
+        items.push(DispatchItem {
+            id,
+            workflow_id: row.get("workflow_id"),
+            report: DeliveryReport {
+                attempt: u32::try_from(row.get::<i16, _>("attempt")).unwrap_or_default(),
+                carrier_message_id: row.get("carrier_message_id"),
+                status,
+                error_code: row.get("error_code"),
+                event_id: Some(id),
+            },
+            stored_at: Instant::now(),
+        });
+    }
+    let n = items.len();
+    if n > 0 {
+        tracing::info!(events = n, "reconciler: delivering pending events");
+    }
+    dispatcher.submit(items);
+    Ok(n)
+}

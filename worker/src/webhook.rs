@@ -1,0 +1,489 @@
+//! The carrier webhook (axum): delivery callbacks of the generic carrier (JSON, HMAC-SHA256 over
+//! the raw body) and of the Twilio-compatible one (form, `X-Twilio-Signature`), and inbound
+//! replies where STOP opts the customer out.
+//!
+//! The order of work per callback is what makes it lossless:
+//! 1. the signature is checked (constant time) over the raw body — 401 otherwise, nothing stored;
+//! 2. the body is parsed — 400 when malformed, nothing stored;
+//! 3. the event is **stored** (idempotent per carrier, carrier message id and status) by a batch
+//!    writer that turns concurrent callbacks into one `INSERT ... FROM UNNEST` (group commit);
+//! 4. the carrier gets its 2xx — also for a duplicate, or an event of a finished or unknown
+//!    workflow, so it stops retrying;
+//! 5. the [`dispatch`](crate::dispatch) task signals the running workflow, decoupled from the
+//!    acknowledgement; whatever it could not deliver (Temporal down) stays PENDING in Postgres and
+//!    the reconciler delivers it later.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, OriginalUri, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use pcn_activities::audit::{self, AuditEntry};
+use pcn_activities::carrier::events::{self, CarrierEvent, InboundSms};
+use pcn_activities::carrier::signature;
+use pcn_activities::carrier::CarrierKind;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::dispatch::{DispatchItem, Dispatcher};
+
+/// Largest request body accepted (callbacks are a few hundred bytes).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Secrets and addresses of the webhook.
+#[derive(Clone)]
+pub struct WebhookConfig {
+    /// HMAC-SHA256 key of the generic carrier's callbacks.
+    pub generic_secret: Vec<u8>,
+    /// Twilio auth token (HMAC-SHA1 key of `X-Twilio-Signature`).
+    pub twilio_auth_token: Vec<u8>,
+    /// The public base URL the carrier calls (scheme://host[:port]), needed to recompute Twilio
+    /// signatures, which cover the full URL.
+    pub public_base_url: String,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("public_base_url", &self.public_base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+struct AppState {
+    config: Arc<WebhookConfig>,
+    pool: PgPool,
+    ingest: mpsc::Sender<IngestRequest>,
+}
+
+/// The router; `ingest` is the sender of [`spawn_ingest`].
+pub fn router(config: WebhookConfig, pool: PgPool, ingest: mpsc::Sender<IngestRequest>) -> Router {
+    let state = AppState {
+        config: Arc::new(config),
+        pool,
+        ingest,
+    };
+    Router::new()
+        .route("/webhooks/sms-delivery", post(generic_callback))
+        // The seed's path (002 §3.5), for carriers configured with it.
+        .route("/api/webhooks/sms-delivery", post(generic_callback))
+        .route("/webhooks/sms-inbound", post(generic_inbound))
+        .route("/webhooks/twilio/status", post(twilio_callback))
+        .route("/webhooks/twilio/inbound", post(twilio_inbound))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Why a callback was refused (mapped to the HTTP status the carrier sees). Internal details are
+/// logged, never returned.
+enum Refusal {
+    BadSignature,
+    Malformed(String),
+    Unavailable,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::BadSignature => {
+                (StatusCode::UNAUTHORIZED, Json(serde_json::json!({"error": "invalid signature"})))
+                    .into_response()
+            }
+            Self::Malformed(field) => (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({"error": "malformed callback", "field": field})),
+            )
+                .into_response(),
+            // 503: the carrier retries later; nothing was acknowledged, so nothing is lost.
+            Self::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"error": "temporarily unavailable"})),
+            )
+                .into_response(),
+        }
+    }
+}
+
+async fn generic_callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Refusal> {
+    let header = headers
+        .get("x-carrier-signature")
+        .and_then(|v| v.to_str().ok());
+    if !signature::verify_generic(&state.config.generic_secret, &body, header) {
+        return Err(Refusal::BadSignature);
+    }
+    let event = events::parse_generic_callback(&body)
+        .map_err(|err| Refusal::Malformed(err.to_string()))?;
+    let raw = String::from_utf8_lossy(&body).into_owned();
+    ingest(&state, event, raw).await
+}
+
+async fn twilio_callback(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Refusal> {
+    let params = form_params(&body);
+    let url = format!(
+        "{}{}",
+        state.config.public_base_url.trim_end_matches('/'),
+        uri.path_and_query().map_or("", |p| p.as_str())
+    );
+    let header = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok());
+    if !signature::verify_twilio(&state.config.twilio_auth_token, &url, &params, header) {
+        return Err(Refusal::BadSignature);
+    }
+    let reference = uri
+        .query()
+        .map(|q| form_params(q.as_bytes()))
+        .and_then(|q| q.into_iter().find(|(k, _)| k == "ref").map(|(_, v)| v))
+        .unwrap_or_default();
+    let event = events::parse_twilio_callback(&params, &reference)
+        .map_err(|err| Refusal::Malformed(err.to_string()))?;
+    let raw = String::from_utf8_lossy(&body).into_owned();
+    ingest(&state, event, raw).await
+}
+
+async fn generic_inbound(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Refusal> {
+    let header = headers
+        .get("x-carrier-signature")
+        .and_then(|v| v.to_str().ok());
+    if !signature::verify_generic(&state.config.generic_secret, &body, header) {
+        return Err(Refusal::BadSignature);
+    }
+    let inbound = events::parse_generic_inbound(&body)
+        .map_err(|err| Refusal::Malformed(err.to_string()))?;
+    handle_inbound(&state, inbound).await
+}
+
+async fn twilio_inbound(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Refusal> {
+    let params = form_params(&body);
+    let url = format!(
+        "{}{}",
+        state.config.public_base_url.trim_end_matches('/'),
+        uri.path_and_query().map_or("", |p| p.as_str())
+    );
+    let header = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok());
+    if !signature::verify_twilio(&state.config.twilio_auth_token, &url, &params, header) {
+        return Err(Refusal::BadSignature);
+    }
+    let inbound =
+        events::parse_twilio_inbound(&params).map_err(|err| Refusal::Malformed(err.to_string()))?;
+    handle_inbound(&state, inbound).await
+}
+
+fn form_params(body: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// Stores an inbound reply; a STOP keyword opts the customer out (audited). Idempotent per
+/// carrier message id.
+async fn handle_inbound(state: &AppState, inbound: InboundSms) -> Result<Response, Refusal> {
+    let stop = events::is_stop_keyword(&inbound.body);
+    let result: anyhow::Result<Option<String>> = async {
+        let mut tx = state.pool.begin().await?;
+        let customer: Option<String> = sqlx::query_scalar(
+            "SELECT customer_id FROM customers WHERE phone_e164 = $1 ORDER BY customer_id LIMIT 1",
+        )
+        .bind(inbound.from.as_e164())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let action = if stop && customer.is_some() {
+            "OPTED_OUT"
+        } else {
+            "IGNORED"
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO inbound_messages (carrier, carrier_message_id, phone_e164, body, customer_id, action)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (carrier, carrier_message_id) DO NOTHING",
+        )
+        .bind(inbound.carrier.as_str())
+        .bind(&inbound.carrier_message_id)
+        .bind(inbound.from.as_e164())
+        .bind(&inbound.body)
+        .bind(&customer)
+        .bind(action)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 1
+            && action == "OPTED_OUT"
+            && let Some(customer) = &customer
+        {
+            sqlx::query(
+                "UPDATE customers SET opted_out = true, updated_at = now() WHERE customer_id = $1",
+            )
+            .bind(customer)
+            .execute(&mut *tx)
+            .await?;
+            audit::record(
+                &mut *tx,
+                &AuditEntry {
+                    actor: format!("carrier:{}", inbound.carrier.as_str()),
+                    action: "CUSTOMER_OPTED_OUT",
+                    subject_type: "customer",
+                    subject_id: customer.clone(),
+                    details: serde_json::json!({
+                        "via": "inbound SMS",
+                        "keyword": inbound.body.trim(),
+                        "carrier_message_id": inbound.carrier_message_id,
+                    }),
+                    idempotency_key: Some(format!(
+                        "opt-out/{}/{}",
+                        inbound.carrier.as_str(),
+                        inbound.carrier_message_id
+                    )),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(customer.filter(|_| stop))
+    }
+    .await;
+    match result {
+        Ok(opted_out) => {
+            tracing::info!(
+                from = %inbound.from.masked(),
+                stop,
+                opted_out = opted_out.is_some(),
+                "inbound SMS stored"
+            );
+            Ok(StatusCode::OK.into_response())
+        }
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "inbound SMS not stored");
+            Err(Refusal::Unavailable)
+        }
+    }
+}
+
+async fn ingest(state: &AppState, event: CarrierEvent, raw: String) -> Result<Response, Refusal> {
+    let (reply, answer) = oneshot::channel();
+    state
+        .ingest
+        .send(IngestRequest { event, raw, reply })
+        .await
+        .map_err(|_| Refusal::Unavailable)?;
+    match answer.await {
+        Ok(Ok(Ingested::New(_))) => Ok((StatusCode::OK, "stored").into_response()),
+        Ok(Ok(Ingested::Duplicate)) => Ok((StatusCode::OK, "duplicate").into_response()),
+        Ok(Err(())) | Err(_) => Err(Refusal::Unavailable),
+    }
+}
+
+/// A callback waiting to be stored.
+pub struct IngestRequest {
+    event: CarrierEvent,
+    raw: String,
+    reply: oneshot::Sender<Result<Ingested, ()>>,
+}
+
+/// What storing a callback did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    /// A new event, with its row id.
+    New(i64),
+    /// Seen before (same carrier, message and status): nothing changed.
+    Duplicate,
+}
+
+/// Starts the batch writers: callbacks that arrive while a batch is being written form the next
+/// batch (up to `max_batch`), so the database sees one statement per batch, not per callback.
+/// New final events go to `dispatcher`.
+pub fn spawn_ingest(
+    pool: PgPool,
+    dispatcher: Dispatcher,
+    writers: usize,
+    max_batch: usize,
+) -> mpsc::Sender<IngestRequest> {
+    let (tx, rx) = mpsc::channel::<IngestRequest>(max_batch * 8);
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    for _ in 0..writers.max(1) {
+        let rx = Arc::clone(&rx);
+        let pool = pool.clone();
+        let dispatcher = dispatcher.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut batch = Vec::with_capacity(max_batch);
+                {
+                    let mut rx = rx.lock().await;
+                    if rx.recv_many(&mut batch, max_batch).await == 0 {
+                        return;
+                    }
+                }
+                write_batch(&pool, &dispatcher, batch).await;
+            }
+        });
+    }
+    tx
+}
+
+async fn write_batch(pool: &PgPool, dispatcher: &Dispatcher, batch: Vec<IngestRequest>) {
+    let mut attempt = 0;
+    let rows = loop {
+        match insert_events(pool, &batch).await {
+            Ok(rows) => break rows,
+            Err(err) if attempt < 3 => {
+                attempt += 1;
+                tracing::warn!(error = %format!("{err:#}"), attempt, "storing callbacks failed; retrying");
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            Err(err) => {
+                tracing::error!(error = %format!("{err:#}"), callbacks = batch.len(), "callbacks not stored; carrier will retry");
+                for request in batch {
+                    let _ = request.reply.send(Err(()));
+                }
+                return;
+            }
+        }
+    };
+    let mut new_items = Vec::new();
+    for request in batch {
+        let key = (
+            request.event.carrier.as_str(),
+            request.event.carrier_message_id.as_str(),
+            request.event.status.as_str(),
+        );
+        let answer = match rows
+            .iter()
+            .find(|(_, c, m, s)| (c.as_str(), m.as_str(), s.as_str()) == key)
+        {
+            Some((id, ..)) => {
+                if request.event.status.is_final() {
+                    new_items.push(DispatchItem::from_event(*id, &request.event));
+                }
+                Ingested::New(*id)
+            }
+            None => Ingested::Duplicate,
+        };
+        let _ = request.reply.send(Ok(answer));
+    }
+    dispatcher.submit(new_items);
+}
+
+type InsertedRow = (i64, String, String, String);
+
+async fn insert_events(pool: &PgPool, batch: &[IngestRequest]) -> anyhow::Result<Vec<InsertedRow>> {
+    let mut carriers = Vec::with_capacity(batch.len());
+    let mut ids = Vec::with_capacity(batch.len());
+    let mut statuses = Vec::with_capacity(batch.len());
+    let mut codes = Vec::with_capacity(batch.len());
+    let mut refs = Vec::with_capacity(batch.len());
+    let mut workflows = Vec::with_capacity(batch.len());
+    let mut attempts = Vec::with_capacity(batch.len());
+    let mut occurred = Vec::with_capacity(batch.len());
+    let mut raws = Vec::with_capacity(batch.len());
+    let mut states = Vec::with_capacity(batch.len());
+    for request in batch {
+        let e = &request.event;
+        carriers.push(e.carrier.as_str().to_owned());
+        ids.push(e.carrier_message_id.clone());
+        statuses.push(e.status.as_str().to_owned());
+        codes.push(e.error_code.clone());
+        refs.push(e.reference.to_string());
+        workflows.push(e.reference.workflow_id());
+        attempts.push(i16::try_from(e.reference.attempt).unwrap_or(i16::MAX));
+        occurred.push(e.occurred_at);
+        raws.push(request.raw.clone());
+        states.push(if e.status.is_final() {
+            "PENDING"
+        } else {
+            "NOT_SIGNALLED"
+        });
+    }
+    let rows = sqlx::query_as::<_, InsertedRow>(
+        "INSERT INTO delivery_events (carrier, carrier_message_id, status, error_code, message_ref,
+                                      workflow_id, attempt, occurred_at, raw, signal_state)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                              $6::text[], $7::int2[], $8::timestamptz[], $9::text[], $10::text[])
+         ON CONFLICT (carrier, carrier_message_id, status) DO NOTHING
+         RETURNING id, carrier, carrier_message_id, status",
+    )
+    .bind(&carriers)
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&codes)
+    .bind(&refs)
+    .bind(&workflows)
+    .bind(&attempts)
+    .bind(&occurred)
+    .bind(&raws)
+    .bind(&states)
+    .fetch_all(pool)
+    .await
+    .context("storing delivery events")?;
+    Ok(rows)
+}
+
+/// Parses a carrier kind name (for configuration).
+pub fn carrier_kind(s: &str) -> anyhow::Result<CarrierKind> {
+    CarrierKind::parse(s).map_err(|err| anyhow::anyhow!("{err}"))
+}
+
+/// A running webhook server.
+pub struct WebhookServer {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// The dispatcher behind it.
+    pub dispatcher: Dispatcher,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WebhookServer {
+    /// Stops serving (stored events stay in Postgres for the reconciler of the next one).
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+/// Starts the webhook on `listener`: the batch writers, the dispatcher with its reconciler, the
+/// HTTP server.
+pub fn serve(
+    listener: tokio::net::TcpListener,
+    config: WebhookConfig,
+    pool: PgPool,
+    dispatcher: Dispatcher,
+) -> anyhow::Result<WebhookServer> {
+    let addr = listener.local_addr()?;
+    let ingest = spawn_ingest(pool.clone(), dispatcher.clone(), 2, 512);
+    let app = router(config, pool, ingest);
+    let task = tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(error = %err, "webhook server stopped");
+        }
+    });
+    Ok(WebhookServer {
+        addr,
+        dispatcher,
+        task,
+    })
+}
