@@ -432,11 +432,11 @@ pub fn sms_start_options(
 
 /// `StartNotifications`: one page of qualified customers → notification rows → SMS workflows.
 /// `progress` is called every few starts (the activity heartbeat).
-pub async fn start_page(
+pub async fn start_page<F: std::future::Future<Output = ()>>(
     pool: &PgPool,
     deps: &FanoutDeps,
     input: &StartNotificationsInput,
-    progress: impl Fn(u64),
+    progress: impl Fn(u64) -> F,
 ) -> anyhow::Result<StartNotificationsOutput> {
     let first = input.month.first_day().as_naive();
     let customers: Vec<String> = sqlx::query_scalar(
@@ -508,8 +508,8 @@ pub async fn start_page(
             out.already_started += 1;
         }
         let handled = out.started + out.already_started;
-        if handled % 50 == 0 {
-            progress(handled);
+        if handled.is_multiple_of(50) {
+            progress(handled).await;
         }
     }
     Ok(out)

@@ -81,8 +81,13 @@ impl PcnActivities {
     ) -> Result<StartNotificationsOutput, ActivityError> {
         let deps = self.fanout_deps()?;
         let progress = |done: u64| {
-            // Progress only: a lost heartbeat is retried by the next one.
-            let _ = ctx.record_heartbeat(done);
+            let ctx = &ctx;
+            async move {
+                // Progress only: a lost heartbeat is made good by the next one.
+                if let Err(err) = ctx.record_heartbeat(done).await {
+                    tracing::warn!(error = %err, "fan-out heartbeat not recorded");
+                }
+            }
         };
         Ok(sms::start_page(&self.pool, deps, &input, progress).await?)
     }

@@ -18,7 +18,15 @@ use chrono::NaiveDate;
 use pcn_activities::bank::{BankClient, BankConfig, Secret};
 use pcn_activities::metrics::Metrics;
 use pcn_activities::sweep::SweepSettings;
+use pcn_activities::carrier::{CarrierConfig, CarrierKind, GenericConfig, TwilioConfig};
+use pcn_activities::sms::{FanoutDeps, SmsDeps};
 use pcn_activities::{PcnActivities, db};
+use pcn_worker::dispatch::{self, ClientSlot, DispatchSettings};
+use pcn_worker::webhook::{WebhookConfig, WebhookServer};
+use pcn_workflows::message::{TemplateLimits, TemplateSet};
+use pcn_workflows::sms::SmsSettings;
+use pcn_workflows::window::SendWindow;
+use std::sync::Arc;
 use pcn_workflows::customer::{Customer, FirstName};
 use pcn_workflows::domain::{AccountId, BusinessDate, CustomerId, Language, Phone, YearMonth};
 use pcn_workflows::month::{MonthPhase, MonthProgress, MonthSettings};
@@ -145,12 +153,132 @@ pub fn test_bank_config(base_url: &str) -> BankConfig {
 }
 
 /// Month settings for tests: defaults, with a short heartbeat timeout so a lost sweep is retried
-/// quickly.
+/// quickly, notification counts re-read every second, and the SMS send window always open (the
+/// suite runs at any hour; the window itself is tested on the time-skipping server).
 pub fn test_month_settings() -> MonthSettings {
     MonthSettings {
         sweep_heartbeat_timeout_secs: 5,
+        notification_poll_secs: 1,
+        sms: SmsSettings {
+            window: SendWindow::unrestricted(),
+            ..SmsSettings::default()
+        },
         ..MonthSettings::default()
     }
+}
+
+/// The shipped SMS templates (`templates/sms`).
+pub fn templates_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../templates/sms"))
+}
+
+/// The shipped SMS templates, loaded with the default limits.
+pub fn test_templates() -> TemplateSet {
+    pcn_activities::templates::load_dir(&templates_dir(), TemplateLimits::default())
+        .expect("shipped templates load")
+}
+
+/// The carrier simulator and our webhook in front of Postgres, wired to each other: the carrier
+/// side of a test.
+pub struct TestCarrier {
+    /// The carrier simulator.
+    pub sim: pcn_carrier_sim::SimHandle,
+    /// Our webhook (batch ingest, dispatcher, reconciler).
+    pub webhook: WebhookServer,
+    /// Which API the worker submits through.
+    pub kind: CarrierKind,
+}
+
+impl TestCarrier {
+    /// Starts the webhook on `pool` (signalling through `temporal_address`) and the simulator
+    /// calling it back, with `config` for the simulator (its URLs are filled in here).
+    pub async fn start(
+        pool: &PgPool,
+        temporal_address: &str,
+        kind: CarrierKind,
+        config: pcn_carrier_sim::SimConfig,
+    ) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("webhook port");
+        let public = format!("http://{}", listener.local_addr().expect("webhook addr"));
+        let sim_defaults = pcn_carrier_sim::SimConfig::default();
+        let webhook_config = WebhookConfig {
+            generic_secret: sim_defaults.webhook_secret.as_bytes().to_vec(),
+            twilio_auth_token: sim_defaults.twilio_auth_token.as_bytes().to_vec(),
+            public_base_url: public.clone(),
+        };
+        let dispatcher = dispatch::spawn(
+            pool.clone(),
+            ClientSlot::new(temporal_address, "default"),
+            DispatchSettings {
+                reconcile_every: Duration::from_millis(500),
+                reconcile_grace: Duration::from_secs(2),
+                ..DispatchSettings::default()
+            },
+        );
+        let webhook = pcn_worker::webhook::serve(listener, webhook_config, pool.clone(), dispatcher)
+            .expect("webhook");
+        let sim = pcn_carrier_sim::spawn(
+            pcn_carrier_sim::SimConfig {
+                inbound_generic_url: Some(format!("{public}/webhooks/sms-inbound")),
+                inbound_twilio_url: Some(format!("{public}/webhooks/twilio/inbound")),
+                ..config
+            },
+            "127.0.0.1:0".parse().expect("loopback address"),
+        )
+        .await
+        .expect("carrier simulator");
+        Self { sim, webhook, kind }
+    }
+
+    /// The worker's carrier configuration pointing at this simulator and webhook.
+    pub fn carrier_config(&self) -> CarrierConfig {
+        carrier_config(self.kind, &self.sim, &format!("http://{}", self.webhook.addr))
+    }
+
+    /// The webhook's base URL.
+    pub fn webhook_url(&self) -> String {
+        format!("http://{}", self.webhook.addr)
+    }
+}
+
+/// A carrier configuration for `sim` with callbacks to `webhook_base`.
+pub fn carrier_config(
+    kind: CarrierKind,
+    sim: &pcn_carrier_sim::SimHandle,
+    webhook_base: &str,
+) -> CarrierConfig {
+    let config = sim.config();
+    let base = url::Url::parse(&sim.base_url()).expect("sim URL");
+    let public = url::Url::parse(webhook_base).expect("webhook URL");
+    CarrierConfig {
+        kind,
+        generic: GenericConfig {
+            base_url: base.clone(),
+            api_key: Secret::new(config.generic_api_key.clone()),
+            callback_url: public.join("/webhooks/sms-delivery").expect("url"),
+            timeout: Duration::from_secs(5),
+            ..GenericConfig::default()
+        },
+        twilio: TwilioConfig {
+            base_url: base,
+            account_sid: config.twilio_account_sid.clone(),
+            auth_token: Secret::new(config.twilio_auth_token.clone()),
+            status_callback_base: public.join("/webhooks/twilio/status").expect("url"),
+            timeout: Duration::from_secs(5),
+            ..TwilioConfig::default()
+        },
+    }
+}
+
+/// Where the worker's SMS carrier comes from.
+pub enum CarrierSetup {
+    /// A carrier simulator and webhook of the worker's own (generic API, every message
+    /// delivered): for tests about something else that still run a month to its end.
+    Embedded,
+    /// A carrier the test runs (see [`TestCarrier`]).
+    External(CarrierConfig),
 }
 
 /// The real worker, in this process, on its own thread and Tokio runtime.
@@ -166,6 +294,7 @@ impl InProcessWorker {
         task_queue: String,
         database_url: String,
         bank: BankConfig,
+        carrier: CarrierSetup,
     ) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
@@ -182,6 +311,26 @@ impl InProcessWorker {
                     .await
                     .expect("worker client");
                 let pool = db::connect(&database_url, 16).await.expect("worker pool");
+                // Kept alive for the worker's lifetime.
+                let mut _embedded = None;
+                let carrier = match carrier {
+                    CarrierSetup::External(config) => config,
+                    CarrierSetup::Embedded => {
+                        let stack = TestCarrier::start(
+                            &pool,
+                            &temporal_address,
+                            CarrierKind::Generic,
+                            pcn_carrier_sim::SimConfig {
+                                callback_delay: Duration::from_millis(50),
+                                ..Default::default()
+                            },
+                        )
+                        .await;
+                        let config = stack.carrier_config();
+                        _embedded = Some(stack);
+                        config
+                    }
+                };
                 let activities = PcnActivities {
                     pool,
                     bank: BankClient::new(bank).expect("bank client"),
@@ -190,6 +339,14 @@ impl InProcessWorker {
                         concurrency: 32,
                     },
                     metrics: Metrics::new(),
+                    sms: Some(Arc::new(SmsDeps {
+                        carrier: carrier.build().expect("carrier client"),
+                        templates: test_templates(),
+                    })),
+                    fanout: Some(FanoutDeps {
+                        client: client.clone(),
+                        concurrency: 32,
+                    }),
                 };
                 let mut worker =
                     pcn_worker::temporal::build_worker(&runtime, client, &task_queue, activities)
@@ -217,12 +374,30 @@ impl InProcessWorker {
     }
 
     /// The usual test worker: the `make test` dev server, `db`, and `sim` with test bank settings.
+    /// Its SMS go to a carrier simulator of its own that delivers everything.
     pub fn for_test(task_queue: &str, db: &TestDb, sim: &pcn_bank_sim::SimHandle) -> Self {
         Self::start(
             temporal_address(),
             task_queue.to_owned(),
             db.url.clone(),
             test_bank_config(&sim.base_url()),
+            CarrierSetup::Embedded,
+        )
+    }
+
+    /// Like [`Self::for_test`], with the test's own carrier.
+    pub fn with_carrier(
+        task_queue: &str,
+        db: &TestDb,
+        sim: &pcn_bank_sim::SimHandle,
+        carrier: &TestCarrier,
+    ) -> Self {
+        Self::start(
+            temporal_address(),
+            task_queue.to_owned(),
+            db.url.clone(),
+            test_bank_config(&sim.base_url()),
+            CarrierSetup::External(carrier.carrier_config()),
         )
     }
 
@@ -267,10 +442,22 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// Starts `pcn-worker run` with the given settings.
-    pub fn start(task_queue: &str, database_url: &str, bank_url: &str, concurrency: usize) -> Self {
+    /// Starts `pcn-worker run` with the given settings; SMS go to `carrier`.
+    pub fn start(
+        task_queue: &str,
+        database_url: &str,
+        bank_url: &str,
+        concurrency: usize,
+        carrier: &TestCarrier,
+    ) -> Self {
         let child = Command::new(workspace_binary("pcn-worker"))
             .arg("run")
+            .env("PCN_CARRIER", carrier.kind.as_str())
+            .env("PCN_CARRIER_URL", carrier.sim.base_url())
+            .env("PCN_TWILIO_ACCOUNT_SID", carrier.sim.config().twilio_account_sid)
+            .env("PCN_WEBHOOK_PUBLIC_URL", carrier.webhook_url())
+            .env("PCN_SMS_TEMPLATES", templates_dir())
+            .env("PCN_FANOUT_CONCURRENCY", "16")
             .env("PCN_DATABASE_URL", database_url)
             .env("PCN_TEMPORAL_ADDRESS", temporal_address())
             .env("PCN_TASK_QUEUE", task_queue)

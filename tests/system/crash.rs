@@ -40,11 +40,18 @@ async fn a_worker_killed_mid_sweep_leaves_exactly_one_check_per_customer_and_day
     let first_day = month.first_day().as_naive();
     let settings = MonthSettings {
         sweep_heartbeat_timeout_secs: 3,
-        ..MonthSettings::default()
+        ..pcn_tests::test_month_settings()
     };
     start_month(&client, &queue, month, settings).await.unwrap();
+    let carrier = pcn_tests::TestCarrier::start(
+        &db.pool,
+        &pcn_tests::temporal_address(),
+        pcn_activities::carrier::CarrierKind::Generic,
+        Default::default(),
+    )
+    .await;
 
-    let worker = WorkerProcess::start(&queue, &db.url, &sim.base_url(), 8);
+    let worker = WorkerProcess::start(&queue, &db.url, &sim.base_url(), 8, &carrier);
     // Wait until the first day's sweep is under way, then kill -9.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -67,7 +74,7 @@ async fn a_worker_killed_mid_sweep_leaves_exactly_one_check_per_customer_and_day
 
     // Restart (and let the rest of the month go fast).
     sim.update_faults(|f| f.latency_ms = 0);
-    let worker = WorkerProcess::start(&queue, &db.url, &sim.base_url(), 32);
+    let worker = WorkerProcess::start(&queue, &db.url, &sim.base_url(), 32, &carrier);
     let progress = wait_completed(&client, month, Duration::from_secs(300)).await;
     drop(worker);
 

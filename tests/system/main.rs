@@ -6,4 +6,5 @@ mod month;
 mod ops;
 mod qualification_rule;
 mod replay;
+mod sms;
 mod time_skipping;

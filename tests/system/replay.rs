@@ -89,6 +89,7 @@ impl AlteredMonth {
             month: input.month,
             days_swept: 0,
             qualification: Default::default(),
+            notifications: None,
         })
     }
 }

@@ -34,6 +34,7 @@ async fn timers_fire_at_22_00_local_every_day_across_both_dst_changes() {
         queue.clone(),
         db.url.clone(),
         test_bank_config(&sim.base_url()),
+        pcn_tests::CarrierSetup::Embedded,
     );
     let client = pcn_worker::temporal::connect(&address, "default")
         .await
@@ -47,10 +48,11 @@ async fn timers_fire_at_22_00_local_every_day_across_both_dst_changes() {
     ];
     for month in months {
         // The real defaults, but the test server cannot hold custom search attributes.
-        let settings = MonthSettings {
+        let mut settings = MonthSettings {
             search_attributes: false,
             ..MonthSettings::default()
         };
+        settings.sms.search_attributes = false;
         start_month(&client, &queue, month, settings).await.unwrap();
     }
     client
