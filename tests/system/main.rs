@@ -7,4 +7,5 @@ mod ops;
 mod qualification_rule;
 mod replay;
 mod sms;
+mod sms_crash;
 mod time_skipping;

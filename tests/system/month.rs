@@ -43,7 +43,7 @@ async fn a_backfilled_month_decides_what_an_independent_computation_decides() {
     assert!(matches!(started, StartOutcome::Started { .. }));
     let progress = wait_completed(&client, month, Duration::from_secs(180)).await;
     worker.stop();
-    crate::replay::check_and_maybe_save(&client, month, "month-2026-10.json").await;
+    crate::replay::check_and_maybe_save(&client, month, "month-2026-10-sms.json").await;
 
     assert_eq!(progress.days_done, 31);
     let decided = pcn_tests::qualified_in_db(&db.pool, month).await;
@@ -239,7 +239,7 @@ async fn a_401_blocks_the_month_visibly_until_an_operator_resumes_it() {
         .unwrap();
     let done = wait_completed(&client, month, Duration::from_secs(120)).await;
     worker.stop();
-    crate::replay::check_and_maybe_save(&client, month, "month-blocked-then-resumed.json").await;
+    crate::replay::check_and_maybe_save(&client, month, "month-blocked-then-resumed-sms.json").await;
     assert_eq!(done.days_done, 30);
     assert_eq!(done.blocked_reason, None);
 }

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use pcn_workflows::domain::YearMonth;
+use pcn_workflows::sms::SmsNotificationWorkflow;
 use pcn_workflows::month::{
     MonthInput, MonthOutcome, MonthlyQualificationWorkflow, ScheduledMonthStart,
 };
@@ -27,6 +28,8 @@ pub async fn replay_current(json: &[u8]) -> Result<(), String> {
             .map_err(|e| e.to_string())?
             .register_workflow::<ScheduledMonthStart>()
             .map_err(|e| e.to_string())?
+            .register_workflow::<SmsNotificationWorkflow>()
+            .map_err(|e| e.to_string())?
             .build(),
     )
     .map_err(|e| e.to_string())?;
@@ -40,9 +43,12 @@ pub async fn replay_current(json: &[u8]) -> Result<(), String> {
 /// Fetches the history of a finished run, checks that it replays, and saves it as a fixture
 /// when `PCN_WRITE_FIXTURES` is set.
 pub async fn check_and_maybe_save(client: &Client, month: YearMonth, fixture: &str) {
-    let handle = client.get_workflow_handle::<MonthlyQualificationWorkflow>(
-        pcn_workflows::month::workflow_id(month),
-    );
+    check_and_maybe_save_workflow(client, &pcn_workflows::month::workflow_id(month), fixture).await;
+}
+
+/// Same, for any workflow id (the SMS workflows).
+pub async fn check_and_maybe_save_workflow(client: &Client, workflow_id: &str, fixture: &str) {
+    let handle = client.get_workflow_handle::<MonthlyQualificationWorkflow>(workflow_id.to_owned());
     let json = handle
         .fetch_history(WorkflowFetchHistoryOptions::builder().build())
         .to_json()

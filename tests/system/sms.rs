@@ -224,6 +224,9 @@ async fn duplicate_reordered_late_and_forged_callbacks_change_nothing() {
     assert_eq!(rows, 0, "refused callbacks store nothing");
     assert_eq!(notification_state(&db, &ids[1]).await.0, "DELIVERED");
 
+    crate::replay::check_and_maybe_save_workflow(&client, &ids[0], "sms-delivered-duplicate-callbacks.json")
+        .await;
+
     // Every final state is in the audit log once.
     let audits: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM audit_log WHERE action = 'NOTIFICATION_FINISHED'",

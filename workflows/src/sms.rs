@@ -161,6 +161,9 @@ pub struct AttemptView {
     pub attempt: u32,
     /// The carrier's id, once submitted.
     pub carrier_message_id: Option<String>,
+    /// Workflow time at which the carrier took (or refused) the attempt.
+    #[serde(default)]
+    pub submitted_at: Option<DateTime<Utc>>,
     /// How it ended, once it did.
     pub outcome: Option<AttemptOutcome>,
     /// The carrier's error code.
@@ -298,6 +301,7 @@ impl SmsNotificationWorkflow {
                         s.attempts.push(AttemptView {
                             attempt,
                             carrier_message_id: None,
+                            submitted_at: Some(now),
                             outcome: Some(AttemptOutcome::Rejected),
                             error_code: Some(code.clone()),
                         })
@@ -364,6 +368,7 @@ impl SmsNotificationWorkflow {
                 s.attempts.push(AttemptView {
                     attempt,
                     carrier_message_id: Some(carrier_message_id.clone()),
+                    submitted_at: Some(now),
                     outcome: None,
                     error_code: None,
                 });
