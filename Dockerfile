@@ -7,6 +7,8 @@ RUN cargo build --release -p pcn-worker --bin pcn-worker
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/pcn-worker /usr/local/bin/pcn-worker
+COPY templates /opt/pcn/templates
+ENV PCN_SMS_TEMPLATES=/opt/pcn/templates/sms
 USER 10001
 ENTRYPOINT []
 CMD ["pcn-worker", "run"]

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make demo`: the embedded default on this machine, end to end.
-#   Temporal dev server + Web UI (http://localhost:8233), Postgres, the bank simulator, the worker;
-#   then a whole past month is backfilled for PCN_DEMO_CUSTOMERS simulated customers and the
-#   qualification summary is printed. Services stay up; `bash scripts/demo.sh stop` stops them.
+#   Temporal dev server + Web UI (http://localhost:8233), Postgres, the bank and carrier
+#   simulators, the carrier webhook, the worker; then a whole past month is backfilled for
+#   PCN_DEMO_CUSTOMERS simulated customers, every qualified customer gets one SMS through the
+#   carrier simulator (followed to its final state), and the qualification and delivery summary
+#   is printed. Services stay up; `bash scripts/demo.sh stop` stops them.
 # Settings: PCN_DEMO_CUSTOMERS (default 1000), PCN_DEMO_MONTH (default: last month, YYYY-MM).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +29,17 @@ MONTH=${PCN_DEMO_MONTH:-$(TZ=Asia/Jerusalem date -d "$(TZ=Asia/Jerusalem date +%
 export PCN_DATABASE_URL=${PCN_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pcn}
 export PCN_TEMPORAL_ADDRESS=${PCN_TEMPORAL_ADDRESS:-127.0.0.1:7233}
 export PCN_BANK_URL=http://127.0.0.1:8081
+export PCN_CARRIER_URL=http://127.0.0.1:8082
+export PCN_WEBHOOK_PUBLIC_URL=http://127.0.0.1:8090
+# The demo runs at any hour: the send window is opened for it (production default:
+# Sunday–Thursday 09:00–20:00 Asia/Jerusalem), and the month re-reads its counts every 2 s.
+export PCN_SMS_WINDOW=${PCN_SMS_WINDOW:-always}
+export PCN_NOTIFICATION_POLL_SECS=${PCN_NOTIFICATION_POLL_SECS:-2}
+# Retry delay, confirmation window and poll interval shortened (defaults 6 h, 72 h, 2 h) so the
+# simulated failures play out in a minute, not three days.
+export PCN_SMS_RETRY_DELAY_SECS=${PCN_SMS_RETRY_DELAY_SECS:-15}
+export PCN_SMS_CONFIRMATION_TIMEOUT_SECS=${PCN_SMS_CONFIRMATION_TIMEOUT_SECS:-120}
+export PCN_SMS_POLL_INTERVAL_SECS=${PCN_SMS_POLL_INTERVAL_SECS:-30}
 
 up() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
 start() { # name port command...
@@ -48,14 +61,20 @@ psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE 
 start bank 8081 "$BIN/pcn-bank-sim" --accounts "$CUSTOMERS" --seed 42
 "$BIN/pcn-bank-sim" --accounts "$CUSTOMERS" --customers-csv "$STATE/customers.csv" >/dev/null
 "$BIN/pcn-worker" import-customers --csv "$STATE/customers.csv"
+start carrier 8082 "$BIN/pcn-carrier-sim" --bind 127.0.0.1:8082 --seed 42 \
+  --failed-ppm 20000 --undeliverable-ppm 5000 --duplicate-ppm 50000 --callback-delay-ms 300 \
+  --inbound-generic-url http://127.0.0.1:8090/webhooks/sms-inbound
+start webhook 8090 "$BIN/pcn-worker" webhook
 start worker 9464 "$BIN/pcn-worker" run
 "$BIN/pcn-worker" schedule
 echo "backfilling $MONTH for $CUSTOMERS customers..."
 "$BIN/pcn-worker" start-month --month "$MONTH" --wait
 cat <<MSG
 
-Qualification summary for $MONTH above (also: $BIN/pcn-worker progress --month $MONTH).
+Qualification and delivery summary for $MONTH above (also: $BIN/pcn-worker progress --month $MONTH).
 Temporal Web UI: http://localhost:8233/namespaces/default/workflows?query=PcnMonth%3D%22$MONTH%22
+  e.g. every message that did not arrive: PcnMonth="$MONTH" AND PcnNotificationStatus="UNDELIVERABLE"
+Carrier simulator: http://127.0.0.1:8082/admin/stats   Webhook: http://127.0.0.1:8090/healthz
 Worker metrics:  http://127.0.0.1:9464/metrics   Postgres: $PCN_DATABASE_URL
 Stop everything: bash scripts/demo.sh stop
 MSG

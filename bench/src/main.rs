@@ -7,6 +7,8 @@
 //!   time with one insert per row, on a sample.
 //! - `qualification_seconds`: month-end qualification of N customers × 31 days; baseline: the
 //!   seed's per-customer loop, one query per customer.
+//! - The SMS figures of [`sms`] (fan-out, signals, webhook, history, worker memory), on a Temporal
+//!   dev server the bench starts itself.
 
 // Rates and ratios of timings are floats by nature; no money is computed here.
 #![allow(clippy::float_arithmetic)]
@@ -25,6 +27,8 @@ use pcn_workflows::domain::{BusinessDate, Nis, YearMonth};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
+mod sms;
+
 #[derive(Parser)]
 struct Args {
     /// Customers (and simulated accounts).
@@ -39,6 +43,35 @@ struct Args {
     /// Bank requests in flight.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Which benchmarks to run.
+    #[arg(long, value_enum, default_value_t = Only::All)]
+    only: Only,
+    /// Qualified customers (SMS workflows) of the SMS benchmarks.
+    #[arg(long, env = "PCN_BENCH_SMS_CUSTOMERS", default_value_t = 2_000)]
+    sms_customers: u64,
+    /// Trivial workflows of the empty-workflow baseline.
+    #[arg(long, default_value_t = 500)]
+    empty_workflows: u64,
+    /// Signed callbacks of the webhook acknowledgement benchmark.
+    #[arg(long, default_value_t = 20_000)]
+    webhook_callbacks: usize,
+    /// The `temporal` CLI whose dev server the SMS benchmarks start (`make tools` installs it).
+    #[arg(long, default_value = ".pcn/bin/temporal")]
+    temporal_bin: String,
+    /// gRPC port of that dev server (HTTP on +10, metrics on +11); not the test suite's 17233.
+    #[arg(long, default_value_t = 17_433)]
+    temporal_port: u16,
+}
+
+/// A subset of the benchmarks.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Only {
+    /// Everything.
+    All,
+    /// The daily sweep and the qualification.
+    Sweep,
+    /// The SMS benchmarks.
+    Sms,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -74,6 +107,40 @@ fn figure(name: &str, value: f64, unit: &str, baseline: f64, ratio: f64, target:
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
+    let mut figures = Vec::new();
+    if args.only != Only::Sms {
+        let result = sweep_and_qualification(&args, &mut figures).await;
+        write_results(&mut figures)?;
+        result?;
+    }
+    if args.only != Only::Sweep {
+        let result = sms::run(&args, &mut figures).await;
+        write_results(&mut figures)?;
+        result?;
+    }
+    Ok(())
+}
+
+/// Merges `figures` into `target/bench/results.json` (and empties it).
+fn write_results(figures: &mut Vec<Figure>) -> anyhow::Result<()> {
+    if figures.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all("target/bench")?;
+    let path = "target/bench/results.json";
+    let mut all = read_existing(path);
+    all.retain(|f| !figures.iter().any(|g| g.name == f.name));
+    all.append(figures);
+    std::fs::write(
+        path,
+        serde_json::to_string_pretty(&Results { figures: all })?,
+    )?;
+    println!("written {path}");
+    Ok(())
+}
+
+/// The daily sweep and the month-end qualification.
+async fn sweep_and_qualification(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
     let pool = fresh_database(&args.admin_url).await?;
     println!("seeding {} customers...", args.customers);
     seed_customers(&pool, args.customers).await?;
@@ -95,7 +162,6 @@ async fn main() -> anyhow::Result<()> {
         backoff: Duration::from_millis(100),
         max_connections: args.concurrency,
     })?;
-    let mut figures = Vec::new();
 
     // Baseline sweep: one account at a time, one INSERT per row, on a sample.
     let sample_date = BusinessDate::parse("2026-01-01")?;
@@ -235,17 +301,6 @@ async fn main() -> anyhow::Result<()> {
         baseline / ours,
         "<= 1 s",
     ));
-
-    std::fs::create_dir_all("target/bench")?;
-    let path = "target/bench/results.json";
-    let mut all = read_existing(path);
-    all.retain(|f| !figures.iter().any(|g| g.name == f.name));
-    all.extend(figures);
-    std::fs::write(
-        path,
-        serde_json::to_string_pretty(&Results { figures: all })?,
-    )?;
-    println!("written {path}");
     Ok(())
 }
 

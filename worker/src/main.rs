@@ -140,7 +140,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 loop {
                     let progress = months::progress(&client, month).await?;
                     if progress.phase == MonthPhase::Completed {
+                        println!("qualification:");
                         println!("{}", serde_json::to_string_pretty(&progress.qualification)?);
+                        if let Some(n) = &progress.notifications {
+                            println!(
+                                "delivery: {} qualified, {} notifications: {} delivered, {} failed, \
+                                 {} undeliverable, {} opted out, {} cancelled",
+                                n.qualified,
+                                n.total,
+                                n.delivered,
+                                n.failed,
+                                n.undeliverable,
+                                n.opted_out,
+                                n.cancelled
+                            );
+                        }
                         return Ok(());
                     }
                     if progress.phase == MonthPhase::Blocked {
@@ -149,12 +163,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             progress.blocked_reason.unwrap_or_default()
                         );
                     }
-                    eprintln!(
-                        "{month}: {}/{} days swept, phase {}",
-                        progress.days_done,
-                        progress.days_total,
-                        progress.phase.as_str()
-                    );
+                    match &progress.notifications {
+                        Some(n) if progress.phase == MonthPhase::Notifying => eprintln!(
+                            "{month}: NOTIFYING — {} of {} SMS workflows started, {} final ({} delivered)",
+                            progress.fanout.started + progress.fanout.already_started,
+                            n.qualified,
+                            n.finished(),
+                            n.delivered
+                        ),
+                        _ => eprintln!(
+                            "{month}: {}/{} days swept, phase {}",
+                            progress.days_done,
+                            progress.days_total,
+                            progress.phase.as_str()
+                        ),
+                    }
                     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
                 }
             }

@@ -206,6 +206,10 @@ pub struct SmsNotificationWorkflow {
     attempts: Vec<AttemptView>,
     /// The final report of the current attempt, from a signal or a poll.
     report: Option<DeliveryReport>,
+    /// Final reports that arrived before their attempt was recorded as submitted (a callback can
+    /// overtake the submission's own result, e.g. when a worker died after the carrier took the
+    /// message): applied when the attempt is.
+    early_reports: Vec<DeliveryReport>,
     cancel_reason: Option<String>,
     next_wake_at: Option<DateTime<Utc>>,
     failure_category: Option<FailureCategory>,
@@ -228,6 +232,7 @@ impl SmsNotificationWorkflow {
             state: NotificationState::Pending,
             attempts: Vec::new(),
             report: None,
+            early_reports: Vec::new(),
             cancel_reason: None,
             next_wake_at: None,
             failure_category: None,
@@ -364,7 +369,12 @@ impl SmsNotificationWorkflow {
             };
             ctx.state_mut(|s| {
                 s.state = NotificationState::Submitted;
-                s.report = None;
+                s.report = s
+                    .early_reports
+                    .iter()
+                    .find(|r| r.attempt == attempt && r.carrier_message_id == carrier_message_id)
+                    .cloned();
+                s.early_reports.retain(|r| r.attempt > attempt);
                 s.attempts.push(AttemptView {
                     attempt,
                     carrier_message_id: Some(carrier_message_id.clone()),
@@ -466,9 +476,25 @@ impl SmsNotificationWorkflow {
     #[signal(name = "delivery")]
     pub fn delivery(&mut self, _ctx: &mut SyncWorkflowContext<Self>, report: DeliveryReport) {
         let current = self.attempts.last().map(|a| a.attempt);
+        let recorded = self.attempts.iter().any(|a| a.attempt == report.attempt);
+        if !report.status.is_final() || self.state.is_final() {
+            self.ignored_reports += 1;
+            return;
+        }
+        if !recorded {
+            // Its attempt is not recorded yet: keep it for when it is (bounded: a handful of
+            // attempts, one final report each).
+            if self.early_reports.len() < 16
+                && !self.early_reports.iter().any(|r| r.attempt == report.attempt)
+            {
+                self.early_reports.push(report);
+            } else {
+                self.ignored_reports += 1;
+            }
+            return;
+        }
         if self.state != NotificationState::Submitted
             || self.report.is_some()
-            || !report.status.is_final()
             || current != Some(report.attempt)
         {
             self.ignored_reports += 1;
