@@ -89,7 +89,11 @@ async fn load_recipient(pool: &PgPool, customer: &CustomerId) -> anyhow::Result<
 
 /// `PrepareNotification`: the customer exists, has not opted out, and the message renders;
 /// records `input.state` (WAITING_WINDOW) on the notification.
-pub async fn prepare(pool: &PgPool, deps: &SmsDeps, input: &PrepareInput) -> anyhow::Result<Prepared> {
+pub async fn prepare(
+    pool: &PgPool,
+    deps: &SmsDeps,
+    input: &PrepareInput,
+) -> anyhow::Result<Prepared> {
     ensure_notification(pool, &input.key).await?;
     let Some(recipient) = load_recipient(pool, &input.key.customer).await? else {
         return Ok(Prepared::UnknownCustomer);
@@ -119,7 +123,11 @@ pub async fn prepare(pool: &PgPool, deps: &SmsDeps, input: &PrepareInput) -> any
 }
 
 /// `SubmitSms`: one attempt to the carrier, at most once. See the module docs.
-pub async fn submit(pool: &PgPool, deps: &SmsDeps, input: &SubmitInput) -> anyhow::Result<SubmitResult> {
+pub async fn submit(
+    pool: &PgPool,
+    deps: &SmsDeps,
+    input: &SubmitInput,
+) -> anyhow::Result<SubmitResult> {
     let key = &input.key;
     let reference = key.attempt(input.attempt);
     let month = key.month.first_day().as_naive();
@@ -259,7 +267,11 @@ pub async fn submit(pool: &PgPool, deps: &SmsDeps, input: &SubmitInput) -> anyho
 
 /// `PollDeliveryStatus`: the carrier's view of an attempt, stored as a delivery event. A carrier
 /// that does not answer is not an error here: the workflow simply polls again later.
-pub async fn poll(pool: &PgPool, deps: &SmsDeps, input: &PollInput) -> anyhow::Result<Option<DeliveryReport>> {
+pub async fn poll(
+    pool: &PgPool,
+    deps: &SmsDeps,
+    input: &PollInput,
+) -> anyhow::Result<Option<DeliveryReport>> {
     let report = match deps.carrier.status(&input.carrier_message_id).await {
         Ok(report) => report,
         Err(err) => {
@@ -314,7 +326,12 @@ pub async fn record(pool: &PgPool, input: &RecordInput) -> anyhow::Result<()> {
         .bind(i16::try_from(attempt).unwrap_or(i16::MAX))
         .bind(outcome.as_str())
         .bind(&input.error_code)
-        .bind(input.category.filter(|_| outcome != AttemptOutcome::Delivered).map(|c| c.as_str()))
+        .bind(
+            input
+                .category
+                .filter(|_| outcome != AttemptOutcome::Delivered)
+                .map(|c| c.as_str()),
+        )
         .execute(&mut *tx)
         .await?;
     }
@@ -366,19 +383,21 @@ pub async fn record(pool: &PgPool, input: &RecordInput) -> anyhow::Result<()> {
 }
 
 /// `CountNotifications`: the month's notifications by state.
-pub async fn count(pool: &PgPool, input: &CountNotificationsInput) -> anyhow::Result<NotificationCounts> {
+pub async fn count(
+    pool: &PgPool,
+    input: &CountNotificationsInput,
+) -> anyhow::Result<NotificationCounts> {
     month_counts(pool, input.month).await
 }
 
 /// A month's notifications by state, with the number of qualified customers.
 pub async fn month_counts(pool: &PgPool, month: YearMonth) -> anyhow::Result<NotificationCounts> {
     let first = month.first_day().as_naive();
-    let qualified: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM qualifications WHERE month = $1 AND qualified",
-    )
-    .bind(first)
-    .fetch_one(pool)
-    .await?;
+    let qualified: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM qualifications WHERE month = $1 AND qualified")
+            .bind(first)
+            .fetch_one(pool)
+            .await?;
     let rows = sqlx::query(
         "SELECT status, count(*) AS n FROM notifications WHERE month = $1 GROUP BY status",
     )

@@ -145,9 +145,9 @@ impl PcnActivities {
 
 impl PcnActivities {
     fn sms_deps(&self) -> Result<&SmsDeps, ActivityError> {
-        self.sms.as_deref().ok_or_else(|| {
-            anyhow::anyhow!("this worker has no SMS carrier configured").into()
-        })
+        self.sms
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("this worker has no SMS carrier configured").into())
     }
 
     fn fanout_deps(&self) -> Result<&FanoutDeps, ActivityError> {

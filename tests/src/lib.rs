@@ -16,21 +16,21 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use pcn_activities::bank::{BankClient, BankConfig, Secret};
-use pcn_activities::metrics::Metrics;
-use pcn_activities::sweep::SweepSettings;
 use pcn_activities::carrier::{CarrierConfig, CarrierKind, GenericConfig, TwilioConfig};
+use pcn_activities::metrics::Metrics;
 use pcn_activities::sms::{FanoutDeps, SmsDeps};
+use pcn_activities::sweep::SweepSettings;
 use pcn_activities::{PcnActivities, db};
 use pcn_worker::dispatch::{self, ClientSlot, DispatchSettings};
 use pcn_worker::webhook::{WebhookConfig, WebhookServer};
-use pcn_workflows::message::{TemplateLimits, TemplateSet};
-use pcn_workflows::sms::SmsSettings;
-use pcn_workflows::window::SendWindow;
-use std::sync::Arc;
 use pcn_workflows::customer::{Customer, FirstName};
 use pcn_workflows::domain::{AccountId, BusinessDate, CustomerId, Language, Phone, YearMonth};
+use pcn_workflows::message::{TemplateLimits, TemplateSet};
 use pcn_workflows::month::{MonthPhase, MonthProgress, MonthSettings};
+use pcn_workflows::sms::SmsSettings;
+use pcn_workflows::window::SendWindow;
 use sqlx::PgPool;
+use std::sync::Arc;
 use temporalio_client::Client;
 
 /// Admin connection used to create test databases.
@@ -217,8 +217,9 @@ impl TestCarrier {
                 ..DispatchSettings::default()
             },
         );
-        let webhook = pcn_worker::webhook::serve(listener, webhook_config, pool.clone(), dispatcher)
-            .expect("webhook");
+        let webhook =
+            pcn_worker::webhook::serve(listener, webhook_config, pool.clone(), dispatcher)
+                .expect("webhook");
         let sim = pcn_carrier_sim::spawn(
             pcn_carrier_sim::SimConfig {
                 inbound_generic_url: Some(format!("{public}/webhooks/sms-inbound")),
@@ -234,7 +235,11 @@ impl TestCarrier {
 
     /// The worker's carrier configuration pointing at this simulator and webhook.
     pub fn carrier_config(&self) -> CarrierConfig {
-        carrier_config(self.kind, &self.sim, &format!("http://{}", self.webhook.addr))
+        carrier_config(
+            self.kind,
+            &self.sim,
+            &format!("http://{}", self.webhook.addr),
+        )
     }
 
     /// The webhook's base URL.
@@ -454,7 +459,10 @@ impl WorkerProcess {
             .arg("run")
             .env("PCN_CARRIER", carrier.kind.as_str())
             .env("PCN_CARRIER_URL", carrier.sim.base_url())
-            .env("PCN_TWILIO_ACCOUNT_SID", carrier.sim.config().twilio_account_sid)
+            .env(
+                "PCN_TWILIO_ACCOUNT_SID",
+                carrier.sim.config().twilio_account_sid,
+            )
             .env("PCN_WEBHOOK_PUBLIC_URL", carrier.webhook_url())
             .env("PCN_SMS_TEMPLATES", templates_dir())
             .env("PCN_FANOUT_CONCURRENCY", "16")

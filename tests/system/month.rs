@@ -239,7 +239,8 @@ async fn a_401_blocks_the_month_visibly_until_an_operator_resumes_it() {
         .unwrap();
     let done = wait_completed(&client, month, Duration::from_secs(120)).await;
     worker.stop();
-    crate::replay::check_and_maybe_save(&client, month, "month-blocked-then-resumed-sms.json").await;
+    crate::replay::check_and_maybe_save(&client, month, "month-blocked-then-resumed-sms.json")
+        .await;
     assert_eq!(done.days_done, 30);
     assert_eq!(done.blocked_reason, None);
 }

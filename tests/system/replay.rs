@@ -7,10 +7,10 @@
 use std::path::PathBuf;
 
 use pcn_workflows::domain::YearMonth;
-use pcn_workflows::sms::SmsNotificationWorkflow;
 use pcn_workflows::month::{
     MonthInput, MonthOutcome, MonthlyQualificationWorkflow, ScheduledMonthStart,
 };
+use pcn_workflows::sms::SmsNotificationWorkflow;
 use temporalio_client::{Client, WorkflowFetchHistoryOptions, WorkflowHistory};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};

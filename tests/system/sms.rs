@@ -154,7 +154,12 @@ async fn duplicate_reordered_late_and_forged_callbacks_change_nothing() {
         assert_eq!(status.attempt, 1);
         assert_eq!(notification_state(&db, id).await, ("DELIVERED".into(), 1));
     }
-    assert!(carrier.sim.wait_callbacks_idle(Duration::from_secs(20)).await);
+    assert!(
+        carrier
+            .sim
+            .wait_callbacks_idle(Duration::from_secs(20))
+            .await
+    );
     let stats = carrier.sim.stats();
     assert_eq!(stats.accepted, n, "one message per customer");
     // SENT, DELIVERED, DELIVERED again, stale SENT: four callbacks per message, all answered 2xx.
@@ -191,49 +196,68 @@ async fn duplicate_reordered_late_and_forged_callbacks_change_nothing() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let events = events_of(&db, &ids[0]).await;
-        if events.iter().any(|(s, st)| s == "FAILED" && st == "WORKFLOW_CLOSED") {
+        if events
+            .iter()
+            .any(|(s, st)| s == "FAILED" && st == "WORKFLOW_CLOSED")
+        {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "late event: {events:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "late event: {events:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(notification_state(&db, &ids[0]).await.0, "DELIVERED");
 
     // Forged: a FAILED for the second message with a wrong signature → 401, nothing stored.
     let second = carrier.sim.messages_to(&phone(1)).remove(0);
-    let forged = late
-        .replace(&first.carrier_id, &second.carrier_id)
-        .replace(&first.idempotency_key.clone().unwrap(), &second.idempotency_key.clone().unwrap());
+    let forged = late.replace(&first.carrier_id, &second.carrier_id).replace(
+        &first.idempotency_key.clone().unwrap(),
+        &second.idempotency_key.clone().unwrap(),
+    );
     let wrong = signature::generic_signature(b"not-the-secret", forged.as_bytes());
-    assert_eq!(post_generic(&url, &forged, Some(&wrong)).await.status(), 401);
+    assert_eq!(
+        post_generic(&url, &forged, Some(&wrong)).await.status(),
+        401
+    );
     assert_eq!(post_generic(&url, &forged, None).await.status(), 401);
     // Signed, but the body changed after signing.
     let tampered = forged.replace("21614", "21211");
     let sig_of_forged = signature::generic_signature(secret.as_bytes(), forged.as_bytes());
-    assert_eq!(post_generic(&url, &tampered, Some(&sig_of_forged)).await.status(), 401);
+    assert_eq!(
+        post_generic(&url, &tampered, Some(&sig_of_forged))
+            .await
+            .status(),
+        401
+    );
     // Signed garbage: 400.
     let garbage = r#"{"trackingId": 5}"#;
     let sig = signature::generic_signature(secret.as_bytes(), garbage.as_bytes());
     assert_eq!(post_generic(&url, garbage, Some(&sig)).await.status(), 400);
-    let rows: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM delivery_events WHERE workflow_id = $1 AND status = 'FAILED'")
-            .bind(&ids[1])
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
-    assert_eq!(rows, 0, "refused callbacks store nothing");
-    assert_eq!(notification_state(&db, &ids[1]).await.0, "DELIVERED");
-
-    crate::replay::check_and_maybe_save_workflow(&client, &ids[0], "sms-delivered-duplicate-callbacks.json")
-        .await;
-
-    // Every final state is in the audit log once.
-    let audits: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_log WHERE action = 'NOTIFICATION_FINISHED'",
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM delivery_events WHERE workflow_id = $1 AND status = 'FAILED'",
     )
+    .bind(&ids[1])
     .fetch_one(&db.pool)
     .await
     .unwrap();
+    assert_eq!(rows, 0, "refused callbacks store nothing");
+    assert_eq!(notification_state(&db, &ids[1]).await.0, "DELIVERED");
+
+    crate::replay::check_and_maybe_save_workflow(
+        &client,
+        &ids[0],
+        "sms-delivered-duplicate-callbacks.json",
+    )
+    .await;
+
+    // Every final state is in the audit log once.
+    let audits: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'NOTIFICATION_FINISHED'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(audits, i64::try_from(n).unwrap());
     worker.stop();
 }
@@ -251,11 +275,22 @@ async fn opted_out_and_stop_customers_get_nothing() {
         .await
         .unwrap();
     let bank = spawn_sim(n, 1, Default::default()).await;
-    let carrier =
-        TestCarrier::start(&db.pool, &temporal_address(), CarrierKind::Generic, SimConfig::default())
-            .await;
+    let carrier = TestCarrier::start(
+        &db.pool,
+        &temporal_address(),
+        CarrierKind::Generic,
+        SimConfig::default(),
+    )
+    .await;
     // Customer 1 replies STOP (to an earlier month's message) before this month's goes out.
-    assert_eq!(carrier.sim.send_inbound(Api::Generic, &phone(1), " stop ").await.unwrap(), 200);
+    assert_eq!(
+        carrier
+            .sim
+            .send_inbound(Api::Generic, &phone(1), " stop ")
+            .await
+            .unwrap(),
+        200
+    );
     // The same inbound message again (carrier retry) changes nothing more.
     let opted: (bool, i64) = sqlx::query_as(
         "SELECT c.opted_out, (SELECT count(*) FROM audit_log WHERE action = 'CUSTOMER_OPTED_OUT' AND subject_id = c.customer_id)
@@ -275,7 +310,11 @@ async fn opted_out_and_stop_customers_get_nothing() {
     let mut states = Vec::new();
     for i in 0..n {
         let id = start_sms(&client, &queue, month, i, &settings).await;
-        states.push(wait_final(&client, &id, Duration::from_secs(60)).await.state);
+        states.push(
+            wait_final(&client, &id, Duration::from_secs(60))
+                .await
+                .state,
+        );
     }
     assert_eq!(
         states,
@@ -339,18 +378,26 @@ async fn twilio_adapter_end_to_end_with_signed_callbacks() {
     let messages = carrier.sim.messages();
     assert_eq!(messages.len(), 2);
     assert!(messages.iter().all(|m| m.api == Api::Twilio));
+    assert!(messages.iter().all(|m| {
+        m.idempotency_key
+            .as_deref()
+            .is_some_and(|k| k.starts_with("sms/2024-08/"))
+    }));
     assert!(
-        messages
-            .iter()
-            .all(|m| m.idempotency_key.as_deref().is_some_and(|k| k.starts_with("sms/2024-08/")))
+        carrier
+            .sim
+            .wait_callbacks_idle(Duration::from_secs(20))
+            .await
     );
-    assert!(carrier.sim.wait_callbacks_idle(Duration::from_secs(20)).await);
     let stats = carrier.sim.stats();
     assert_eq!(stats.callbacks_failed, 0, "{stats:?}");
     assert_eq!(stats.callbacks_by_http_status.get(&401), None, "{stats:?}");
 
     // A Twilio callback signed with the wrong token is refused.
-    let url = format!("{}/webhooks/twilio/status?ref=sms%2F2024-08%2FC0000000000%231", carrier.webhook_url());
+    let url = format!(
+        "{}/webhooks/twilio/status?ref=sms%2F2024-08%2FC0000000000%231",
+        carrier.webhook_url()
+    );
     let params = vec![
         ("MessageSid".to_owned(), messages[0].carrier_id.clone()),
         ("MessageStatus".to_owned(), "failed".to_owned()),
@@ -403,7 +450,12 @@ async fn a_callback_while_the_worker_is_down_is_applied_when_it_returns() {
     worker.stop();
 
     carrier.sim.resume_callbacks();
-    assert!(carrier.sim.wait_callbacks_idle(Duration::from_secs(20)).await);
+    assert!(
+        carrier
+            .sim
+            .wait_callbacks_idle(Duration::from_secs(20))
+            .await
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let events = events_of(&db, &id).await;
@@ -413,7 +465,11 @@ async fn a_callback_while_the_worker_is_down_is_applied_when_it_returns() {
         assert!(tokio::time::Instant::now() < deadline, "{events:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(notification_state(&db, &id).await.0, "SUBMITTED", "no worker, no change yet");
+    assert_eq!(
+        notification_state(&db, &id).await.0,
+        "SUBMITTED",
+        "no worker, no change yet"
+    );
 
     let worker = InProcessWorker::with_carrier(&queue, &db, &bank, &carrier);
     let status = wait_final(&client, &id, Duration::from_secs(60)).await;

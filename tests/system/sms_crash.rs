@@ -69,7 +69,10 @@ async fn exactly_one_message_per_qualified_customer_across_kill_9_during_the_fan
     for cut in cuts {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
         while attempts(&db.pool).await < i64::try_from(cut).unwrap() {
-            assert!(tokio::time::Instant::now() < deadline, "fan-out never reached {cut}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "fan-out never reached {cut}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         worker.kill_9();
@@ -83,11 +86,18 @@ async fn exactly_one_message_per_qualified_customer_across_kill_9_during_the_fan
     assert_eq!(counts.delivered, n, "{counts:?}");
     assert!(progress.fanout.started + progress.fanout.already_started >= n);
     let by_phone = carrier.sim.message_counts_by_phone();
-    assert_eq!(by_phone.len(), usize::try_from(n).unwrap(), "every customer reached");
+    assert_eq!(
+        by_phone.len(),
+        usize::try_from(n).unwrap(),
+        "every customer reached"
+    );
     assert!(
         by_phone.values().all(|&c| c == 1),
         "one message per customer: {:?}",
-        by_phone.iter().filter(|(_, c)| **c != 1).collect::<Vec<_>>()
+        by_phone
+            .iter()
+            .filter(|(_, c)| **c != 1)
+            .collect::<Vec<_>>()
     );
     let stats = carrier.sim.stats();
     assert_eq!(stats.accepted, n);

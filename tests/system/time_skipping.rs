@@ -140,7 +140,9 @@ async fn sms_retry_paths_with_the_real_default_durations() {
     carrier
         .sim
         .set_plan(&crate::sms::phone(1), vec![failed(), failed(), failed()]);
-    carrier.sim.set_plan(&crate::sms::phone(2), vec![Outcome::Silent]);
+    carrier
+        .sim
+        .set_plan(&crate::sms::phone(2), vec![Outcome::Silent]);
     let queue = unique_task_queue("sms-dst");
     let worker = InProcessWorker::start(
         address.clone(),
@@ -172,8 +174,12 @@ async fn sms_retry_paths_with_the_real_default_durations() {
         finals.push(crate::sms::wait_final(&client, id, Duration::from_secs(180)).await);
     }
 
-    crate::replay::check_and_maybe_save_workflow(&client, &ids[0], "sms-failed-then-delivered.json")
-        .await;
+    crate::replay::check_and_maybe_save_workflow(
+        &client,
+        &ids[0],
+        "sms-failed-then-delivered.json",
+    )
+    .await;
     crate::replay::check_and_maybe_save_workflow(&client, &ids[2], "sms-no-confirmation.json")
         .await;
 
@@ -186,11 +192,17 @@ async fn sms_retry_paths_with_the_real_default_durations() {
     // 1: three failures → FAILED, three messages, no fourth.
     assert_eq!(finals[1].state, NotificationState::Failed);
     assert_eq!(finals[1].attempt, 3);
-    assert_eq!(finals[1].failure_category, Some(FailureCategory::CarrierReject));
+    assert_eq!(
+        finals[1].failure_category,
+        Some(FailureCategory::CarrierReject)
+    );
     assert_eq!(carrier.sim.messages_to(&crate::sms::phone(1)).len(), 3);
     // 2: never a final status → UNDELIVERABLE after 72 h, polled every 2 h meanwhile.
     assert_eq!(finals[2].state, NotificationState::Undeliverable);
-    assert_eq!(finals[2].failure_category, Some(FailureCategory::NoConfirmation));
+    assert_eq!(
+        finals[2].failure_category,
+        Some(FailureCategory::NoConfirmation)
+    );
     assert_eq!(finals[2].attempt, 1);
     let polls: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM delivery_events WHERE workflow_id = $1 AND raw = 'status poll'",
@@ -211,7 +223,10 @@ async fn sms_retry_paths_with_the_real_default_durations() {
     for status in &finals {
         for attempt in &status.attempts {
             let at = attempt.submitted_at.unwrap();
-            assert!(settings.window.is_open(at), "submitted outside the window: {at}");
+            assert!(
+                settings.window.is_open(at),
+                "submitted outside the window: {at}"
+            );
         }
     }
     let rows: Vec<(String, i16)> =

@@ -7,12 +7,12 @@ use std::time::Duration;
 use chrono::NaiveTime;
 use clap::Args;
 use pcn_activities::bank::{BankConfig, Secret};
-use pcn_activities::sweep::SweepSettings;
-use pcn_workflows::domain::{DomainError, Nis};
+use pcn_activities::carrier::CarrierConfig;
 use pcn_activities::carrier::CarrierKind;
 use pcn_activities::carrier::generic::GenericConfig;
 use pcn_activities::carrier::twilio::TwilioConfig;
-use pcn_activities::carrier::CarrierConfig;
+use pcn_activities::sweep::SweepSettings;
+use pcn_workflows::domain::{DomainError, Nis};
 use pcn_workflows::message::TemplateLimits;
 use pcn_workflows::month::MonthSettings;
 use pcn_workflows::sms::SmsSettings;
@@ -139,19 +139,37 @@ pub struct CarrierArgs {
     #[arg(long, env = "PCN_CARRIER_URL", default_value = "http://127.0.0.1:8082")]
     pub carrier_url: String,
     /// Bearer key of the generic carrier.
-    #[arg(long, env = "PCN_CARRIER_API_KEY", default_value = "dev-carrier-key", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PCN_CARRIER_API_KEY",
+        default_value = "dev-carrier-key",
+        hide_env_values = true
+    )]
     pub carrier_api_key: String,
     /// Twilio Account SID (`AC…`).
-    #[arg(long, env = "PCN_TWILIO_ACCOUNT_SID", default_value = "AC00000000000000000000000000000000")]
+    #[arg(
+        long,
+        env = "PCN_TWILIO_ACCOUNT_SID",
+        default_value = "AC00000000000000000000000000000000"
+    )]
     pub twilio_account_sid: String,
     /// Twilio auth token (Basic auth password; key of `X-Twilio-Signature`).
-    #[arg(long, env = "PCN_TWILIO_AUTH_TOKEN", default_value = "dev-twilio-token", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PCN_TWILIO_AUTH_TOKEN",
+        default_value = "dev-twilio-token",
+        hide_env_values = true
+    )]
     pub twilio_auth_token: String,
     /// Twilio sender (`From`), or a Messaging Service SID (`MG…`).
     #[arg(long, env = "PCN_TWILIO_FROM", default_value = "BankPremium")]
     pub twilio_from: String,
     /// Public base URL of our webhook, as the carrier reaches it (callback URLs are built on it).
-    #[arg(long, env = "PCN_WEBHOOK_PUBLIC_URL", default_value = "http://127.0.0.1:8090")]
+    #[arg(
+        long,
+        env = "PCN_WEBHOOK_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8090"
+    )]
     pub webhook_public_url: String,
     /// Carrier request timeout, seconds.
     #[arg(long, env = "PCN_CARRIER_TIMEOUT_SECS", default_value_t = 10)]
@@ -179,13 +197,22 @@ impl CarrierArgs {
                 .map_err(|_| DomainError::new("webhook_public_url", "cannot append a path"))
         };
         if !(1..=120).contains(&self.carrier_timeout_secs) {
-            return Err(DomainError::new("carrier_timeout_secs", "must be between 1 and 120"));
+            return Err(DomainError::new(
+                "carrier_timeout_secs",
+                "must be between 1 and 120",
+            ));
         }
         if !(1..=10).contains(&self.sms_max_segments) {
-            return Err(DomainError::new("sms_max_segments", "must be between 1 and 10"));
+            return Err(DomainError::new(
+                "sms_max_segments",
+                "must be between 1 and 10",
+            ));
         }
         if !(1..=1_000).contains(&self.fanout_concurrency) {
-            return Err(DomainError::new("fanout_concurrency", "must be between 1 and 1000"));
+            return Err(DomainError::new(
+                "fanout_concurrency",
+                "must be between 1 and 1000",
+            ));
         }
         if self.carrier_api_key.is_empty() {
             return Err(DomainError::new("carrier_api_key", "must not be empty"));
@@ -228,13 +255,27 @@ pub struct WebhookArgs {
     #[arg(long, env = "PCN_WEBHOOK_BIND", default_value = "127.0.0.1:8090")]
     pub webhook_bind: SocketAddr,
     /// Public base URL of the webhook as the carrier calls it (Twilio signs the full URL).
-    #[arg(long, env = "PCN_WEBHOOK_PUBLIC_URL", default_value = "http://127.0.0.1:8090")]
+    #[arg(
+        long,
+        env = "PCN_WEBHOOK_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8090"
+    )]
     pub webhook_public_url: String,
     /// HMAC-SHA256 key of the generic carrier's callbacks.
-    #[arg(long, env = "PCN_CARRIER_WEBHOOK_SECRET", default_value = "dev-webhook-secret", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PCN_CARRIER_WEBHOOK_SECRET",
+        default_value = "dev-webhook-secret",
+        hide_env_values = true
+    )]
     pub carrier_webhook_secret: String,
     /// Twilio auth token (key of `X-Twilio-Signature`).
-    #[arg(long, env = "PCN_TWILIO_AUTH_TOKEN", default_value = "dev-twilio-token", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PCN_TWILIO_AUTH_TOKEN",
+        default_value = "dev-twilio-token",
+        hide_env_values = true
+    )]
     pub twilio_auth_token: String,
     /// Signals in flight at once.
     #[arg(long, env = "PCN_SIGNAL_CONCURRENCY", default_value_t = 64)]
@@ -246,13 +287,19 @@ impl WebhookArgs {
     pub fn parse(&self) -> Result<crate::webhook::WebhookConfig, DomainError> {
         let public = parse_url("webhook_public_url", &self.webhook_public_url)?;
         if self.carrier_webhook_secret.len() < 8 {
-            return Err(DomainError::new("carrier_webhook_secret", "must be at least 8 bytes"));
+            return Err(DomainError::new(
+                "carrier_webhook_secret",
+                "must be at least 8 bytes",
+            ));
         }
         if self.twilio_auth_token.is_empty() {
             return Err(DomainError::new("twilio_auth_token", "must not be empty"));
         }
         if !(1..=1_000).contains(&self.signal_concurrency) {
-            return Err(DomainError::new("signal_concurrency", "must be between 1 and 1000"));
+            return Err(DomainError::new(
+                "signal_concurrency",
+                "must be between 1 and 1000",
+            ));
         }
         Ok(crate::webhook::WebhookConfig {
             generic_secret: self.carrier_webhook_secret.as_bytes().to_vec(),
@@ -266,7 +313,10 @@ fn parse_url(field: &'static str, s: &str) -> Result<Url, DomainError> {
     let url = Url::parse(s.trim())
         .map_err(|_| DomainError::new(field, "expected an http:// or https:// URL"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(DomainError::new(field, "expected an http:// or https:// URL"));
+        return Err(DomainError::new(
+            field,
+            "expected an http:// or https:// URL",
+        ));
     }
     Ok(url)
 }
@@ -324,11 +374,17 @@ impl MonthArgs {
         }
         let window = SendWindow::parse(&self.sms_window)?;
         if !(1..=10).contains(&self.sms_max_attempts) {
-            return Err(DomainError::new("sms_max_attempts", "must be between 1 and 10"));
+            return Err(DomainError::new(
+                "sms_max_attempts",
+                "must be between 1 and 10",
+            ));
         }
         for (field, value) in [
             ("sms_retry_delay_secs", self.sms_retry_delay_secs),
-            ("sms_confirmation_timeout_secs", self.sms_confirmation_timeout_secs),
+            (
+                "sms_confirmation_timeout_secs",
+                self.sms_confirmation_timeout_secs,
+            ),
             ("sms_poll_interval_secs", self.sms_poll_interval_secs),
             ("notification_poll_secs", self.notification_poll_secs),
         ] {
@@ -337,7 +393,10 @@ impl MonthArgs {
             }
         }
         if !(1..=2_000).contains(&self.fanout_page) {
-            return Err(DomainError::new("fanout_page", "must be between 1 and 2000"));
+            return Err(DomainError::new(
+                "fanout_page",
+                "must be between 1 and 2000",
+            ));
         }
         Ok(MonthSettings {
             check_time,
@@ -410,7 +469,12 @@ mod tests {
     fn a_saturday_window_is_refused_with_its_field() {
         let mut args = month_args();
         args.sms_window = "sun-sat 09:00-20:00".into();
-        assert!(args.parse().unwrap_err().to_string().contains("send_window"));
+        assert!(
+            args.parse()
+                .unwrap_err()
+                .to_string()
+                .contains("send_window")
+        );
     }
 
     #[test]

@@ -240,7 +240,10 @@ async fn mark(pool: &PgPool, chunk: Vec<Delivered>) {
                 errors.push(Some(err));
             }
         }
-        tracing::debug!(latency_ms = d.latency.as_millis() as u64, "event dispatched");
+        tracing::debug!(
+            latency_ms = d.latency.as_millis() as u64,
+            "event dispatched"
+        );
     }
     let result = sqlx::query(
         "UPDATE delivery_events e
@@ -263,7 +266,11 @@ async fn mark(pool: &PgPool, chunk: Vec<Delivered>) {
 }
 
 /// One reconciler pass: queues the oldest pending events.
-pub async fn reconcile(pool: &PgPool, dispatcher: &Dispatcher, grace: Duration) -> anyhow::Result<usize> {
+pub async fn reconcile(
+    pool: &PgPool,
+    dispatcher: &Dispatcher,
+    grace: Duration,
+) -> anyhow::Result<usize> {
     let rows = sqlx::query(
         "SELECT id, workflow_id, attempt, carrier_message_id, status, error_code
            FROM delivery_events

@@ -9,9 +9,9 @@ use pcn_activities::bank::BankClient;
 use pcn_activities::metrics::Metrics;
 use pcn_activities::{PcnActivities, db};
 use pcn_worker::config::{BankArgs, CarrierArgs, ConnectionArgs, MonthArgs, OpsArgs, WebhookArgs};
-use pcn_worker::{dispatch, webhook};
 use pcn_worker::months::{self, StartOutcome};
 use pcn_worker::{customers, http, telemetry, temporal};
+use pcn_worker::{dispatch, webhook};
 use pcn_workflows::domain::YearMonth;
 use pcn_workflows::month::MonthPhase;
 
@@ -244,7 +244,12 @@ async fn run_worker(
     let (bank_config, sweep) = bank.parse()?;
     let (carrier_config, limits) = carrier.parse()?;
     let templates = pcn_activities::templates::load_dir(&carrier.sms_templates, limits)
-        .with_context(|| format!("loading SMS templates from {}", carrier.sms_templates.display()))?;
+        .with_context(|| {
+            format!(
+                "loading SMS templates from {}",
+                carrier.sms_templates.display()
+            )
+        })?;
     let pool = db::connect(&conn.database_url, 16).await?;
     db::migrate(&pool).await?;
     let metrics = Metrics::new();

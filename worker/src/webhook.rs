@@ -24,9 +24,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pcn_activities::audit::{self, AuditEntry};
+use pcn_activities::carrier::CarrierKind;
 use pcn_activities::carrier::events::{self, CarrierEvent, InboundSms};
 use pcn_activities::carrier::signature;
-use pcn_activities::carrier::CarrierKind;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
@@ -93,10 +93,11 @@ enum Refusal {
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         match self {
-            Self::BadSignature => {
-                (StatusCode::UNAUTHORIZED, Json(serde_json::json!({"error": "invalid signature"})))
-                    .into_response()
-            }
+            Self::BadSignature => (
+                StatusCode::UNAUTHORIZED,
+                Json(serde_json::json!({"error": "invalid signature"})),
+            )
+                .into_response(),
             Self::Malformed(field) => (
                 StatusCode::BAD_REQUEST,
                 Json(serde_json::json!({"error": "malformed callback", "field": field})),
@@ -123,8 +124,8 @@ async fn generic_callback(
     if !signature::verify_generic(&state.config.generic_secret, &body, header) {
         return Err(Refusal::BadSignature);
     }
-    let event = events::parse_generic_callback(&body)
-        .map_err(|err| Refusal::Malformed(err.to_string()))?;
+    let event =
+        events::parse_generic_callback(&body).map_err(|err| Refusal::Malformed(err.to_string()))?;
     let raw = String::from_utf8_lossy(&body).into_owned();
     ingest(&state, event, raw).await
 }
@@ -169,8 +170,8 @@ async fn generic_inbound(
     if !signature::verify_generic(&state.config.generic_secret, &body, header) {
         return Err(Refusal::BadSignature);
     }
-    let inbound = events::parse_generic_inbound(&body)
-        .map_err(|err| Refusal::Malformed(err.to_string()))?;
+    let inbound =
+        events::parse_generic_inbound(&body).map_err(|err| Refusal::Malformed(err.to_string()))?;
     handle_inbound(&state, inbound).await
 }
 

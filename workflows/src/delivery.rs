@@ -270,7 +270,14 @@ mod tests {
 
     #[test]
     fn statuses_round_trip_and_only_outcomes_are_final() {
-        for s in ["QUEUED", "SENT", "DELIVERED", "FAILED", "UNDELIVERABLE", "NO_STATUS"] {
+        for s in [
+            "QUEUED",
+            "SENT",
+            "DELIVERED",
+            "FAILED",
+            "UNDELIVERABLE",
+            "NO_STATUS",
+        ] {
             assert_eq!(DeliveryStatus::parse(s).unwrap().as_str(), s);
         }
         assert!(DeliveryStatus::parse("delivered").is_err());

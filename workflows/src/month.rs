@@ -22,8 +22,9 @@ use temporalio_workflow::common::error::StartChildWorkflowExecutionFailedCause;
 use temporalio_workflow::common::search_attributes::SearchAttributes;
 use temporalio_workflow::{
     ActivityExecutionError, ActivityOptions, ChildWorkflowOptions, ChildWorkflowStartError,
-    LocalActivityOptions, ParentClosePolicy, RetryPolicy, SyncWorkflowContext, WorkflowContext, WorkflowContextView,
-    WorkflowIdReusePolicy, WorkflowResult, WorkflowTermination, workflow, workflow_methods,
+    LocalActivityOptions, ParentClosePolicy, RetryPolicy, SyncWorkflowContext, WorkflowContext,
+    WorkflowContextView, WorkflowIdReusePolicy, WorkflowResult, WorkflowTermination, workflow,
+    workflow_methods,
 };
 
 use crate::contracts::{

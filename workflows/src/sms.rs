@@ -385,20 +385,12 @@ impl SmsNotificationWorkflow {
             });
 
             // 3. Wait for the outcome: a signal, or a poll every poll interval, up to the deadline.
-            let waited =
-                wait_for_outcome(ctx, &key, attempt, &carrier_message_id, &settings).await;
+            let waited = wait_for_outcome(ctx, &key, attempt, &carrier_message_id, &settings).await;
             let (outcome, code, category) = match waited {
                 Wait::Cancelled => {
                     let ended = Some((attempt, AttemptOutcome::Cancelled));
-                    return finish_with(
-                        ctx,
-                        &run,
-                        NotificationState::Cancelled,
-                        ended,
-                        None,
-                        None,
-                    )
-                    .await;
+                    return finish_with(ctx, &run, NotificationState::Cancelled, ended, None, None)
+                        .await;
                 }
                 Wait::NoConfirmation => {
                     let ended = Some((attempt, AttemptOutcome::NoConfirmation));
@@ -485,7 +477,10 @@ impl SmsNotificationWorkflow {
             // Its attempt is not recorded yet: keep it for when it is (bounded: a handful of
             // attempts, one final report each).
             if self.early_reports.len() < 16
-                && !self.early_reports.iter().any(|r| r.attempt == report.attempt)
+                && !self
+                    .early_reports
+                    .iter()
+                    .any(|r| r.attempt == report.attempt)
             {
                 self.early_reports.push(report);
             } else {
@@ -757,7 +752,9 @@ fn set_state(
         changed && s.input.settings.search_attributes
     });
     if publish {
-        ctx.upsert_search_attributes([search::NOTIFICATION_STATUS.value_set(state.as_str().to_owned())]);
+        ctx.upsert_search_attributes([
+            search::NOTIFICATION_STATUS.value_set(state.as_str().to_owned())
+        ]);
     }
 }
 
@@ -790,7 +787,9 @@ fn record_options() -> LocalActivityOptions {
     record_options_with(None)
 }
 
-fn record_options_with(cancellation_token: Option<WorkflowCancellationToken>) -> LocalActivityOptions {
+fn record_options_with(
+    cancellation_token: Option<WorkflowCancellationToken>,
+) -> LocalActivityOptions {
     LocalActivityOptions::builder()
         .start_to_close_timeout(Duration::from_secs(30))
         .retry_policy(
