@@ -283,7 +283,7 @@ pub enum CarrierSetup {
     /// delivered): for tests about something else that still run a month to its end.
     Embedded,
     /// A carrier the test runs (see [`TestCarrier`]).
-    External(CarrierConfig),
+    External(Box<CarrierConfig>),
 }
 
 /// The real worker, in this process, on its own thread and Tokio runtime.
@@ -319,7 +319,7 @@ impl InProcessWorker {
                 // Kept alive for the worker's lifetime.
                 let mut _embedded = None;
                 let carrier = match carrier {
-                    CarrierSetup::External(config) => config,
+                    CarrierSetup::External(config) => *config,
                     CarrierSetup::Embedded => {
                         let stack = TestCarrier::start(
                             &pool,
@@ -402,7 +402,7 @@ impl InProcessWorker {
             task_queue.to_owned(),
             db.url.clone(),
             test_bank_config(&sim.base_url()),
-            CarrierSetup::External(carrier.carrier_config()),
+            CarrierSetup::External(Box::new(carrier.carrier_config())),
         )
     }
 

@@ -149,7 +149,7 @@ async fn sms_retry_paths_with_the_real_default_durations() {
         queue.clone(),
         db.url.clone(),
         test_bank_config(&bank.base_url()),
-        CarrierSetup::External(carrier.carrier_config()),
+        CarrierSetup::External(Box::new(carrier.carrier_config())),
     );
     let client = pcn_worker::temporal::connect(&address, "default")
         .await
