@@ -18,7 +18,7 @@ use pcn_workflows::contracts::{
     StartNotificationsOutput, SubmitInput, SubmitResult,
 };
 use pcn_workflows::customer::FirstName;
-use pcn_workflows::delivery::{FailureCategory, MessageRef};
+use pcn_workflows::delivery::FailureCategory;
 use pcn_workflows::domain::{CustomerId, Language, Phone, YearMonth};
 use pcn_workflows::message::TemplateSet;
 use pcn_workflows::search;
@@ -532,12 +532,4 @@ pub async fn start_page<F: std::future::Future<Output = ()>>(
         }
     }
     Ok(out)
-}
-
-/// Parses the month and customer of a message reference (for the webhook).
-pub fn key_of(reference: &MessageRef) -> NotificationKey {
-    NotificationKey {
-        month: reference.month,
-        customer: reference.customer.clone(),
-    }
 }

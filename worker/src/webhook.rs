@@ -24,7 +24,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pcn_activities::audit::{self, AuditEntry};
-use pcn_activities::carrier::CarrierKind;
 use pcn_activities::carrier::events::{self, CarrierEvent, InboundSms};
 use pcn_activities::carrier::signature;
 use sqlx::PgPool;
@@ -443,11 +442,6 @@ async fn insert_events(pool: &PgPool, batch: &[IngestRequest]) -> anyhow::Result
     .await
     .context("storing delivery events")?;
     Ok(rows)
-}
-
-/// Parses a carrier kind name (for configuration).
-pub fn carrier_kind(s: &str) -> anyhow::Result<CarrierKind> {
-    CarrierKind::parse(s).map_err(|err| anyhow::anyhow!("{err}"))
 }
 
 /// A running webhook server.
