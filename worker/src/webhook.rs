@@ -117,12 +117,7 @@ async fn generic_callback(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Refusal> {
-    let header = headers
-        .get("x-carrier-signature")
-        .and_then(|v| v.to_str().ok());
-    if !signature::verify_generic(&state.config.generic_secret, &body, header) {
-        return Err(Refusal::BadSignature);
-    }
+    verify_generic(&state, &headers, &body)?;
     let event =
         events::parse_generic_callback(&body).map_err(|err| Refusal::Malformed(err.to_string()))?;
     let raw = String::from_utf8_lossy(&body).into_owned();
@@ -135,18 +130,7 @@ async fn twilio_callback(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Refusal> {
-    let params = form_params(&body);
-    let url = format!(
-        "{}{}",
-        state.config.public_base_url.trim_end_matches('/'),
-        uri.path_and_query().map_or("", |p| p.as_str())
-    );
-    let header = headers
-        .get("x-twilio-signature")
-        .and_then(|v| v.to_str().ok());
-    if !signature::verify_twilio(&state.config.twilio_auth_token, &url, &params, header) {
-        return Err(Refusal::BadSignature);
-    }
+    let params = verify_twilio(&state, &uri, &headers, &body)?;
     let reference = uri
         .query()
         .map(|q| form_params(q.as_bytes()))
@@ -163,12 +147,7 @@ async fn generic_inbound(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Refusal> {
-    let header = headers
-        .get("x-carrier-signature")
-        .and_then(|v| v.to_str().ok());
-    if !signature::verify_generic(&state.config.generic_secret, &body, header) {
-        return Err(Refusal::BadSignature);
-    }
+    verify_generic(&state, &headers, &body)?;
     let inbound =
         events::parse_generic_inbound(&body).map_err(|err| Refusal::Malformed(err.to_string()))?;
     handle_inbound(&state, inbound).await
@@ -180,7 +159,33 @@ async fn twilio_inbound(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Refusal> {
-    let params = form_params(&body);
+    let params = verify_twilio(&state, &uri, &headers, &body)?;
+    let inbound =
+        events::parse_twilio_inbound(&params).map_err(|err| Refusal::Malformed(err.to_string()))?;
+    handle_inbound(&state, inbound).await
+}
+
+/// The generic carrier's `X-Carrier-Signature` over the raw body, checked in constant time.
+fn verify_generic(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), Refusal> {
+    let header = headers
+        .get("x-carrier-signature")
+        .and_then(|v| v.to_str().ok());
+    if signature::verify_generic(&state.config.generic_secret, body, header) {
+        Ok(())
+    } else {
+        Err(Refusal::BadSignature)
+    }
+}
+
+/// Twilio's `X-Twilio-Signature` over the full public URL (query included) and the form
+/// parameters; returns the parameters when it holds.
+fn verify_twilio(
+    state: &AppState,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, Refusal> {
+    let params = form_params(body);
     let url = format!(
         "{}{}",
         state.config.public_base_url.trim_end_matches('/'),
@@ -189,12 +194,11 @@ async fn twilio_inbound(
     let header = headers
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok());
-    if !signature::verify_twilio(&state.config.twilio_auth_token, &url, &params, header) {
-        return Err(Refusal::BadSignature);
+    if signature::verify_twilio(&state.config.twilio_auth_token, &url, &params, header) {
+        Ok(params)
+    } else {
+        Err(Refusal::BadSignature)
     }
-    let inbound =
-        events::parse_twilio_inbound(&params).map_err(|err| Refusal::Malformed(err.to_string()))?;
-    handle_inbound(&state, inbound).await
 }
 
 fn form_params(body: &[u8]) -> Vec<(String, String)> {
