@@ -261,15 +261,16 @@ impl SmsNotificationWorkflow {
             match wait_for_window(ctx, &key, &settings).await? {
                 Prepared::Ready { .. } => {}
                 Prepared::OptedOut => {
-                    return finish(ctx, &run, NotificationState::OptedOut, None, None, None).await;
+                    return finish(ctx, &run, NotificationState::OptedOut, Ending::default()).await;
                 }
                 Prepared::UnknownCustomer => {
                     let detail = Some("customer not found".to_owned());
-                    return finish(ctx, &run, NotificationState::Failed, None, None, detail).await;
+                    return finish(ctx, &run, NotificationState::Failed, Ending::detail(detail))
+                        .await;
                 }
             }
             if ctx.state(|s| s.cancel_reason.is_some()) {
-                return finish(ctx, &run, NotificationState::Cancelled, None, None, None).await;
+                return finish(ctx, &run, NotificationState::Cancelled, Ending::default()).await;
             }
 
             // 2. Submit (idempotent per attempt reference).
@@ -290,16 +291,85 @@ impl SmsNotificationWorkflow {
                     submit_options(budget),
                 )
                 .await;
-            let carrier_message_id = match submitted {
+            let (outcome, code, category) = match submitted {
                 Ok(SubmitResult::Submitted {
                     carrier_message_id, ..
-                }) => carrier_message_id,
+                }) => {
+                    ctx.state_mut(|s| {
+                        s.state = NotificationState::Submitted;
+                        s.report = s
+                            .early_reports
+                            .iter()
+                            .find(|r| {
+                                r.attempt == attempt && r.carrier_message_id == carrier_message_id
+                            })
+                            .cloned();
+                        s.early_reports.retain(|r| r.attempt > attempt);
+                        s.attempts.push(AttemptView {
+                            attempt,
+                            carrier_message_id: Some(carrier_message_id.clone()),
+                            submitted_at: Some(now),
+                            outcome: None,
+                            error_code: None,
+                        });
+                    });
+
+                    // 3. Wait for the outcome: a signal, or a poll every poll interval, up to the
+                    // deadline.
+                    let waited =
+                        wait_for_outcome(ctx, &key, attempt, &carrier_message_id, &settings).await;
+                    match waited {
+                        Wait::Cancelled => {
+                            let ended = Some((attempt, AttemptOutcome::Cancelled));
+                            return finish(
+                                ctx,
+                                &run,
+                                NotificationState::Cancelled,
+                                Ending::attempt(ended, None, None),
+                            )
+                            .await;
+                        }
+                        Wait::NoConfirmation => {
+                            let ended = Some((attempt, AttemptOutcome::NoConfirmation));
+                            return finish(
+                                ctx,
+                                &run,
+                                NotificationState::Undeliverable,
+                                Ending::attempt(ended, None, Some(FailureCategory::NoConfirmation)),
+                            )
+                            .await;
+                        }
+                        Wait::Report(report) => match report.status {
+                            DeliveryStatus::Delivered => {
+                                let ended = Some((attempt, AttemptOutcome::Delivered));
+                                return finish(
+                                    ctx,
+                                    &run,
+                                    NotificationState::Delivered,
+                                    Ending::attempt(ended, None, None),
+                                )
+                                .await;
+                            }
+                            status => {
+                                let category =
+                                    classify_failure(status, report.error_code.as_deref());
+                                let outcome = if status == DeliveryStatus::Undeliverable {
+                                    AttemptOutcome::Undeliverable
+                                } else {
+                                    AttemptOutcome::Failed
+                                };
+                                (outcome, report.error_code, category)
+                            }
+                        },
+                    }
+                }
                 Ok(SubmitResult::OptedOut) => {
-                    return finish(ctx, &run, NotificationState::OptedOut, None, None, None).await;
+                    return finish(ctx, &run, NotificationState::OptedOut, Ending::default()).await;
                 }
                 Ok(SubmitResult::UnknownCustomer) => {
                     let detail = Some("customer not found".to_owned());
-                    return finish(ctx, &run, NotificationState::Failed, None, None, detail).await;
+                    return finish(ctx, &run, NotificationState::Failed, Ending::detail(detail))
+                        .await;
                 }
                 Ok(SubmitResult::Rejected { category, code }) => {
                     ctx.state_mut(|s| {
@@ -307,50 +377,22 @@ impl SmsNotificationWorkflow {
                             attempt,
                             carrier_message_id: None,
                             submitted_at: Some(now),
-                            outcome: Some(AttemptOutcome::Rejected),
-                            error_code: Some(code.clone()),
+                            outcome: None,
+                            error_code: None,
                         })
                     });
-                    let ended = Some((attempt, AttemptOutcome::Rejected));
-                    if !category.is_retryable() {
-                        return finish_with(
-                            ctx,
-                            &run,
-                            NotificationState::Undeliverable,
-                            ended,
-                            Some(code),
-                            Some(category),
-                        )
-                        .await;
-                    }
-                    if attempt >= max_attempts {
-                        return finish_with(
-                            ctx,
-                            &run,
-                            NotificationState::Failed,
-                            ended,
-                            Some(code),
-                            Some(category),
-                        )
-                        .await;
-                    }
-                    retry_wait(ctx, &run, &key, &settings, ended, Some(code), category).await?;
-                    attempt += 1;
-                    unanswered = 0;
-                    continue;
+                    (AttemptOutcome::Rejected, Some(code), category)
                 }
                 Err(_) => {
                     // No answer within the budget (carrier down, window closing): the carrier may
                     // or may not have the message, so the *same* attempt is tried again later.
                     unanswered += 1;
                     if unanswered >= max_attempts {
-                        return finish_with(
+                        return finish(
                             ctx,
                             &run,
                             NotificationState::Failed,
-                            None,
-                            None,
-                            Some(FailureCategory::NetworkError),
+                            Ending::attempt(None, None, Some(FailureCategory::NetworkError)),
                         )
                         .await;
                     }
@@ -368,67 +410,6 @@ impl SmsNotificationWorkflow {
                 }
             };
             ctx.state_mut(|s| {
-                s.state = NotificationState::Submitted;
-                s.report = s
-                    .early_reports
-                    .iter()
-                    .find(|r| r.attempt == attempt && r.carrier_message_id == carrier_message_id)
-                    .cloned();
-                s.early_reports.retain(|r| r.attempt > attempt);
-                s.attempts.push(AttemptView {
-                    attempt,
-                    carrier_message_id: Some(carrier_message_id.clone()),
-                    submitted_at: Some(now),
-                    outcome: None,
-                    error_code: None,
-                });
-            });
-
-            // 3. Wait for the outcome: a signal, or a poll every poll interval, up to the deadline.
-            let waited = wait_for_outcome(ctx, &key, attempt, &carrier_message_id, &settings).await;
-            let (outcome, code, category) = match waited {
-                Wait::Cancelled => {
-                    let ended = Some((attempt, AttemptOutcome::Cancelled));
-                    return finish_with(ctx, &run, NotificationState::Cancelled, ended, None, None)
-                        .await;
-                }
-                Wait::NoConfirmation => {
-                    let ended = Some((attempt, AttemptOutcome::NoConfirmation));
-                    return finish_with(
-                        ctx,
-                        &run,
-                        NotificationState::Undeliverable,
-                        ended,
-                        None,
-                        Some(FailureCategory::NoConfirmation),
-                    )
-                    .await;
-                }
-                Wait::Report(report) => match report.status {
-                    DeliveryStatus::Delivered => {
-                        let ended = Some((attempt, AttemptOutcome::Delivered));
-                        return finish_with(
-                            ctx,
-                            &run,
-                            NotificationState::Delivered,
-                            ended,
-                            None,
-                            None,
-                        )
-                        .await;
-                    }
-                    status => {
-                        let category = classify_failure(status, report.error_code.as_deref());
-                        let outcome = if status == DeliveryStatus::Undeliverable {
-                            AttemptOutcome::Undeliverable
-                        } else {
-                            AttemptOutcome::Failed
-                        };
-                        (outcome, report.error_code, category)
-                    }
-                },
-            };
-            ctx.state_mut(|s| {
                 if let Some(view) = s.attempts.last_mut() {
                     view.outcome = Some(outcome);
                     view.error_code = code.clone();
@@ -436,24 +417,20 @@ impl SmsNotificationWorkflow {
             });
             let ended = Some((attempt, outcome));
             if !category.is_retryable() {
-                return finish_with(
+                return finish(
                     ctx,
                     &run,
                     NotificationState::Undeliverable,
-                    ended,
-                    code,
-                    Some(category),
+                    Ending::attempt(ended, code, Some(category)),
                 )
                 .await;
             }
             if attempt >= max_attempts {
-                return finish_with(
+                return finish(
                     ctx,
                     &run,
                     NotificationState::Failed,
-                    ended,
-                    code,
-                    Some(category),
+                    Ending::attempt(ended, code, Some(category)),
                 )
                 .await;
             }
@@ -675,38 +652,50 @@ async fn retry_wait(
     Ok(())
 }
 
+/// How a notification ended, besides its state: the attempt that ended and why.
+#[derive(Default)]
+struct Ending {
+    attempt: Option<(u32, AttemptOutcome)>,
+    code: Option<String>,
+    category: Option<FailureCategory>,
+    detail: Option<String>,
+}
+
+impl Ending {
+    fn attempt(
+        attempt: Option<(u32, AttemptOutcome)>,
+        code: Option<String>,
+        category: Option<FailureCategory>,
+    ) -> Self {
+        Self {
+            attempt,
+            code,
+            category,
+            detail: None,
+        }
+    }
+
+    fn detail(detail: Option<String>) -> Self {
+        Self {
+            detail,
+            ..Self::default()
+        }
+    }
+}
+
+/// Records the final state (Postgres row + audit entry), publishes it, ends the run.
 async fn finish(
     ctx: &WorkflowContext<SmsNotificationWorkflow>,
     run: &RunRef,
     state: NotificationState,
-    ended: Option<(u32, AttemptOutcome)>,
-    category: Option<FailureCategory>,
-    detail: Option<String>,
+    ending: Ending,
 ) -> WorkflowResult<SmsOutcome> {
-    finish_full(ctx, run, state, ended, None, category, detail).await
-}
-
-async fn finish_with(
-    ctx: &WorkflowContext<SmsNotificationWorkflow>,
-    run: &RunRef,
-    state: NotificationState,
-    ended: Option<(u32, AttemptOutcome)>,
-    code: Option<String>,
-    category: Option<FailureCategory>,
-) -> WorkflowResult<SmsOutcome> {
-    finish_full(ctx, run, state, ended, code, category, None).await
-}
-
-/// Records the final state (Postgres row + audit entry), publishes it, ends the run.
-async fn finish_full(
-    ctx: &WorkflowContext<SmsNotificationWorkflow>,
-    run: &RunRef,
-    state: NotificationState,
-    ended: Option<(u32, AttemptOutcome)>,
-    code: Option<String>,
-    category: Option<FailureCategory>,
-    detail: Option<String>,
-) -> WorkflowResult<SmsOutcome> {
+    let Ending {
+        attempt: ended,
+        code,
+        category,
+        detail,
+    } = ending;
     let key = ctx.state(|s| NotificationKey {
         month: s.input.month,
         customer: s.input.customer.clone(),
