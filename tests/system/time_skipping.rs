@@ -171,8 +171,7 @@ async fn sms_retry_paths_with_the_real_default_durations() {
         .unwrap();
     let mut finals = Vec::new();
     for id in &ids {
-        // Generous: under a loaded machine the test server has been seen to take minutes here.
-        finals.push(crate::sms::wait_final(&client, id, Duration::from_secs(420)).await);
+        finals.push(crate::sms::wait_final(&client, id, Duration::from_secs(180)).await);
     }
 
     crate::replay::check_and_maybe_save_workflow(
