@@ -88,30 +88,10 @@ impl BankArgs {
         if self.bank_api_key.is_empty() {
             return Err(DomainError::new("bank_api_key", "must not be empty"));
         }
-        if !(1..=300).contains(&self.bank_timeout_secs) {
-            return Err(DomainError::new(
-                "bank_timeout_secs",
-                "must be between 1 and 300",
-            ));
-        }
-        if !(1..=10).contains(&self.bank_attempts) {
-            return Err(DomainError::new(
-                "bank_attempts",
-                "must be between 1 and 10",
-            ));
-        }
-        if !(1..=100_000).contains(&self.sweep_page_size) {
-            return Err(DomainError::new(
-                "sweep_page_size",
-                "must be between 1 and 100000",
-            ));
-        }
-        if !(1..=1_024).contains(&self.sweep_concurrency) {
-            return Err(DomainError::new(
-                "sweep_concurrency",
-                "must be between 1 and 1024",
-            ));
-        }
+        in_range("bank_timeout_secs", self.bank_timeout_secs, 1..=300)?;
+        in_range("bank_attempts", self.bank_attempts, 1..=10)?;
+        in_range("sweep_page_size", self.sweep_page_size, 1..=100_000)?;
+        in_range("sweep_concurrency", self.sweep_concurrency, 1..=1_024)?;
         Ok((
             BankConfig {
                 base_url: url.to_owned(),
@@ -196,24 +176,9 @@ impl CarrierArgs {
                 .join(path)
                 .map_err(|_| DomainError::new("webhook_public_url", "cannot append a path"))
         };
-        if !(1..=120).contains(&self.carrier_timeout_secs) {
-            return Err(DomainError::new(
-                "carrier_timeout_secs",
-                "must be between 1 and 120",
-            ));
-        }
-        if !(1..=10).contains(&self.sms_max_segments) {
-            return Err(DomainError::new(
-                "sms_max_segments",
-                "must be between 1 and 10",
-            ));
-        }
-        if !(1..=1_000).contains(&self.fanout_concurrency) {
-            return Err(DomainError::new(
-                "fanout_concurrency",
-                "must be between 1 and 1000",
-            ));
-        }
+        in_range("carrier_timeout_secs", self.carrier_timeout_secs, 1..=120)?;
+        in_range("sms_max_segments", self.sms_max_segments, 1..=10)?;
+        in_range("fanout_concurrency", self.fanout_concurrency, 1..=1_000)?;
         if self.carrier_api_key.is_empty() {
             return Err(DomainError::new("carrier_api_key", "must not be empty"));
         }
@@ -295,17 +260,28 @@ impl WebhookArgs {
         if self.twilio_auth_token.is_empty() {
             return Err(DomainError::new("twilio_auth_token", "must not be empty"));
         }
-        if !(1..=1_000).contains(&self.signal_concurrency) {
-            return Err(DomainError::new(
-                "signal_concurrency",
-                "must be between 1 and 1000",
-            ));
-        }
+        in_range("signal_concurrency", self.signal_concurrency, 1..=1_000)?;
         Ok(crate::webhook::WebhookConfig {
             generic_secret: self.carrier_webhook_secret.as_bytes().to_vec(),
             twilio_auth_token: self.twilio_auth_token.as_bytes().to_vec(),
             public_base_url: public.as_str().trim_end_matches('/').to_owned(),
         })
+    }
+}
+
+/// `value` within `range` (inclusive), or an error naming `field`.
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    field: &'static str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<(), DomainError> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(DomainError::new(
+            field,
+            format!("must be between {} and {}", range.start(), range.end()),
+        ))
     }
 }
 
@@ -373,12 +349,7 @@ impl MonthArgs {
             ));
         }
         let window = SendWindow::parse(&self.sms_window)?;
-        if !(1..=10).contains(&self.sms_max_attempts) {
-            return Err(DomainError::new(
-                "sms_max_attempts",
-                "must be between 1 and 10",
-            ));
-        }
+        in_range("sms_max_attempts", self.sms_max_attempts, 1..=10)?;
         for (field, value) in [
             ("sms_retry_delay_secs", self.sms_retry_delay_secs),
             (
@@ -392,12 +363,7 @@ impl MonthArgs {
                 return Err(DomainError::new(field, "must be positive"));
             }
         }
-        if !(1..=2_000).contains(&self.fanout_page) {
-            return Err(DomainError::new(
-                "fanout_page",
-                "must be between 1 and 2000",
-            ));
-        }
+        in_range("fanout_page", self.fanout_page, 1..=2_000)?;
         Ok(MonthSettings {
             check_time,
             threshold,
