@@ -113,7 +113,7 @@ pub async fn prepare(
     .bind(input.key.customer.as_str())
     .bind(input.state.as_str())
     .bind(recipient.language.code())
-    .bind(format!("{:?}", message.segments.encoding).to_uppercase())
+    .bind(message.segments.encoding.as_str())
     .bind(i16::try_from(message.segments.segments).unwrap_or(i16::MAX))
     .execute(pool)
     .await?;
@@ -227,7 +227,7 @@ pub async fn submit(
             .bind(key.customer.as_str())
             .bind(attempt)
             .bind(recipient.language.code())
-            .bind(format!("{:?}", message.segments.encoding).to_uppercase())
+            .bind(message.segments.encoding.as_str())
             .bind(i16::try_from(message.segments.segments).unwrap_or(i16::MAX))
             .execute(&mut *tx)
             .await?;

@@ -43,6 +43,16 @@ pub enum Encoding {
     Ucs2,
 }
 
+impl Encoding {
+    /// The stored spelling (`notifications.encoding`): `GSM7` or `UCS2`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Gsm7 => "GSM7",
+            Self::Ucs2 => "UCS2",
+        }
+    }
+}
+
 /// The size of a message as the carrier bills it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SegmentCount {
