@@ -169,6 +169,25 @@ pub(crate) fn parse_retry_after(header: Option<&str>) -> Option<Duration> {
 }
 
 /// The `Retry-After` header of a response, as text.
+/// Reads the answer to a status fetch: the HTTP-level refusals (auth, rate limit, 5xx) and 404
+/// become errors; otherwise the status code and the body, for the carrier to interpret.
+pub(crate) async fn status_answer(
+    response: reqwest::Response,
+) -> Result<(u16, Vec<u8>), CarrierError> {
+    let status = response.status().as_u16();
+    if let Some(err) = classify_http(status, retry_after_header(&response).as_deref()) {
+        return Err(err);
+    }
+    if status == 404 {
+        return Err(CarrierError::NotFound);
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|err| CarrierError::transport(&err))?;
+    Ok((status, body.to_vec()))
+}
+
 pub(crate) fn retry_after_header(response: &reqwest::Response) -> Option<String> {
     response
         .headers()

@@ -16,7 +16,7 @@ use url::Url;
 
 use super::{
     CarrierError, CarrierKind, OutboundSms, SmsCarrier, StatusReport, SubmitOutcome, bounded,
-    classify_http, code_text, endpoint, http_client, retry_after_header,
+    classify_http, code_text, endpoint, http_client, retry_after_header, status_answer,
 };
 use crate::bank::Secret;
 
@@ -174,17 +174,7 @@ impl SmsCarrier for TwilioCarrier {
             .send()
             .await
             .map_err(|err| CarrierError::transport(&err))?;
-        let status = response.status().as_u16();
-        if let Some(err) = classify_http(status, retry_after_header(&response).as_deref()) {
-            return Err(err);
-        }
-        if status == 404 {
-            return Err(CarrierError::NotFound);
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|err| CarrierError::transport(&err))?;
+        let (status, body) = status_answer(response).await?;
         if (200..300).contains(&status) {
             interpret_resource(carrier_message_id, &body)
         } else {
