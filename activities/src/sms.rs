@@ -351,8 +351,8 @@ pub async fn record(pool: &PgPool, input: &RecordInput) -> anyhow::Result<()> {
     .execute(&mut *tx)
     .await?;
     if is_final {
-        let attempts: i16 = sqlx::query_scalar(
-            "SELECT attempts FROM notifications WHERE month = $1 AND customer_id = $2",
+        let (attempts, manual_retries): (i16, i16) = sqlx::query_as(
+            "SELECT attempts, manual_retries FROM notifications WHERE month = $1 AND customer_id = $2",
         )
         .bind(month)
         .bind(key.customer.as_str())
@@ -373,7 +373,12 @@ pub async fn record(pool: &PgPool, input: &RecordInput) -> anyhow::Result<()> {
                     "detail": input.detail,
                     "run_id": input.run.run_id,
                 }),
-                idempotency_key: Some(format!("notification/{workflow_id}/final")),
+                // One entry per ending: the first run's, then one per manual retry.
+                idempotency_key: Some(if manual_retries == 0 {
+                    format!("notification/{workflow_id}/final")
+                } else {
+                    format!("notification/{workflow_id}/final/retry-{manual_retries}")
+                }),
             },
         )
         .await?;
@@ -501,6 +506,7 @@ pub async fn start_page<F: std::future::Future<Output = ()>>(
                 month: input.month,
                 customer,
                 settings: input.settings.clone(),
+                first_attempt: 1,
             };
             async move {
                 match client

@@ -43,6 +43,7 @@ pub async fn start_sms(
         month,
         customer: customer.clone(),
         settings: settings.clone(),
+        first_attempt: 1,
     };
     client
         .start_workflow(SmsNotificationWorkflow::run, input, options)

@@ -84,7 +84,8 @@ impl ClientSlot {
         }
     }
 
-    async fn get(&self) -> Option<Client> {
+    /// The client, connecting first if needed (None while Temporal is unreachable).
+    pub async fn get(&self) -> Option<Client> {
         let mut slot = self.client.lock().await;
         if slot.is_none() && !self.address.is_empty() {
             match tokio::time::timeout(

@@ -8,13 +8,17 @@
 //! - [`months`]: start a month (or backfill one), read its progress, apply the monthly schedule.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`webhook`]: the carrier webhook (delivery callbacks, inbound STOP).
+//! - [`api`]: the gRPC control API (`pcn.v1`), its tokens and roles.
+//! - [`report`]: the monthly report, computed in Postgres, and its CSV/XLSX/HTML exports.
 //! - [`dispatch`]: stored delivery events → signals into the SMS workflows; the reconciler.
 
+pub mod api;
 pub mod config;
 pub mod customers;
 pub mod dispatch;
 pub mod http;
 pub mod months;
+pub mod report;
 pub mod telemetry;
 pub mod temporal;
 pub mod webhook;

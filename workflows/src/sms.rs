@@ -152,6 +152,14 @@ pub struct SmsInput {
     /// Tunables.
     #[serde(default)]
     pub settings: SmsSettings,
+    /// Number of the first attempt this run sends: 1, or for a manual retry (the control API's
+    /// `RetryNotification`) the attempt after the last one, with `settings.max_attempts` 1.
+    #[serde(default = "first_attempt_default")]
+    pub first_attempt: u32,
+}
+
+fn first_attempt_default() -> u32 {
+    1
 }
 
 /// One attempt, as the `status` query shows it.
@@ -253,7 +261,10 @@ impl SmsNotificationWorkflow {
             run_id: ctx.run_id().to_owned(),
         };
         let max_attempts = settings.max_attempts.max(1);
-        let mut attempt = 1;
+        let first_attempt = input.first_attempt.max(1);
+        // The last attempt number this run may send.
+        let last_attempt = first_attempt.saturating_add(max_attempts - 1);
+        let mut attempt = first_attempt;
         // Submission tries of the current attempt that got no answer from the carrier.
         let mut unanswered = 0;
         loop {
@@ -425,7 +436,7 @@ impl SmsNotificationWorkflow {
                 )
                 .await;
             }
-            if attempt >= max_attempts {
+            if attempt >= last_attempt {
                 return finish(
                     ctx,
                     &run,

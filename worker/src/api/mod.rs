@@ -1,0 +1,128 @@
+//! The gRPC control API (`pcn.v1.ControlService`, see `proto/pcn/v1/control.proto`), served by
+//! `pcn-worker api` on its own port with gRPC server reflection and the standard health service.
+//!
+//! - [`auth`]: bearer tokens (configured as hashes) → callers with roles.
+//! - [`service`]: the methods: authorisation, validation at the boundary, then the work.
+//! - [`month_view`]: `GetMonth`, with a one-second single-flight cache per month so a crowd of
+//!   dashboards costs one workflow query and three counts per second.
+//! - [`convert`]: rows and domain values → API messages.
+//!
+//! Errors never carry internal text: a failure is logged with a reference, and the caller gets
+//! `INTERNAL` with that reference only.
+
+pub mod auth;
+pub mod convert;
+pub mod month_view;
+pub mod service;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use pcn_proto::v1::control_service_server::ControlServiceServer;
+use pcn_workflows::domain::DomainError;
+use pcn_workflows::month::MonthSettings;
+use sqlx::PgPool;
+use tonic::Status;
+
+use crate::dispatch::ClientSlot;
+
+/// What the API needs.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The database.
+    pub pool: PgPool,
+    /// Temporal, connected on first use (the API starts and serves reads while it is down).
+    pub temporal: ClientSlot,
+    /// Task queue of the worker (for StartMonth and retries).
+    pub task_queue: String,
+    /// Settings of months started through the API, and of retried notifications (`sms`).
+    pub month_settings: MonthSettings,
+    /// The tokens.
+    pub tokens: Arc<auth::TokenTable>,
+}
+
+/// A running API server.
+pub struct ApiServer {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ApiServer {
+    /// Stops serving.
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves the control API, reflection and health on `listener`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+) -> anyhow::Result<ApiServer> {
+    let addr = listener.local_addr()?;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pcn_proto::v1::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the reflection service")?;
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<ControlServiceServer<service::Control>>()
+        .await;
+    let control = ControlServiceServer::new(service::Control::new(state))
+        .max_decoding_message_size(16 * 1024 * 1024);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let task = tokio::spawn(async move {
+        let result = tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(control)
+            .serve_with_incoming(incoming)
+            .await;
+        if let Err(err) = result {
+            tracing::error!(error = %err, "control API server stopped");
+        }
+    });
+    Ok(ApiServer { addr, task })
+}
+
+/// INVALID_ARGUMENT naming the field.
+pub(crate) fn invalid(err: DomainError) -> Status {
+    Status::invalid_argument(err.to_string())
+}
+
+/// INTERNAL with a reference; the cause is logged, never returned.
+pub(crate) fn internal(context: &str, err: impl std::fmt::Display) -> Status {
+    let reference = uuid::Uuid::new_v4().simple().to_string();
+    tracing::error!(%reference, context, error = %err, "control API call failed");
+    Status::internal(format!("internal error (reference {reference})"))
+}
+
+/// A database error: UNAVAILABLE when Postgres cannot be reached, INTERNAL otherwise.
+pub(crate) fn db_error(context: &str, err: sqlx::Error) -> Status {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            tracing::warn!(context, error = %err, "database unavailable");
+            Status::unavailable("the database is unavailable; try again")
+        }
+        other => internal(context, other),
+    }
+}
+
+/// A Temporal RPC error: UNAVAILABLE when the server cannot be reached, INTERNAL otherwise.
+pub(crate) fn temporal_error(context: &str, status: &tonic::Status) -> Status {
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
+            tracing::warn!(context, error = %status, "Temporal unavailable");
+            Status::unavailable("Temporal is unavailable; try again")
+        }
+        _ => internal(context, status),
+    }
+}

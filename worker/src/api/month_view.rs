@@ -1,0 +1,260 @@
+//! `GetMonth`: the workflow's state (describe, then the `progress` query while it runs) plus the
+//! Postgres counts (decisions by reason, notifications by status, swept days).
+//!
+//! Under load every caller of a month within [`FRESH_FOR`] shares one computation: the first
+//! caller computes while the others wait on the month's lock, then all read the cached view. So
+//! the figures are at most about a second old (`as_of` says when they were read), and 32
+//! dashboards cost the server what one does.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pcn_proto::v1 as pb;
+use pcn_workflows::domain::YearMonth;
+use pcn_workflows::month::{self, MonthPhase, MonthProgress, MonthlyQualificationWorkflow};
+use sqlx::{PgPool, Row as _};
+use temporalio_client::errors::{WorkflowInteractionError, WorkflowQueryError};
+use temporalio_client::{
+    Client, WorkflowDescribeOptions, WorkflowExecutionStatus, WorkflowQueryOptions,
+};
+use tonic::Status;
+
+use super::convert::{opt_ts, ts};
+use super::{db_error, internal, temporal_error};
+
+/// How long a computed view is served to further callers.
+pub const FRESH_FOR: Duration = Duration::from_secs(1);
+
+type Slot = Arc<tokio::sync::Mutex<Option<(Instant, pb::Month)>>>;
+
+/// The per-month cache.
+#[derive(Clone, Default)]
+pub struct MonthViews {
+    slots: Arc<Mutex<HashMap<YearMonth, Slot>>>,
+}
+
+impl MonthViews {
+    fn slot(&self, month: YearMonth) -> Slot {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.entry(month).or_default().clone()
+    }
+
+    /// Forgets a month's view (after a change made through the API).
+    pub async fn invalidate(&self, month: YearMonth) {
+        *self.slot(month).lock().await = None;
+    }
+
+    /// The month's view, computed at most once per [`FRESH_FOR`].
+    pub async fn get(
+        &self,
+        pool: &PgPool,
+        client: Option<&Client>,
+        month: YearMonth,
+    ) -> Result<pb::Month, Status> {
+        let slot = self.slot(month);
+        let mut cached = slot.lock().await;
+        if let Some((at, view)) = cached.as_ref()
+            && at.elapsed() < FRESH_FOR
+        {
+            return Ok(view.clone());
+        }
+        let view = compute(pool, client, month).await?;
+        *cached = Some((Instant::now(), view.clone()));
+        Ok(view)
+    }
+}
+
+/// A month run as Temporal knows it.
+pub struct RunState {
+    /// The run id.
+    pub run_id: String,
+    /// Its status.
+    pub status: WorkflowExecutionStatus,
+    /// The `progress` query's answer, while running (None if the query could not be answered).
+    pub progress: Option<MonthProgress>,
+}
+
+impl RunState {
+    /// The API's phase: the workflow's own phase while it runs, else from how it closed.
+    pub fn phase(&self) -> pb::MonthPhase {
+        match self.status {
+            WorkflowExecutionStatus::Running => match self.progress.as_ref().map(|p| p.phase) {
+                Some(MonthPhase::Monitoring) => pb::MonthPhase::Monitoring,
+                Some(MonthPhase::Paused) => pb::MonthPhase::Paused,
+                Some(MonthPhase::Blocked) => pb::MonthPhase::Blocked,
+                Some(MonthPhase::Qualifying) => pb::MonthPhase::Qualifying,
+                Some(MonthPhase::Notifying) => pb::MonthPhase::Notifying,
+                Some(MonthPhase::Completed) => pb::MonthPhase::Completed,
+                None => pb::MonthPhase::Unspecified,
+            },
+            WorkflowExecutionStatus::Completed => pb::MonthPhase::Completed,
+            WorkflowExecutionStatus::Canceled => pb::MonthPhase::Cancelled,
+            _ => pb::MonthPhase::Failed,
+        }
+    }
+}
+
+/// Describes the month's run (None if it has none) and queries its progress while it runs.
+pub async fn run_state(client: &Client, month: YearMonth) -> Result<Option<RunState>, Status> {
+    let handle =
+        client.get_workflow_handle::<MonthlyQualificationWorkflow>(month::workflow_id(month));
+    let description = match handle.describe(WorkflowDescribeOptions::default()).await {
+        Ok(d) => d,
+        Err(WorkflowInteractionError::NotFound(_)) => return Ok(None),
+        Err(WorkflowInteractionError::Rpc(status)) => {
+            return Err(temporal_error("describing the month", &status));
+        }
+        Err(err) => return Err(internal("describing the month", err)),
+    };
+    let status = description.status();
+    let progress = if status == WorkflowExecutionStatus::Running {
+        let query = handle.query(
+            MonthlyQualificationWorkflow::progress,
+            (),
+            WorkflowQueryOptions::default(),
+        );
+        match tokio::time::timeout(Duration::from_secs(5), query).await {
+            Ok(Ok(p)) => Some(p),
+            Ok(Err(WorkflowQueryError::Rpc(status))) => {
+                tracing::warn!(error = %status, %month, "month progress query failed");
+                None
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, %month, "month progress query failed");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(%month, "month progress query timed out (no worker?)");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    Ok(Some(RunState {
+        run_id: description.run_id().to_owned(),
+        status,
+        progress,
+    }))
+}
+
+async fn compute(
+    pool: &PgPool,
+    client: Option<&Client>,
+    month: YearMonth,
+) -> Result<pb::Month, Status> {
+    let client = client.ok_or_else(|| Status::unavailable("Temporal is unavailable; try again"))?;
+    let as_of = chrono::Utc::now();
+    let first = month.first_day().as_naive();
+    let last = month.last_day().as_naive();
+    let (run, decisions, notifications, days) = tokio::try_join!(
+        run_state(client, month),
+        async {
+            sqlx::query(
+                "SELECT reason, count(*) AS n FROM qualifications WHERE month = $1 GROUP BY reason",
+            )
+            .bind(first)
+            .fetch_all(pool)
+            .await
+            .map_err(|e| db_error("counting decisions", e))
+        },
+        async {
+            sqlx::query(
+                "SELECT status, count(*) AS n FROM notifications WHERE month = $1 GROUP BY status",
+            )
+            .bind(first)
+            .fetch_all(pool)
+            .await
+            .map_err(|e| db_error("counting notifications", e))
+        },
+        async {
+            sqlx::query(
+                "SELECT business_date, checked, passed, below_threshold, missing, not_found, invalid
+                   FROM daily_sweeps WHERE business_date BETWEEN $1 AND $2 ORDER BY business_date",
+            )
+            .bind(first)
+            .bind(last)
+            .fetch_all(pool)
+            .await
+            .map_err(|e| db_error("reading days", e))
+        },
+    )?;
+    if run.is_none() && decisions.is_empty() && notifications.is_empty() && days.is_empty() {
+        return Err(Status::not_found(format!(
+            "month {month} has no run and no data"
+        )));
+    }
+    let n = |row: &sqlx::postgres::PgRow| u64::try_from(row.get::<i64, _>("n")).unwrap_or(0);
+    let mut q = pb::QualificationCounts::default();
+    for row in &decisions {
+        let count = n(row);
+        q.decided += count;
+        match row.get::<&str, _>("reason") {
+            "QUALIFIED" => q.qualified += count,
+            "NOT_MONITORED_WHOLE_MONTH" => q.not_monitored_whole_month += count,
+            "BELOW_THRESHOLD" => q.below_threshold += count,
+            "ACCOUNT_NOT_FOUND" => q.account_not_found += count,
+            "INVALID_RESPONSE" => q.invalid_response += count,
+            _ => q.missing_data += count,
+        }
+    }
+    let mut c = pb::NotificationCounts::default();
+    for row in &notifications {
+        let count = n(row);
+        c.total += count;
+        let field = match row.get::<&str, _>("status") {
+            "PENDING" => &mut c.pending,
+            "WAITING_WINDOW" => &mut c.waiting_window,
+            "SUBMITTED" => &mut c.submitted,
+            "RETRY_WAIT" => &mut c.retry_wait,
+            "DELIVERED" => &mut c.delivered,
+            "FAILED" => &mut c.failed,
+            "UNDELIVERABLE" => &mut c.undeliverable,
+            "OPTED_OUT" => &mut c.opted_out,
+            _ => &mut c.cancelled,
+        };
+        *field += count;
+    }
+    let count =
+        |row: &sqlx::postgres::PgRow, col: &str| u64::try_from(row.get::<i32, _>(col)).unwrap_or(0);
+    let days: Vec<pb::DayCounts> = days
+        .iter()
+        .map(|row| pb::DayCounts {
+            date: row.get::<chrono::NaiveDate, _>("business_date").to_string(),
+            checked: count(row, "checked"),
+            passed: count(row, "passed"),
+            below_threshold: count(row, "below_threshold"),
+            missing: count(row, "missing"),
+            not_found: count(row, "not_found"),
+            invalid: count(row, "invalid"),
+        })
+        .collect();
+    let progress = run.as_ref().and_then(|r| r.progress.as_ref());
+    let days_done = progress
+        .map(|p| p.days_done)
+        .unwrap_or_else(|| u32::try_from(days.len()).unwrap_or(u32::MAX));
+    Ok(pb::Month {
+        month: month.to_string(),
+        workflow_id: month::workflow_id(month),
+        run_id: run.as_ref().map(|r| r.run_id.clone()).unwrap_or_default(),
+        phase: run
+            .as_ref()
+            .map(RunState::phase)
+            .unwrap_or(pb::MonthPhase::Unspecified)
+            .into(),
+        blocked_reason: progress
+            .and_then(|p| p.blocked_reason.clone())
+            .unwrap_or_default(),
+        days_total: month.num_days(),
+        days_done,
+        next_check_at: opt_ts(progress.and_then(|p| p.next_check_at)),
+        qualification: Some(q),
+        notifications: Some(c),
+        fanout_started: progress
+            .map(|p| p.fanout.started + p.fanout.already_started)
+            .unwrap_or(0),
+        days,
+        as_of: ts(as_of),
+    })
+}
