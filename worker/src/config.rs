@@ -398,6 +398,43 @@ pub struct OpsArgs {
     pub log_format: String,
 }
 
+/// The control API (`pcn-worker api`).
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// Bind address of the gRPC control API (with reflection and health).
+    #[arg(long, env = "PCN_API_BIND", default_value = "127.0.0.1:50051")]
+    pub api_bind: SocketAddr,
+    /// Tokens as `name:role:sha256hex` entries, comma- or newline-separated (role: viewer,
+    /// operator, admin). Only hashes: make one with `pcn-worker hash-token`.
+    #[arg(
+        long,
+        env = "PCN_API_TOKENS",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub api_tokens: String,
+    /// A file of such entries, one per line (`#` comments), added to `--api-tokens`.
+    #[arg(long, env = "PCN_API_TOKENS_FILE")]
+    pub api_tokens_file: Option<std::path::PathBuf>,
+    /// Settings of the months the API starts and of retried notifications.
+    #[command(flatten)]
+    pub month: MonthArgs,
+}
+
+impl ApiArgs {
+    /// The token table: both sources, parsed; a bad entry is refused with its number.
+    pub fn tokens(&self) -> anyhow::Result<crate::api::auth::TokenTable> {
+        let mut spec = self.api_tokens.clone();
+        if let Some(path) = &self.api_tokens_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("reading api_tokens_file {}: {e}", path.display()))?;
+            spec.push('\n');
+            spec.push_str(&text);
+        }
+        crate::api::auth::TokenTable::parse(&spec).map_err(anyhow::Error::msg)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 use pcn_activities::bank::BankClient;
 use pcn_activities::metrics::Metrics;
 use pcn_activities::{PcnActivities, db};
-use pcn_worker::config::{BankArgs, CarrierArgs, ConnectionArgs, MonthArgs, OpsArgs, WebhookArgs};
+use pcn_worker::config::{
+    ApiArgs, BankArgs, CarrierArgs, ConnectionArgs, MonthArgs, OpsArgs, WebhookArgs,
+};
 use pcn_worker::months::{self, StartOutcome};
 use pcn_worker::{customers, http, telemetry, temporal};
 use pcn_worker::{dispatch, webhook};
@@ -48,6 +50,19 @@ enum Command {
     Webhook {
         #[command(flatten)]
         webhook: WebhookArgs,
+    },
+    /// Serve the gRPC control API (`pcn.v1.ControlService`, reflection, health) for admins and
+    /// `pcnctl`.
+    Api {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Read a token on stdin and print its SHA-256, for `PCN_API_TOKENS` (`name:role:<hash>`).
+    /// With `--generate`, make a random token, print it and its hash.
+    HashToken {
+        /// Generate a fresh random token instead of reading one.
+        #[arg(long)]
+        generate: bool,
     },
     /// Apply database migrations and register the search attributes on the namespace.
     Setup,
@@ -103,6 +118,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run { bank, carrier, ops } => run_worker(&conn, &bank, &carrier, &ops).await,
         Command::Webhook { webhook } => run_webhook(&conn, &webhook).await,
+        Command::Api { api } => run_api(&conn, &api).await,
+        Command::HashToken { generate } => {
+            let token = if generate {
+                let token = format!(
+                    "pcn_{}{}",
+                    uuid::Uuid::new_v4().simple(),
+                    uuid::Uuid::new_v4().simple()
+                );
+                println!("token: {token}");
+                token
+            } else {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                line.trim().to_owned()
+            };
+            anyhow::ensure!(
+                token.len() >= 16,
+                "a token must have at least 16 characters"
+            );
+            println!("sha256: {}", pcn_worker::api::auth::hash_token(&token));
+            Ok(())
+        }
         Command::Setup => {
             let pool = db::connect(&conn.database_url, 2).await?;
             db::migrate(&pool).await?;
@@ -230,6 +267,35 @@ async fn run_webhook(conn: &ConnectionArgs, args: &WebhookArgs) -> anyhow::Resul
         .with_context(|| format!("binding the webhook to {}", args.webhook_bind))?;
     let server = webhook::serve(listener, config, pool, dispatcher)?;
     tracing::info!(addr = %server.addr, "carrier webhook listening");
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down");
+    server.abort();
+    Ok(())
+}
+
+async fn run_api(conn: &ConnectionArgs, args: &ApiArgs) -> anyhow::Result<()> {
+    let tokens = args.tokens()?;
+    if tokens.is_empty() {
+        tracing::warn!("no API tokens configured (PCN_API_TOKENS): every call will be refused");
+    }
+    let month_settings = args.month.parse()?;
+    let pool = db::connect(&conn.database_url, 16).await?;
+    db::migrate(&pool).await?;
+    let listener = tokio::net::TcpListener::bind(args.api_bind)
+        .await
+        .with_context(|| format!("binding the control API to {}", args.api_bind))?;
+    let server = pcn_worker::api::serve(
+        listener,
+        pcn_worker::api::ApiState {
+            pool,
+            temporal: dispatch::ClientSlot::new(&conn.temporal_address, &conn.temporal_namespace),
+            task_queue: conn.task_queue.clone(),
+            month_settings,
+            tokens: std::sync::Arc::new(tokens),
+        },
+    )
+    .await?;
+    tracing::info!(addr = %server.addr, tokens = args.tokens()?.len(), "control API listening");
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!("shutting down");
     server.abort();
