@@ -542,3 +542,73 @@ pub async fn qualified_in_db(pool: &PgPool, month: YearMonth) -> Vec<String> {
     .await
     .expect("qualified customers")
 }
+
+/// The control API in process on a free port, with one token per role: `viewer`, `operator`,
+/// `admin` (the tokens are `<role>-token-for-tests`; the server holds only their hashes).
+pub struct TestApi {
+    /// The server.
+    pub server: pcn_worker::api::ApiServer,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+impl TestApi {
+    /// The token of `role` (`viewer`, `operator`, `admin`).
+    pub fn token(role: &str) -> String {
+        format!("{role}-token-for-tests")
+    }
+
+    /// Starts the API on `db`, starting months on `task_queue` with [`test_month_settings`].
+    pub async fn start(db: &TestDb, task_queue: &str) -> Self {
+        let spec = ["viewer", "operator", "admin"]
+            .iter()
+            .map(|role| {
+                format!(
+                    "{role}:{role}:{}",
+                    pcn_worker::api::auth::hash_token(&Self::token(role))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let tokens = pcn_worker::api::auth::TokenTable::parse(&spec).expect("test tokens");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("api port");
+        let server = pcn_worker::api::serve(
+            listener,
+            pcn_worker::api::ApiState {
+                pool: db.pool.clone(),
+                temporal: ClientSlot::new(&temporal_address(), "default"),
+                task_queue: task_queue.to_owned(),
+                month_settings: test_month_settings(),
+                tokens: std::sync::Arc::new(tokens),
+            },
+        )
+        .await
+        .expect("control API");
+        let url = format!("http://{}", server.addr);
+        Self { server, url }
+    }
+
+    /// A client of the API (tokens go on each request: see [`authed`]).
+    pub async fn client(
+        &self,
+    ) -> pcn_proto::v1::control_service_client::ControlServiceClient<tonic::transport::Channel>
+    {
+        pcn_proto::v1::control_service_client::ControlServiceClient::connect(self.url.clone())
+            .await
+            .expect("connect to the control API")
+    }
+}
+
+/// `message` with `authorization: Bearer <token>` (none when `token` is None).
+pub fn authed<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(token) = token {
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("ascii token"),
+        );
+    }
+    request
+}

@@ -1,6 +1,7 @@
 //! System tests: the real Temporal dev server (started by `make test`), a fresh Postgres database
 //! per test, the bank simulator over real HTTP, and the real worker.
 
+mod api;
 mod crash;
 mod month;
 mod ops;

@@ -1,0 +1,1056 @@
+//! The control API through a real tonic client: the access-control matrix, bad input that
+//! changes nothing, pause/resume/cancel of a live month, and a whole month driven only through
+//! the API (import, backfill, watch, read, retry, report) and the `pcnctl` binary.
+
+use std::time::Duration;
+
+use pcn_activities::carrier::CarrierKind;
+use pcn_carrier_sim::{Outcome, SimConfig};
+use pcn_proto::v1 as pb;
+use pcn_proto::v1::control_service_client::ControlServiceClient;
+use pcn_tests::{
+    InProcessWorker, TestApi, TestCarrier, TestDb, authed, spawn_sim, temporal_address,
+    unique_task_queue, workspace_binary,
+};
+use pcn_workflows::domain::YearMonth;
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+use tonic::Code;
+use tonic::transport::Channel;
+
+type Api = ControlServiceClient<Channel>;
+
+/// Every method, in proto order, with the role it needs.
+const METHODS: [(&str, &str); 15] = [
+    ("StartMonth", "operator"),
+    ("GetMonth", "viewer"),
+    ("PauseMonth", "operator"),
+    ("ResumeMonth", "operator"),
+    ("CancelMonth", "operator"),
+    ("ListQualifications", "viewer"),
+    ("GetCustomer", "viewer"),
+    ("UpsertCustomers", "admin"),
+    ("SetOptOut", "admin"),
+    ("ListNotifications", "viewer"),
+    ("RetryNotification", "operator"),
+    ("CancelNotification", "operator"),
+    ("GetReport", "viewer"),
+    ("ExportReport", "viewer"),
+    ("ListAuditEntries", "viewer"),
+];
+
+/// Calls `method` with harmless arguments (nothing exists for them, or they are invalid after
+/// authorisation), returning only the status code.
+async fn call(api: &mut Api, method: &str, token: Option<&str>) -> Code {
+    // An unused month and customer: every authorised call ends NOT_FOUND, INVALID_ARGUMENT or
+    // OK without changing anything.
+    let month = "2023-01".to_owned();
+    let customer = "NOBODY".to_owned();
+    let result = match method {
+        "StartMonth" => api
+            .start_month(authed(
+                pb::StartMonthRequest {
+                    month: "2023-13".into(),
+                },
+                token,
+            ))
+            .await
+            .map(|_| ()),
+        "GetMonth" => api
+            .get_month(authed(pb::GetMonthRequest { month }, token))
+            .await
+            .map(|_| ()),
+        "PauseMonth" => api
+            .pause_month(authed(
+                pb::MonthActionRequest {
+                    month,
+                    reason: String::new(),
+                },
+                token,
+            ))
+            .await
+            .map(|_| ()),
+        "ResumeMonth" => api
+            .resume_month(authed(
+                pb::MonthActionRequest {
+                    month,
+                    reason: String::new(),
+                },
+                token,
+            ))
+            .await
+            .map(|_| ()),
+        "CancelMonth" => api
+            .cancel_month(authed(
+                pb::MonthActionRequest {
+                    month,
+                    reason: String::new(),
+                },
+                token,
+            ))
+            .await
+            .map(|_| ()),
+        "ListQualifications" => api
+            .list_qualifications(authed(
+                pb::ListQualificationsRequest {
+                    month,
+                    ..Default::default()
+                },
+                token,
+            ))
+            .await
+            .map(|_| ()),
+        "GetCustomer" => api
+            .get_customer(authed(
+                pb::GetCustomerRequest {
+                    customer_id: customer,
+                    month: String::new(),
+                },
+                token,
+            ))
+            .await
+            .map(|_| ()),
+        "UpsertCustomers" => api
+            .upsert_customers(authed(
+                tokio_stream::iter(Vec::<pb::CustomerRow>::new()),
+                token,
+            ))
+            .await
+            .map(|_| ()),
+        "SetOptOut" => api
+            .set_opt_out(authed(
+                pb::SetOptOutRequest {
+                    customer_id: customer,
+                    opted_out: true,
+                    reason: String::new(),
+                },
+                token,
+            ))
+            .await
+            .map(|_| ()),
+        "ListNotifications" => api
+            .list_notifications(authed(
+                pb::ListNotificationsRequest {
+                    month,
+                    ..Default::default()
+                },
+                token,
+            ))
+            .await
+            .map(|_| ()),
+        "RetryNotification" => api
+            .retry_notification(authed(
+                pb::RetryNotificationRequest {
+                    month,
+                    customer_id: customer,
+                    request_id: "matrix-1".into(),
+                    reason: String::new(),
+                },
+                token,
+            ))
+            .await
+            .map(|_| ()),
+        "CancelNotification" => api
+            .cancel_notification(authed(
+                pb::CancelNotificationRequest {
+                    month,
+                    customer_id: customer,
+                    reason: String::new(),
+                },
+                token,
+            ))
+            .await
+            .map(|_| ()),
+        "GetReport" => api
+            .get_report(authed(pb::GetReportRequest { month }, token))
+            .await
+            .map(|_| ()),
+        "ExportReport" => api
+            .export_report(authed(
+                pb::ExportReportRequest {
+                    month,
+                    format: pb::ReportFormat::Csv.into(),
+                },
+                token,
+            ))
+            .await
+            .map(|_| ()),
+        "ListAuditEntries" => api
+            .list_audit_entries(authed(pb::ListAuditEntriesRequest::default(), token))
+            .await
+            .map(|_| ()),
+        other => panic!("unknown method {other}"),
+    };
+    match result {
+        Ok(()) => Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+fn rank(role: &str) -> u8 {
+    match role {
+        "viewer" => 1,
+        "operator" => 2,
+        "admin" => 3,
+        _ => 0,
+    }
+}
+
+/// Row counts of every table a call could change.
+async fn snapshot(pool: &PgPool) -> Vec<i64> {
+    let mut counts = Vec::new();
+    for table in [
+        "customers",
+        "audit_log",
+        "notifications",
+        "notification_retries",
+        "qualifications",
+        "balance_checks",
+    ] {
+        counts.push(
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(pool)
+                .await
+                .unwrap(),
+        );
+    }
+    let opted: i64 = sqlx::query_scalar("SELECT count(*) FROM customers WHERE opted_out")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    counts.push(opted);
+    counts
+}
+
+#[tokio::test]
+async fn access_control_matrix_every_method_and_caller() {
+    pcn_tests::init();
+    let db = TestDb::new().await;
+    let api_server = TestApi::start(&db, &unique_task_queue("api-matrix")).await;
+    let mut api = api_server.client().await;
+    let before = snapshot(&db.pool).await;
+    let mut rows = Vec::new();
+    for (method, needed) in METHODS {
+        let none = call(&mut api, method, None).await;
+        let bad = call(&mut api, method, Some("not-a-configured-token")).await;
+        assert_eq!(none, Code::Unauthenticated, "{method} without a token");
+        assert_eq!(bad, Code::Unauthenticated, "{method} with an unknown token");
+        let mut line = format!("{method:<20} none={none:?} bad={bad:?}");
+        for role in ["viewer", "operator", "admin"] {
+            let token = TestApi::token(role);
+            let code = call(&mut api, method, Some(&token)).await;
+            if rank(role) < rank(needed) {
+                assert_eq!(code, Code::PermissionDenied, "{method} as {role}");
+            } else {
+                assert!(
+                    !matches!(
+                        code,
+                        Code::PermissionDenied | Code::Unauthenticated | Code::Internal
+                    ),
+                    "{method} as {role} must pass authorisation, got {code:?}"
+                );
+            }
+            line.push_str(&format!(" {role}={code:?}"));
+        }
+        rows.push(line);
+    }
+    println!("{}", rows.join("\n"));
+    // Only the allowed empty import wrote something: its audit entry (one per admin call).
+    let after = snapshot(&db.pool).await;
+    assert_eq!(after[0], before[0], "no customer written");
+    assert_eq!(
+        after[1],
+        before[1] + 1,
+        "one audit entry: the admin's empty import"
+    );
+    assert_eq!(after[2..], before[2..]);
+    let actors: Vec<String> = sqlx::query_scalar("SELECT actor FROM audit_log")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(actors, vec!["api:admin".to_owned()]);
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_a_clear_status_and_changes_nothing() {
+    pcn_tests::init();
+    let db = TestDb::with_customers(3).await;
+    let api_server = TestApi::start(&db, &unique_task_queue("api-bad")).await;
+    let mut api = api_server.client().await;
+    let op = TestApi::token("operator");
+    let admin = TestApi::token("admin");
+    let viewer = TestApi::token("viewer");
+    let before = snapshot(&db.pool).await;
+
+    // Invalid months: INVALID_ARGUMENT naming the field.
+    for month in ["2023-13", "23-01", "", "2023-1", "9999-99"] {
+        let err = api
+            .start_month(authed(
+                pb::StartMonthRequest {
+                    month: month.into(),
+                },
+                Some(&op),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{month:?}");
+        assert!(err.message().contains("month"), "{}", err.message());
+    }
+    // Too far ahead.
+    let far = api
+        .start_month(authed(
+            pb::StartMonthRequest {
+                month: "2099-01".into(),
+            },
+            Some(&op),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(far.code(), Code::InvalidArgument);
+    assert!(far.message().contains("ahead"), "{}", far.message());
+
+    // Unknown ids: NOT_FOUND.
+    let unknown = api
+        .get_customer(authed(
+            pb::GetCustomerRequest {
+                customer_id: "C9999999999".into(),
+                month: String::new(),
+            },
+            Some(&viewer),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    let bad_id = api
+        .get_customer(authed(
+            pb::GetCustomerRequest {
+                customer_id: "../etc/passwd".into(),
+                month: String::new(),
+            },
+            Some(&viewer),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_id.code(), Code::InvalidArgument);
+    assert!(
+        bad_id.message().contains("customer_id"),
+        "{}",
+        bad_id.message()
+    );
+    for code in [
+        api.get_month(authed(
+            pb::GetMonthRequest {
+                month: "2023-02".into(),
+            },
+            Some(&viewer),
+        ))
+        .await
+        .unwrap_err()
+        .code(),
+        api.get_report(authed(
+            pb::GetReportRequest {
+                month: "2023-02".into(),
+            },
+            Some(&viewer),
+        ))
+        .await
+        .unwrap_err()
+        .code(),
+        api.pause_month(authed(
+            pb::MonthActionRequest {
+                month: "2023-02".into(),
+                reason: String::new(),
+            },
+            Some(&op),
+        ))
+        .await
+        .unwrap_err()
+        .code(),
+        api.set_opt_out(authed(
+            pb::SetOptOutRequest {
+                customer_id: "C9999999999".into(),
+                opted_out: true,
+                reason: String::new(),
+            },
+            Some(&admin),
+        ))
+        .await
+        .unwrap_err()
+        .code(),
+        api.retry_notification(authed(
+            pb::RetryNotificationRequest {
+                month: "2023-02".into(),
+                customer_id: pcn_bank_sim::customer_id(0),
+                request_id: "r1".into(),
+                reason: String::new(),
+            },
+            Some(&op),
+        ))
+        .await
+        .unwrap_err()
+        .code(),
+    ] {
+        assert_eq!(code, Code::NotFound);
+    }
+    // Malformed request fields.
+    let bad_request_id = api
+        .retry_notification(authed(
+            pb::RetryNotificationRequest {
+                month: "2023-02".into(),
+                customer_id: pcn_bank_sim::customer_id(0),
+                request_id: "has spaces and / slashes".into(),
+                reason: String::new(),
+            },
+            Some(&op),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_request_id.code(), Code::InvalidArgument);
+    assert!(bad_request_id.message().contains("request_id"));
+    let bad_page = api
+        .list_qualifications(authed(
+            pb::ListQualificationsRequest {
+                month: "2023-02".into(),
+                page_size: 5_000,
+                ..Default::default()
+            },
+            Some(&viewer),
+        ))
+        .await
+        .unwrap_err();
+    assert!(bad_page.message().contains("page_size"));
+    let bad_token = api
+        .list_notifications(authed(
+            pb::ListNotificationsRequest {
+                month: "2023-02".into(),
+                page_token: "forged".into(),
+                ..Default::default()
+            },
+            Some(&viewer),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_token.code(), Code::InvalidArgument);
+    assert!(bad_token.message().contains("page_token"));
+    let bad_format = api
+        .export_report(authed(
+            pb::ExportReportRequest {
+                month: "2023-02".into(),
+                format: 0,
+            },
+            Some(&viewer),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_format.code(), Code::InvalidArgument);
+    assert!(bad_format.message().contains("format"));
+    let bad_reason = api
+        .set_opt_out(authed(
+            pb::SetOptOutRequest {
+                customer_id: pcn_bank_sim::customer_id(0),
+                opted_out: true,
+                reason: "line\nbreak".into(),
+            },
+            Some(&admin),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_reason.code(), Code::InvalidArgument);
+    assert!(bad_reason.message().contains("reason"));
+    assert_eq!(
+        snapshot(&db.pool).await,
+        before,
+        "bad input changed nothing"
+    );
+
+    // A malformed import: every bad row named with its index and field, the good rows kept.
+    let good = pcn_tests::customers_for(5);
+    let mut rows: Vec<pb::CustomerRow> = good[3..].iter().map(row_of).collect();
+    let mut bad_phone = row_of(&pcn_tests::customers_for(6)[5]);
+    bad_phone.phone = "12345".into();
+    let mut bad_date = row_of(&pcn_tests::customers_for(7)[6]);
+    bad_date.monitored_since = "2023-02-30".into();
+    let mut bad_language = row_of(&pcn_tests::customers_for(8)[7]);
+    bad_language.language = "fr".into();
+    let duplicate = rows[0].clone();
+    let mut stolen_account = row_of(&pcn_tests::customers_for(9)[8]);
+    stolen_account.account_id = good[0].account_id.as_str().to_owned();
+    rows.extend([bad_phone, bad_date, bad_language, duplicate, stolen_account]);
+    let response = api
+        .upsert_customers(authed(tokio_stream::iter(rows), Some(&admin)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.received, 7);
+    assert_eq!(response.upserted, 2, "{response:?}");
+    assert_eq!(response.rejected, 5, "{response:?}");
+    let fields: Vec<(u64, &str)> = response
+        .errors
+        .iter()
+        .map(|e| (e.index, e.field.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            (2, "phone"),
+            (3, "date"),
+            (4, "language"),
+            (5, "customer_id"),
+            (6, "account_id")
+        ],
+        "{response:?}"
+    );
+    let customers: i64 = sqlx::query_scalar("SELECT count(*) FROM customers")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(customers, 5, "3 seeded + 2 good rows; no bad row written");
+}
+
+fn row_of(c: &pcn_workflows::customer::Customer) -> pb::CustomerRow {
+    pb::CustomerRow {
+        customer_id: c.customer_id.as_str().to_owned(),
+        account_id: c.account_id.as_str().to_owned(),
+        first_name: c.first_name.as_str().to_owned(),
+        phone: c.phone.as_e164().to_owned(),
+        language: c.language.code().to_owned(),
+        monitored_since: c.monitored_since.to_string(),
+        opted_out: Some(c.opted_out),
+        active: Some(c.active),
+    }
+}
+
+/// Polls GetMonth until `done`.
+async fn watch(
+    api: &mut Api,
+    month: &str,
+    timeout: Duration,
+    done: impl Fn(&pb::Month) -> bool,
+) -> pb::Month {
+    let viewer = TestApi::token("viewer");
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let last = api
+            .get_month(authed(
+                pb::GetMonthRequest {
+                    month: month.into(),
+                },
+                Some(&viewer),
+            ))
+            .await;
+        if let Ok(m) = &last
+            && done(m.get_ref())
+        {
+            return m.get_ref().clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out watching {month}: {last:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn pause_resume_and_cancel_a_live_month() {
+    pcn_tests::init();
+    let db = TestDb::with_customers(5).await;
+    let bank = spawn_sim(5, 1, Default::default()).await;
+    let queue = unique_task_queue("api-live");
+    let worker = InProcessWorker::for_test(&queue, &db, &bank);
+    let api_server = TestApi::start(&db, &queue).await;
+    let mut api = api_server.client().await;
+    let op = TestApi::token("operator");
+    // Next month: its run waits for its first day, so it stays MONITORING while we steer it.
+    let today = pcn_workflows::domain::BusinessDate::of_instant(chrono::Utc::now());
+    let month = today.year_month().next().to_string();
+    let started = api
+        .start_month(authed(
+            pb::StartMonthRequest {
+                month: month.clone(),
+            },
+            Some(&op),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!started.backfill);
+    let action = |reason: &str| pb::MonthActionRequest {
+        month: month.clone(),
+        reason: reason.into(),
+    };
+    watch(&mut api, &month, Duration::from_secs(30), |m| {
+        m.phase == pb::MonthPhase::Monitoring as i32
+    })
+    .await;
+    // Resume while running is an illegal transition.
+    let err = api
+        .resume_month(authed(action("x"), Some(&op)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    api.pause_month(authed(action("maintenance"), Some(&op)))
+        .await
+        .unwrap();
+    watch(&mut api, &month, Duration::from_secs(30), |m| {
+        m.phase == pb::MonthPhase::Paused as i32
+    })
+    .await;
+    let err = api
+        .pause_month(authed(action("again"), Some(&op)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    api.resume_month(authed(action("done"), Some(&op)))
+        .await
+        .unwrap();
+    watch(&mut api, &month, Duration::from_secs(30), |m| {
+        m.phase == pb::MonthPhase::Monitoring as i32
+    })
+    .await;
+    api.cancel_month(authed(action("wrong month"), Some(&op)))
+        .await
+        .unwrap();
+    watch(&mut api, &month, Duration::from_secs(30), |m| {
+        m.phase == pb::MonthPhase::Cancelled as i32
+    })
+    .await;
+    let err = api
+        .cancel_month(authed(action("twice"), Some(&op)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let err = api
+        .start_month(authed(
+            pb::StartMonthRequest {
+                month: month.clone(),
+            },
+            Some(&op),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_log WHERE actor = 'api:operator' ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        actions,
+        vec![
+            "MONTH_STARTED",
+            "MONTH_PAUSE_REQUESTED",
+            "MONTH_RESUME_REQUESTED",
+            "MONTH_CANCEL_REQUESTED"
+        ]
+    );
+    worker.stop();
+}
+
+#[tokio::test]
+async fn a_month_driven_only_through_the_api_and_pcnctl() {
+    pcn_tests::init();
+    let n = 40;
+    let month_s = "2023-03";
+    let month = YearMonth::parse(month_s).unwrap();
+    let db = TestDb::new().await;
+    let bank = spawn_sim(n, 1, Default::default()).await;
+    let carrier = TestCarrier::start(
+        &db.pool,
+        &temporal_address(),
+        CarrierKind::Generic,
+        SimConfig::default(),
+    )
+    .await;
+    // Every even customer's first message is undeliverable; anything after is delivered.
+    for i in (0..n).step_by(2) {
+        carrier.sim.set_plan(
+            &format!("+9725{i:08}"),
+            vec![Outcome::Undeliverable {
+                code: "30005".into(),
+            }],
+        );
+    }
+    let queue = unique_task_queue("api-life");
+    let worker = InProcessWorker::with_carrier(&queue, &db, &bank, &carrier);
+    let api_server = TestApi::start(&db, &queue).await;
+    let mut api = api_server.client().await;
+    let (viewer, op, admin) = (
+        TestApi::token("viewer"),
+        TestApi::token("operator"),
+        TestApi::token("admin"),
+    );
+
+    // 1. Import.
+    let customers = pcn_tests::customers_for(n);
+    let imported = api
+        .upsert_customers(authed(
+            tokio_stream::iter(customers.iter().map(row_of).collect::<Vec<_>>()),
+            Some(&admin),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (imported.received, imported.upserted, imported.rejected),
+        (n, n, 0)
+    );
+
+    // 2. Backfill and watch.
+    let started = api
+        .start_month(authed(
+            pb::StartMonthRequest {
+                month: month_s.into(),
+            },
+            Some(&op),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(started.backfill);
+    assert_eq!(started.workflow_id, "qualification/2023-03");
+    let done = watch(&mut api, month_s, Duration::from_secs(240), |m| {
+        m.phase == pb::MonthPhase::Completed as i32
+    })
+    .await;
+    assert_eq!(done.days_done, 31);
+    assert_eq!(done.days.len(), 31);
+    let q = done.qualification.clone().unwrap();
+    assert_eq!(q.decided, n);
+    let qualified_db = pcn_tests::qualified_in_db(&db.pool, month).await;
+    assert_eq!(q.qualified, qualified_db.len() as u64);
+    let counts = done.notifications.clone().unwrap();
+    assert_eq!(counts.total, q.qualified);
+    assert_eq!(
+        counts.delivered + counts.undeliverable,
+        counts.total,
+        "{counts:?}"
+    );
+    assert!(
+        counts.undeliverable > 0 && counts.delivered > 0,
+        "{counts:?}"
+    );
+
+    // 3. Qualifications, page by page (page size 7), equal the database.
+    let mut listed = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = api
+            .list_qualifications(authed(
+                pb::ListQualificationsRequest {
+                    month: month_s.into(),
+                    qualified: Some(true),
+                    page_size: 7,
+                    page_token: token.clone(),
+                    ..Default::default()
+                },
+                Some(&viewer),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        listed.extend(page.qualifications.into_iter().map(|q| q.customer_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(listed, qualified_db);
+
+    // 4. One undeliverable customer, read and retried.
+    let undeliverable = api
+        .list_notifications(authed(
+            pb::ListNotificationsRequest {
+                month: month_s.into(),
+                status: pb::NotificationStatus::Undeliverable.into(),
+                ..Default::default()
+            },
+            Some(&viewer),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .notifications;
+    assert_eq!(undeliverable.len() as u64, counts.undeliverable);
+    let target = undeliverable[0].customer_id.clone();
+    let detail = api
+        .get_customer(authed(
+            pb::GetCustomerRequest {
+                customer_id: target.clone(),
+                month: String::new(),
+            },
+            Some(&viewer),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let profile = detail.customer.clone().unwrap();
+    let index: u64 = target[1..].parse().unwrap();
+    let phone = format!("+9725{index:08}");
+    assert!(
+        profile.phone.contains('*') && profile.phone != phone,
+        "phone masked: {}",
+        profile.phone
+    );
+    assert_eq!(detail.checks_month, month_s);
+    assert_eq!(detail.checks.len(), 31);
+    assert!(
+        detail
+            .checks
+            .iter()
+            .all(|c| c.outcome == pb::CheckOutcome::Passed as i32)
+    );
+    assert_eq!(detail.qualifications.len(), 1);
+    assert_eq!(detail.notifications[0].sms_attempts.len(), 1);
+    assert_eq!(
+        detail.notifications[0].sms_attempts[0].status,
+        "UNDELIVERABLE"
+    );
+
+    let retry = |request_id: &str| {
+        authed(
+            pb::RetryNotificationRequest {
+                month: month_s.into(),
+                customer_id: target.clone(),
+                request_id: request_id.into(),
+                reason: "number fixed by the branch".into(),
+            },
+            Some(&op),
+        )
+    };
+    let first = api
+        .retry_notification(retry("retry-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.attempt, 2);
+    assert!(!first.replayed);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = api
+            .get_customer(authed(
+                pb::GetCustomerRequest {
+                    customer_id: target.clone(),
+                    month: String::new(),
+                },
+                Some(&viewer),
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .notifications
+            .remove(0);
+        if n.status == pb::NotificationStatus::Delivered as i32 {
+            assert_eq!(n.attempts, 2);
+            assert_eq!(n.manual_retries, 1);
+            assert_eq!(n.sms_attempts.len(), 2);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "retry not delivered: {n:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The same request again: the first answer, nothing sent.
+    let again = api
+        .retry_notification(retry("retry-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.replayed);
+    assert_eq!(
+        (again.attempt, again.run_id.as_str()),
+        (2, first.run_id.as_str())
+    );
+    // A new request on a DELIVERED notification is an illegal transition.
+    let err = api.retry_notification(retry("retry-2")).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        carrier.sim.messages_to(&phone).len(),
+        2,
+        "one original, one retry"
+    );
+
+    // 5. The report equals an independent computation.
+    let report = api
+        .get_report(authed(
+            pb::GetReportRequest {
+                month: month_s.into(),
+            },
+            Some(&viewer),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let scalar = |sql: &'static str| {
+        let pool = db.pool.clone();
+        async move {
+            let v: i64 = sqlx::query_scalar(sql)
+                .bind(month.first_day().as_naive())
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            v as u64
+        }
+    };
+    let summary = report.summary.clone().unwrap();
+    assert_eq!(
+        summary.customers_monitored,
+        scalar("SELECT count(*) FROM qualifications WHERE month = $1").await
+    );
+    assert_eq!(
+        summary.qualified,
+        scalar("SELECT count(*) FROM qualifications WHERE month = $1 AND reason = 'QUALIFIED'")
+            .await
+    );
+    let delivery = report.delivery.clone().unwrap();
+    assert_eq!(
+        delivery.delivered,
+        scalar("SELECT count(*) FROM notifications WHERE month = $1 AND status = 'DELIVERED'")
+            .await
+    );
+    assert_eq!(
+        delivery.undeliverable,
+        scalar("SELECT count(*) FROM notifications WHERE month = $1 AND status = 'UNDELIVERABLE'")
+            .await
+    );
+    assert_eq!(
+        delivery.messages_sent,
+        scalar(
+            "SELECT count(*) FROM sms_attempts WHERE month = $1 AND carrier_message_id IS NOT NULL"
+        )
+        .await
+    );
+    assert_eq!(delivery.messages_sent, carrier.sim.stats().accepted as u64);
+    assert_eq!(delivery.pending, 0);
+    let rate = Decimal::from(summary.qualified * 100) / Decimal::from(summary.customers_monitored);
+    assert_eq!(
+        summary.qualification_rate,
+        format!("{:.2}", rate.round_dp(2))
+    );
+    let reasons: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT reason, count(*) FROM qualifications WHERE month = $1 AND NOT qualified GROUP BY reason ORDER BY 2 DESC, 1",
+    )
+    .bind(month.first_day().as_naive())
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let reported: Vec<(String, i64)> = report
+        .qualification
+        .clone()
+        .unwrap()
+        .reasons
+        .iter()
+        .map(|r| (r.reason.clone(), r.count as i64))
+        .collect();
+    assert_eq!(reported, reasons);
+    assert_eq!(report.daily.len(), 31);
+    let passed: u64 = report.daily.iter().map(|d| d.passed).sum();
+    assert_eq!(passed, scalar("SELECT count(*) FROM balance_checks WHERE business_date >= $1 AND business_date < $1 + 31 AND outcome = 'PASSED'").await);
+
+    // 6. Exports.
+    for (format, needle) in [
+        (pb::ReportFormat::Csv, &b"section"[..]),
+        (pb::ReportFormat::Xlsx, &b"PK"[..]),
+        (pb::ReportFormat::Html, &b"<svg"[..]),
+    ] {
+        let file = api
+            .export_report(authed(
+                pb::ExportReportRequest {
+                    month: month_s.into(),
+                    format: format.into(),
+                },
+                Some(&viewer),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            file.filename.starts_with("pcn-report-2023-03."),
+            "{}",
+            file.filename
+        );
+        assert!(
+            file.content
+                .windows(needle.len())
+                .any(|w| w.eq_ignore_ascii_case(needle)),
+            "{format:?} export lacks {needle:?}"
+        );
+    }
+
+    // 7. The audit trail names the callers.
+    let audit = api
+        .list_audit_entries(authed(
+            pb::ListAuditEntriesRequest {
+                actor: "api:operator".into(),
+                ..Default::default()
+            },
+            Some(&viewer),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let actions: Vec<&str> = audit.entries.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        vec!["NOTIFICATION_RETRY_REQUESTED", "MONTH_STARTED"]
+    );
+
+    // 8. pcnctl over the same API: JSON, files, exit codes.
+    let pcnctl = workspace_binary("pcnctl");
+    let run = |args: &[&str], token: &str| {
+        std::process::Command::new(&pcnctl)
+            .args(args)
+            .env("PCN_API_ADDRESS", &api_server.url)
+            .env("PCN_API_TOKEN", token)
+            .output()
+            .expect("run pcnctl")
+    };
+    let out = run(&["--json", "month", "get", month_s], &viewer);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("pcnctl --json prints JSON");
+    assert_eq!(json["phase"], "COMPLETED", "{json}");
+    let out = run(&["month", "pause", month_s], &viewer);
+    assert_eq!(out.status.code(), Some(3), "viewer may not pause");
+    let out = run(&["month", "pause", month_s], &op);
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "a completed month cannot be paused"
+    );
+    let out = run(&["customer", "get", "C9999999999"], &viewer);
+    assert_eq!(out.status.code(), Some(4));
+    let out = run(&["month", "get", "2023-13"], &viewer);
+    assert_eq!(out.status.code(), Some(5));
+    let out = run(&["month", "get", month_s], "wrong-token");
+    assert_eq!(out.status.code(), Some(3));
+    let file =
+        std::env::temp_dir().join(format!("pcn-report-{}.html", uuid::Uuid::new_v4().simple()));
+    let out = run(
+        &[
+            "report",
+            "export",
+            month_s,
+            "--format",
+            "html",
+            "--output",
+            file.to_str().unwrap(),
+        ],
+        &viewer,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read_to_string(&file).unwrap().contains("<svg"));
+    let _ = std::fs::remove_file(&file);
+    worker.stop();
+}
