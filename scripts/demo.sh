@@ -4,7 +4,8 @@
 #   simulators, the carrier webhook, the worker; then a whole past month is backfilled for
 #   PCN_DEMO_CUSTOMERS simulated customers, every qualified customer gets one SMS through the
 #   carrier simulator (followed to its final state), and the qualification and delivery summary
-#   is printed. Services stay up; `bash scripts/demo.sh stop` stops them.
+#   is printed, then the monthly report through the control API (pcnctl) with its HTML/XLSX/CSV
+#   exports in .pcn/demo/. Services stay up; `bash scripts/demo.sh stop` stops them.
 # Settings: PCN_DEMO_CUSTOMERS (default 1000), PCN_DEMO_MONTH (default: last month, YYYY-MM).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,12 +67,32 @@ start carrier 8082 "$BIN/pcn-carrier-sim" --bind 127.0.0.1:8082 --seed 42 \
   --inbound-generic-url http://127.0.0.1:8090/webhooks/sms-inbound
 start webhook 8090 "$BIN/pcn-worker" webhook
 start worker 9464 "$BIN/pcn-worker" run
+# The control API with one demo token per role (only the hashes are given to the server).
+for role in viewer operator admin; do
+  [ -s "$STATE/$role.token" ] || echo "pcn_demo_${role}_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$STATE/$role.token"
+done
+PCN_API_TOKENS=$(for role in viewer operator admin; do
+  printf '%s:%s:%s,' "demo-$role" "$role" "$("$BIN/pcn-worker" hash-token <"$STATE/$role.token" | sed 's/^sha256: //')"
+done)
+export PCN_API_TOKENS
+start api 50051 "$BIN/pcn-worker" api
+export PCN_API_ADDRESS=http://127.0.0.1:50051
 "$BIN/pcn-worker" schedule
-echo "backfilling $MONTH for $CUSTOMERS customers..."
-"$BIN/pcn-worker" start-month --month "$MONTH" --wait
+echo "backfilling $MONTH for $CUSTOMERS customers (through the control API)..."
+export PCN_API_TOKEN
+PCN_API_TOKEN=$(cat "$STATE/operator.token")
+"$BIN/pcnctl" month start "$MONTH" || [ $? -eq 6 ]   # 6: the month already has a run
+"$BIN/pcnctl" month watch "$MONTH"
+PCN_API_TOKEN=$(cat "$STATE/viewer.token")
+"$BIN/pcnctl" report show "$MONTH"
+for format in html xlsx csv; do
+  "$BIN/pcnctl" report export "$MONTH" --format "$format" --output "$STATE/pcn-report-$MONTH.$format"
+done
 cat <<MSG
 
-Qualification and delivery summary for $MONTH above (also: $BIN/pcn-worker progress --month $MONTH).
+Monthly report for $MONTH above; files: $STATE/pcn-report-$MONTH.{html,xlsx,csv}
+Control API: $PCN_API_ADDRESS (gRPC, reflection on), tokens in $STATE/{viewer,operator,admin}.token
+  e.g. PCN_API_TOKEN=\$(cat $STATE/viewer.token) $BIN/pcnctl notifications list $MONTH --status UNDELIVERABLE
 Temporal Web UI: http://localhost:8233/namespaces/default/workflows?query=PcnMonth%3D%22$MONTH%22
   e.g. every message that did not arrive: PcnMonth="$MONTH" AND PcnNotificationStatus="UNDELIVERABLE"
 Carrier simulator: http://127.0.0.1:8082/admin/stats   Webhook: http://127.0.0.1:8090/healthz
