@@ -408,6 +408,8 @@ pub(crate) fn percent(part: u64, whole: u64) -> Decimal {
     p
 }
 
+/// Unanswered balance checks at or above this share (percent) of a day's checks mark an outage.
+const OUTAGE_MISSING_PERCENT: u64 = 1;
 /// Undeliverable notifications above this share (percent) point at bad phone numbers.
 const UNDELIVERABLE_ALERT_PERCENT: u64 = 2;
 /// Carrier rejections at submission above this share (percent) point at the carrier account.
@@ -416,19 +418,28 @@ const REJECT_ALERT_PERCENT: u64 = 5;
 /// Plain rules over the figures, in a fixed order: data first (checks, decisions), then delivery.
 fn recommendations(r: &MonthlyReport) -> Vec<String> {
     let mut out = Vec::new();
-    let missing_days: Vec<String> = r
+    let unanswered: u64 = r.daily.iter().map(|d| d.missing).sum();
+    // A day where at least 1 % of the checks went unanswered was an outage, not a blip.
+    let outage_days: Vec<String> = r
         .daily
         .iter()
-        .filter(|d| d.missing > 0)
+        .filter(|d| d.missing > 0 && d.missing * 100 >= d.checked * OUTAGE_MISSING_PERCENT)
         .map(|d| d.date.to_string())
         .collect();
-    if !missing_days.is_empty() {
-        let checks: u64 = r.daily.iter().map(|d| d.missing).sum();
+    if !outage_days.is_empty() {
         out.push(format!(
-            "{checks} balance checks on {} day(s) got no answer from core banking: check \
-             core-banking availability on {}.",
-            missing_days.len(),
-            missing_days.join(", ")
+            "{unanswered} balance checks got no answer from core banking; on {} day(s) that was \
+             {OUTAGE_MISSING_PERCENT}% or more of the day's checks: check core-banking \
+             availability on {}.",
+            outage_days.len(),
+            outage_days.join(", ")
+        ));
+    } else if unanswered > 0 {
+        let days = r.daily.iter().filter(|d| d.missing > 0).count();
+        out.push(format!(
+            "{unanswered} balance checks got no answer from core banking, spread over {days} \
+             day(s) (under {OUTAGE_MISSING_PERCENT}% on each): no outage, but the customers \
+             concerned cannot qualify."
         ));
     }
     let days = u64::from(r.month.num_days());
