@@ -852,6 +852,13 @@ async fn a_month_driven_only_through_the_api_and_pcnctl() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // The retried run replays on the current code (and is kept as a fixture when asked).
+    crate::replay::check_and_maybe_save_workflow(
+        &pcn_tests::temporal_client().await,
+        &format!("sms/{month_s}/{target}"),
+        "sms-manual-retry.json",
+    )
+    .await;
     // The same request again: the first answer, nothing sent.
     let again = api
         .retry_notification(retry("retry-1"))
@@ -1000,15 +1007,17 @@ async fn a_month_driven_only_through_the_api_and_pcnctl() {
 
     // 8. pcnctl over the same API: JSON, files, exit codes.
     let pcnctl = workspace_binary("pcnctl");
+    // tokio's Command: the API server runs on this test's runtime, which must keep serving.
     let run = |args: &[&str], token: &str| {
-        std::process::Command::new(&pcnctl)
+        tokio::process::Command::new(&pcnctl)
             .args(args)
             .env("PCN_API_ADDRESS", &api_server.url)
             .env("PCN_API_TOKEN", token)
             .output()
-            .expect("run pcnctl")
     };
-    let out = run(&["--json", "month", "get", month_s], &viewer);
+    let out = run(&["--json", "month", "get", month_s], &viewer)
+        .await
+        .expect("run pcnctl");
     assert!(
         out.status.success(),
         "{}",
@@ -1017,19 +1026,29 @@ async fn a_month_driven_only_through_the_api_and_pcnctl() {
     let json: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("pcnctl --json prints JSON");
     assert_eq!(json["phase"], "COMPLETED", "{json}");
-    let out = run(&["month", "pause", month_s], &viewer);
+    let out = run(&["month", "pause", month_s], &viewer)
+        .await
+        .expect("run pcnctl");
     assert_eq!(out.status.code(), Some(3), "viewer may not pause");
-    let out = run(&["month", "pause", month_s], &op);
+    let out = run(&["month", "pause", month_s], &op)
+        .await
+        .expect("run pcnctl");
     assert_eq!(
         out.status.code(),
         Some(6),
         "a completed month cannot be paused"
     );
-    let out = run(&["customer", "get", "C9999999999"], &viewer);
+    let out = run(&["customer", "get", "C9999999999"], &viewer)
+        .await
+        .expect("run pcnctl");
     assert_eq!(out.status.code(), Some(4));
-    let out = run(&["month", "get", "2023-13"], &viewer);
+    let out = run(&["month", "get", "2023-13"], &viewer)
+        .await
+        .expect("run pcnctl");
     assert_eq!(out.status.code(), Some(5));
-    let out = run(&["month", "get", month_s], "wrong-token");
+    let out = run(&["month", "get", month_s], "wrong-token")
+        .await
+        .expect("run pcnctl");
     assert_eq!(out.status.code(), Some(3));
     let file =
         std::env::temp_dir().join(format!("pcn-report-{}.html", uuid::Uuid::new_v4().simple()));
@@ -1044,7 +1063,9 @@ async fn a_month_driven_only_through_the_api_and_pcnctl() {
             file.to_str().unwrap(),
         ],
         &viewer,
-    );
+    )
+    .await
+    .expect("run pcnctl");
     assert!(
         out.status.success(),
         "{}",
