@@ -120,13 +120,16 @@ fn json_report(response: &UpsertCustomersResponse, located: &Located) -> serde_j
         .into_iter()
         .partition(|p| p.index.is_some());
     let entry = |p: &Problem<'_>| {
-        json!({
-            "index": p.index,
+        let mut entry = json!({
             "line": p.line,
             "customer_id": p.customer_id,
             "field": p.field,
             "message": p.message,
-        })
+        });
+        if let Some(index) = p.index {
+            entry["index"] = json!(index);
+        }
+        entry
     };
     json!({
         "received": response.received,
@@ -181,6 +184,8 @@ mod tests {
         );
         let json = json_report(&response, &located);
         assert_eq!(json["errors"][0]["line"], 5);
+        assert_eq!(json["errors"][0]["index"], 2);
+        assert!(json["not_sent"][0].get("index").is_none());
         assert_eq!(json["not_sent"][0]["customer_id"], "C2");
     }
 }

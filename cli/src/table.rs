@@ -53,8 +53,8 @@ impl Table {
             .map(|i| {
                 let mut cells = self.rows.iter().map(|row| row[i].as_str());
                 !self.rows.is_empty()
-                    && cells.all(|cell| cell.is_empty() || is_number(cell))
-                    && self.rows.iter().any(|row| !row[i].is_empty())
+                    && cells.all(|cell| is_blank(cell) || is_number(cell))
+                    && self.rows.iter().any(|row| !is_blank(&row[i]))
             })
             .collect()
     }
@@ -101,6 +101,11 @@ fn width(cell: &str) -> usize {
     cell.chars().count()
 }
 
+/// An empty cell, or the `-` printed for an empty value: neither decides a column's alignment.
+fn is_blank(cell: &str) -> bool {
+    cell.is_empty() || cell == "-"
+}
+
 fn is_number(cell: &str) -> bool {
     cell.bytes().any(|b| b.is_ascii_digit())
         && cell.bytes().all(|b| b.is_ascii_digit() || b == b'.')
@@ -121,6 +126,14 @@ mod tests {
              C1        DELIVERED         1\n\
              C100234   FAILED           12\n"
         );
+    }
+
+    #[test]
+    fn a_dash_for_an_empty_value_does_not_stop_a_column_aligning_right() {
+        let mut table = Table::new(&["AMOUNT"]);
+        table.push(vec!["20000.00".into()]);
+        table.push(vec!["-".into()]);
+        assert_eq!(table.to_string(), "  AMOUNT\n20000.00\n       -\n");
     }
 
     #[test]

@@ -139,10 +139,14 @@ impl View {
         let progress = Progress::of(m);
         match self {
             Self::Bar(bar) => {
-                bar.set_length(progress.total);
-                bar.set_position(progress.done);
                 bar.set_prefix(progress.unit());
                 bar.set_message(progress.phase);
+                bar.update(|state| {
+                    state.set_len(progress.total);
+                    state.set_pos(progress.done);
+                });
+                // The setters above may each be rate-limited; show the whole new state now.
+                bar.force_draw();
             }
             Self::Lines {
                 format: Format::Text,
