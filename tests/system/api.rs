@@ -662,14 +662,17 @@ async fn a_month_driven_only_through_the_api_and_pcnctl() {
         SimConfig::default(),
     )
     .await;
-    // Every even customer's first message is undeliverable; anything after is delivered.
-    for i in (0..n).step_by(2) {
-        carrier.sim.set_plan(
-            &format!("+9725{i:08}"),
-            vec![Outcome::Undeliverable {
+    // Every even customer's first message is undeliverable (anything after is delivered); the
+    // carrier never answers for customers 1, 5, 9, ... (they stay SUBMITTED until cancelled).
+    for i in 0..n {
+        let plan = match i % 4 {
+            0 | 2 => Outcome::Undeliverable {
                 code: "30005".into(),
-            }],
-        );
+            },
+            1 => Outcome::Silent,
+            _ => continue,
+        };
+        carrier.sim.set_plan(&format!("+9725{i:08}"), vec![plan]);
     }
     let queue = unique_task_queue("api-life");
     let worker = InProcessWorker::with_carrier(&queue, &db, &bank, &carrier);
@@ -709,10 +712,63 @@ async fn a_month_driven_only_through_the_api_and_pcnctl() {
         .into_inner();
     assert!(started.backfill);
     assert_eq!(started.workflow_id, "qualification/2023-03");
-    let done = watch(&mut api, month_s, Duration::from_secs(240), |m| {
+    // The month waits for its silent notifications: cancel them (operator), then it completes.
+    let waiting = watch(&mut api, month_s, Duration::from_secs(240), |m| {
+        let c = m.notifications.clone().unwrap_or_default();
+        m.phase == pb::MonthPhase::Notifying as i32
+            && c.total > 0
+            && c.submitted > 0
+            && c.submitted + c.delivered + c.undeliverable == c.total
+    })
+    .await;
+    let silent = api
+        .list_notifications(authed(
+            pb::ListNotificationsRequest {
+                month: month_s.into(),
+                status: pb::NotificationStatus::Submitted.into(),
+                ..Default::default()
+            },
+            Some(&viewer),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .notifications;
+    assert_eq!(
+        silent.len() as u64,
+        waiting.notifications.unwrap().submitted
+    );
+    for n in &silent {
+        let index: u64 = n.customer_id[1..].parse().unwrap();
+        assert_eq!(index % 4, 1, "only the silent customers wait");
+        api.cancel_notification(authed(
+            pb::CancelNotificationRequest {
+                month: month_s.into(),
+                customer_id: n.customer_id.clone(),
+                reason: "carrier lost it".into(),
+            },
+            Some(&op),
+        ))
+        .await
+        .unwrap();
+    }
+    let done = watch(&mut api, month_s, Duration::from_secs(120), |m| {
         m.phase == pb::MonthPhase::Completed as i32
     })
     .await;
+    // A final notification cannot be cancelled.
+    let err = api
+        .cancel_notification(authed(
+            pb::CancelNotificationRequest {
+                month: month_s.into(),
+                customer_id: silent[0].customer_id.clone(),
+                reason: String::new(),
+            },
+            Some(&op),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
     assert_eq!(done.days_done, 31);
     assert_eq!(done.days.len(), 31);
     let q = done.qualification.clone().unwrap();
@@ -721,8 +777,9 @@ async fn a_month_driven_only_through_the_api_and_pcnctl() {
     assert_eq!(q.qualified, qualified_db.len() as u64);
     let counts = done.notifications.clone().unwrap();
     assert_eq!(counts.total, q.qualified);
+    assert_eq!(counts.cancelled, silent.len() as u64);
     assert_eq!(
-        counts.delivered + counts.undeliverable,
+        counts.delivered + counts.undeliverable + counts.cancelled,
         counts.total,
         "{counts:?}"
     );
@@ -1000,10 +1057,10 @@ async fn a_month_driven_only_through_the_api_and_pcnctl() {
         .unwrap()
         .into_inner();
     let actions: Vec<&str> = audit.entries.iter().map(|e| e.action.as_str()).collect();
-    assert_eq!(
-        actions,
-        vec!["NOTIFICATION_RETRY_REQUESTED", "MONTH_STARTED"]
-    );
+    let mut expected = vec!["NOTIFICATION_RETRY_REQUESTED"];
+    expected.extend(silent.iter().map(|_| "NOTIFICATION_CANCEL_REQUESTED"));
+    expected.push("MONTH_STARTED");
+    assert_eq!(actions, expected);
 
     // 8. pcnctl over the same API: JSON, files, exit codes.
     let pcnctl = workspace_binary("pcnctl");
