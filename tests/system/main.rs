@@ -7,6 +7,7 @@ mod month;
 mod ops;
 mod qualification_rule;
 mod replay;
+mod report;
 mod sms;
 mod sms_crash;
 mod time_skipping;
