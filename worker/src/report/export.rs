@@ -688,7 +688,7 @@ pub fn html(r: &MonthlyReport) -> String {
         .reasons
         .iter()
         .map(|x| Bar {
-            label: x.reason.clone(),
+            label: words(&x.reason),
             count: x.count,
             note: format!("{}%", x.percent),
             color: "#8e24aa",
@@ -791,6 +791,16 @@ fn esc(s: &str) -> String {
         }
     }
     out
+}
+
+/// A stored code as words: `NOT_MONITORED_WHOLE_MONTH` → `Not monitored whole month`.
+fn words(code: &str) -> String {
+    let lower = code.replace('_', " ").to_lowercase();
+    let mut chars = lower.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 fn section_start(h: &mut String, title: &str) {
@@ -970,10 +980,10 @@ fn hbars(h: &mut String, title: &str, bars: &[Bar]) {
         h.push_str("<p class=\"empty\">None.</p>\n");
         return;
     }
-    const LABEL_W: u64 = 150;
+    const LABEL_W: u64 = 190;
     const BAR_W: u64 = 260;
     const ROW_H: u64 = 26;
-    let width = LABEL_W + BAR_W + 130;
+    let width = LABEL_W + BAR_W + 110;
     let height = ROW_H * bars.len() as u64 + 6;
     let max = bars.iter().map(|b| b.count).max().unwrap_or(0).max(1);
     let _ = writeln!(
@@ -987,11 +997,11 @@ fn hbars(h: &mut String, title: &str, bars: &[Bar]) {
         let len = b.count * BAR_W / max;
         let _ = writeln!(
             h,
-            "<text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"end\" fill=\"#1c2733\">{}</text>\
+            "<text x=\"{}\" y=\"{}\" font-size=\"13\" text-anchor=\"end\" fill=\"#1c2733\">{}</text>\
              <rect x=\"{LABEL_W}\" y=\"{y}\" width=\"{BAR_W}\" height=\"18\" fill=\"#eef1f5\"/>\
              <rect x=\"{LABEL_W}\" y=\"{y}\" width=\"{len}\" height=\"18\" fill=\"{}\">\
              <title>{}: {}</title></rect>\
-             <text x=\"{}\" y=\"{}\" font-size=\"12\" fill=\"#1c2733\">{} ({})</text>",
+             <text x=\"{}\" y=\"{}\" font-size=\"13\" fill=\"#1c2733\">{} ({})</text>",
             LABEL_W - 8,
             y + 13,
             esc(&b.label),
@@ -1009,7 +1019,7 @@ fn hbars(h: &mut String, title: &str, bars: &[Bar]) {
 
 /// The daily pass rate as a line across every day of the month: a dot per business date with
 /// checks (red when some checks got no answer), gaps where a day has none. The y axis starts at
-/// the highest of 0/50/80/90/95 % below the month's worst day, so a 99.1 % vs 99.8 % month still
+/// the highest of 0/50/80/90/95 % strictly below the month's worst day, so a 99.1 % vs 99.8 % month still
 /// shows its shape; the axis says where it starts.
 fn pass_rate_chart(h: &mut String, r: &MonthlyReport) {
     const W: i64 = 960;
@@ -1030,7 +1040,7 @@ fn pass_rate_chart(h: &mut String, r: &MonthlyReport) {
         .unwrap_or(Decimal::ONE_HUNDRED);
     let floor = [95, 90, 80, 50, 0]
         .into_iter()
-        .find(|f| Decimal::from(*f) <= worst)
+        .find(|f| Decimal::from(*f) < worst)
         .unwrap_or(0);
     let step = match floor {
         95 => 1,
