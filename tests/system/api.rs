@@ -714,7 +714,7 @@ async fn a_month_driven_only_through_the_api_and_pcnctl() {
     assert_eq!(started.workflow_id, "qualification/2023-03");
     // The month waits for its silent notifications: cancel them (operator), then it completes.
     let waiting = watch(&mut api, month_s, Duration::from_secs(240), |m| {
-        let c = m.notifications.clone().unwrap_or_default();
+        let c = m.notifications.unwrap_or_default();
         m.phase == pb::MonthPhase::Notifying as i32
             && c.total > 0
             && c.submitted > 0
@@ -771,11 +771,11 @@ async fn a_month_driven_only_through_the_api_and_pcnctl() {
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert_eq!(done.days_done, 31);
     assert_eq!(done.days.len(), 31);
-    let q = done.qualification.clone().unwrap();
+    let q = done.qualification.unwrap();
     assert_eq!(q.decided, n);
     let qualified_db = pcn_tests::qualified_in_db(&db.pool, month).await;
     assert_eq!(q.qualified, qualified_db.len() as u64);
-    let counts = done.notifications.clone().unwrap();
+    let counts = done.notifications.unwrap();
     assert_eq!(counts.total, q.qualified);
     assert_eq!(counts.cancelled, silent.len() as u64);
     assert_eq!(
@@ -959,7 +959,7 @@ async fn a_month_driven_only_through_the_api_and_pcnctl() {
             v as u64
         }
     };
-    let summary = report.summary.clone().unwrap();
+    let summary = report.summary.unwrap();
     assert_eq!(
         summary.customers_monitored,
         scalar("SELECT count(*) FROM qualifications WHERE month = $1").await
@@ -969,7 +969,7 @@ async fn a_month_driven_only_through_the_api_and_pcnctl() {
         scalar("SELECT count(*) FROM qualifications WHERE month = $1 AND reason = 'QUALIFIED'")
             .await
     );
-    let delivery = report.delivery.clone().unwrap();
+    let delivery = report.delivery.unwrap();
     assert_eq!(
         delivery.delivered,
         scalar("SELECT count(*) FROM notifications WHERE month = $1 AND status = 'DELIVERED'")
