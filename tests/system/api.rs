@@ -1132,3 +1132,54 @@ async fn a_month_driven_only_through_the_api_and_pcnctl() {
     let _ = std::fs::remove_file(&file);
     worker.stop();
 }
+
+/// The standard services beside ours: health (SERVING for `pcn.v1.ControlService`) and server
+/// reflection listing the API, so grpcurl needs no proto files. Neither needs a token.
+#[tokio::test]
+async fn health_and_reflection_answer() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    pcn_tests::init();
+    let db = TestDb::new().await;
+    let api_server = TestApi::start(&db, &unique_task_queue("api-health")).await;
+    let channel = tonic::transport::Endpoint::from_shared(api_server.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "pcn.v1.ControlService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = reflection
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().expect("one answer");
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("not a service list: {answer:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"pcn.v1.ControlService".to_owned()),
+        "{names:?}"
+    );
+}

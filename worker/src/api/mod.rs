@@ -68,9 +68,14 @@ pub async fn serve(
     state: ApiState,
 ) -> anyhow::Result<ApiServer> {
     let addr = listener.local_addr()?;
+    // Reflection in both versions: grpcurl and Postman speak v1, older tools v1alpha.
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pcn_proto::v1::FILE_DESCRIPTOR_SET)
         .build_v1()
+        .context("building the reflection service")?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pcn_proto::v1::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
         .context("building the reflection service")?;
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -83,6 +88,7 @@ pub async fn serve(
         let result = tonic::transport::Server::builder()
             .add_service(health)
             .add_service(reflection)
+            .add_service(reflection_alpha)
             .add_service(control)
             .serve_with_incoming(incoming)
             .await;
