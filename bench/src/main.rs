@@ -9,6 +9,8 @@
 //!   seed's per-customer loop, one query per customer.
 //! - The SMS figures of [`sms`] (fan-out, signals, webhook, history, worker memory), on a Temporal
 //!   dev server the bench starts itself.
+//! - The control API and monthly report figures of [`api`] (GetMonth, GetCustomer, the report of
+//!   the qualification month and its exports).
 
 // Rates and ratios of timings are floats by nature; no money is computed here.
 #![allow(clippy::float_arithmetic)]
@@ -27,6 +29,7 @@ use pcn_workflows::domain::{BusinessDate, Nis, YearMonth};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
+mod api;
 mod sms;
 
 #[derive(Parser)]
@@ -61,6 +64,12 @@ struct Args {
     /// gRPC port of that dev server (HTTP on +10, metrics on +11); not the test suite's 17233.
     #[arg(long, default_value_t = 17_433)]
     temporal_port: u16,
+    /// Concurrent clients of the control API benchmarks (one HTTP/2 connection each).
+    #[arg(long, default_value_t = 32)]
+    api_clients: usize,
+    /// Seconds each control API load runs.
+    #[arg(long, default_value_t = 10)]
+    api_seconds: u64,
 }
 
 /// A subset of the benchmarks.
@@ -72,6 +81,8 @@ enum Only {
     Sweep,
     /// The SMS benchmarks.
     Sms,
+    /// The control API and monthly report benchmarks.
+    Api,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -108,13 +119,18 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     let mut figures = Vec::new();
-    if args.only != Only::Sms {
+    if matches!(args.only, Only::All | Only::Sweep) {
         let result = sweep_and_qualification(&args, &mut figures).await;
         write_results(&mut figures)?;
         result?;
     }
-    if args.only != Only::Sweep {
+    if matches!(args.only, Only::All | Only::Sms) {
         let result = sms::run(&args, &mut figures).await;
+        write_results(&mut figures)?;
+        result?;
+    }
+    if matches!(args.only, Only::All | Only::Api) {
+        let result = api::run(&args, &mut figures).await;
         write_results(&mut figures)?;
         result?;
     }
