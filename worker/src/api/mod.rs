@@ -83,7 +83,9 @@ pub async fn serve(
         .await;
     let control = ControlServiceServer::new(service::Control::new(state))
         .max_decoding_message_size(16 * 1024 * 1024);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // TCP_NODELAY: without it a small response waits for the client's delayed ACK (~40 ms per
+    // call; measured by the API benchmark: p50 44 ms → 1 ms).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let task = tokio::spawn(async move {
         let result = tonic::transport::Server::builder()
             .add_service(health)
