@@ -713,31 +713,49 @@ async fn a_month_driven_only_through_the_api_and_pcnctl() {
     assert!(started.backfill);
     assert_eq!(started.workflow_id, "qualification/2023-03");
     // The month waits for its silent notifications: cancel them (operator), then it completes.
-    let waiting = watch(&mut api, month_s, Duration::from_secs(240), |m| {
+    // Wait (through the API, uncached list) until every notification is final except the silent
+    // customers' (1, 5, 9, ... mod 4), which stay SUBMITTED.
+    watch(&mut api, month_s, Duration::from_secs(240), |m| {
         let c = m.notifications.unwrap_or_default();
-        m.phase == pb::MonthPhase::Notifying as i32
-            && c.total > 0
-            && c.submitted > 0
-            && c.submitted + c.delivered + c.undeliverable == c.total
+        let q = m.qualification.unwrap_or_default();
+        m.phase == pb::MonthPhase::Notifying as i32 && q.qualified > 0 && c.total == q.qualified
     })
     .await;
-    let silent = api
-        .list_notifications(authed(
-            pb::ListNotificationsRequest {
-                month: month_s.into(),
-                status: pb::NotificationStatus::Submitted.into(),
-                ..Default::default()
-            },
-            Some(&viewer),
-        ))
+    let expected_silent: Vec<String> = pcn_tests::qualified_in_db(&db.pool, month)
         .await
-        .unwrap()
-        .into_inner()
-        .notifications;
-    assert_eq!(
-        silent.len() as u64,
-        waiting.notifications.unwrap().submitted
-    );
+        .into_iter()
+        .filter(|c| c[1..].parse::<u64>().unwrap() % 4 == 1)
+        .collect();
+    assert!(!expected_silent.is_empty());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let silent = loop {
+        let all = api
+            .list_notifications(authed(
+                pb::ListNotificationsRequest {
+                    month: month_s.into(),
+                    page_size: 1000,
+                    ..Default::default()
+                },
+                Some(&viewer),
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .notifications;
+        let (waiting, open): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .filter(|n| n.finished_at.is_empty())
+            .partition(|n| n.status == pb::NotificationStatus::Submitted as i32);
+        let ids: Vec<String> = waiting.iter().map(|n| n.customer_id.clone()).collect();
+        if open.is_empty() && ids == expected_silent {
+            break waiting;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still open: {open:?}; submitted {ids:?}, expected {expected_silent:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
     for n in &silent {
         let index: u64 = n.customer_id[1..].parse().unwrap();
         assert_eq!(index % 4, 1, "only the silent customers wait");
