@@ -28,7 +28,6 @@
 //! at saturation, latency includes the load generator's own CPU.
 
 use std::future::Future;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,7 +49,7 @@ use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowStartOptions};
 use temporalio_sdk::{Worker, WorkerOptions};
 use tonic::transport::Channel;
 
-use crate::sms::BenchEmptyWorkflow;
+use crate::sms::{BenchEmptyWorkflow, DevServer};
 use crate::{Args, Figure, figure};
 
 /// The qualification benchmark's month (its data is reused when present).
@@ -77,7 +76,7 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
         "API: starting a Temporal dev server on 127.0.0.1:{}...",
         args.temporal_port
     );
-    let mut server = DevServer::start(&args.temporal_bin, args.temporal_port)?;
+    let mut server = DevServer::start(&args.temporal_bin, args.temporal_port, "temporal-api")?;
     let client = server.client().await?;
     let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())
         .map_err(|e| anyhow::anyhow!("SDK runtime: {e}"))?;
@@ -738,87 +737,5 @@ async fn with_worker<T: Send + 'static>(
             run.await.context("worker shutdown")?;
             joined.context("benchmark task")?
         }
-    }
-}
-
-/// A Temporal dev server of this benchmark (killed on drop): file-backed SQLite with the WAL
-/// pragmas and our search attributes, as the SMS benchmarks' (whose helper is private to them).
-struct DevServer {
-    child: Child,
-    address: String,
-}
-
-impl DevServer {
-    fn start(bin: &str, port: u16) -> anyhow::Result<Self> {
-        std::fs::create_dir_all("target/bench")?;
-        let db_file = "target/bench/temporal-api.db";
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let path = format!("{db_file}{suffix}");
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(|| format!("removing {path}")),
-            }
-        }
-        let log = std::fs::File::create("target/bench/temporal-devserver-api.log")?;
-        let mut command = Command::new(bin);
-        command
-            .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1"])
-            .args(["--port", &port.to_string()])
-            .args(["--http-port", &(port + 10).to_string()])
-            .args(["--metrics-port", &(port + 11).to_string()])
-            .args(["--db-filename", db_file])
-            .args(["--sqlite-pragma", "journal_mode=wal"])
-            .args(["--sqlite-pragma", "synchronous=normal"])
-            .args(["--log-level", "error"]);
-        for (name, kind) in pcn_workflows::search::ALL {
-            command.args(["--search-attribute", &format!("{name}={kind}")]);
-        }
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| {
-                format!("starting the Temporal dev server {bin} (run `make tools`)")
-            })?;
-        Ok(Self {
-            child,
-            address: format!("127.0.0.1:{port}"),
-        })
-    }
-
-    /// A client once the namespace answers (up to 60 s).
-    async fn client(&mut self) -> anyhow::Result<Client> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                anyhow::bail!(
-                    "the Temporal dev server exited ({status}); see \
-                     target/bench/temporal-devserver-api.log"
-                );
-            }
-            if let Ok(client) = pcn_worker::temporal::connect(&self.address, "default").await
-                && client
-                    .count_workflows("WorkflowType = 'BenchEmpty'", Default::default())
-                    .await
-                    .is_ok()
-            {
-                return Ok(client);
-            }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "the Temporal dev server on {} did not come up in 60 s",
-                self.address
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-}
-
-impl Drop for DevServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -109,16 +109,19 @@ impl BenchSignalWorkflow {
     }
 }
 
-/// The Temporal dev server of the bench (killed on drop).
-struct DevServer {
+/// A Temporal dev server of the bench (killed on drop): file-backed SQLite at
+/// `target/bench/<name>.db` with the WAL pragmas and our search attributes, its log at
+/// `target/bench/<name>-devserver.log`. The SMS and API benchmarks each start their own.
+pub(crate) struct DevServer {
     child: Child,
     address: String,
+    log_path: String,
 }
 
 impl DevServer {
-    fn start(bin: &str, port: u16) -> anyhow::Result<Self> {
+    pub(crate) fn start(bin: &str, port: u16, name: &str) -> anyhow::Result<Self> {
         std::fs::create_dir_all("target/bench")?;
-        let db_file = "target/bench/temporal.db";
+        let db_file = format!("target/bench/{name}.db");
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let path = format!("{db_file}{suffix}");
             match std::fs::remove_file(&path) {
@@ -127,14 +130,15 @@ impl DevServer {
                 Err(e) => return Err(e).with_context(|| format!("removing {path}")),
             }
         }
-        let log = File::create("target/bench/temporal-devserver.log")?;
+        let log_path = format!("target/bench/{name}-devserver.log");
+        let log = File::create(&log_path)?;
         let mut command = Command::new(bin);
         command
             .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1"])
             .args(["--port", &port.to_string()])
             .args(["--http-port", &(port + 10).to_string()])
             .args(["--metrics-port", &(port + 11).to_string()])
-            .args(["--db-filename", db_file])
+            .args(["--db-filename", &db_file])
             .args(["--sqlite-pragma", "journal_mode=wal"])
             .args(["--sqlite-pragma", "synchronous=normal"])
             .args(["--log-level", "error"]);
@@ -152,16 +156,18 @@ impl DevServer {
         Ok(Self {
             child,
             address: format!("127.0.0.1:{port}"),
+            log_path,
         })
     }
 
     /// A client once the server answers (up to 60 s).
-    async fn client(&mut self) -> anyhow::Result<Client> {
+    pub(crate) async fn client(&mut self) -> anyhow::Result<Client> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait()? {
                 anyhow::bail!(
-                    "the Temporal dev server exited ({status}); see target/bench/temporal-devserver.log"
+                    "the Temporal dev server exited ({status}); see {}",
+                    self.log_path
                 );
             }
             if let Ok(client) = pcn_worker::temporal::connect(&self.address, "default").await {
@@ -199,7 +205,7 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
         "starting the Temporal dev server on 127.0.0.1:{} (file-backed, WAL)...",
         args.temporal_port
     );
-    let mut server = DevServer::start(&args.temporal_bin, args.temporal_port)?;
+    let mut server = DevServer::start(&args.temporal_bin, args.temporal_port, "temporal")?;
     let client = server.client().await?;
     let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())
         .map_err(|e| anyhow::anyhow!("SDK runtime: {e}"))?;
