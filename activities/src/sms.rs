@@ -397,22 +397,26 @@ pub async fn count(
 
 /// A month's notifications by state, with the number of qualified customers.
 pub async fn month_counts(pool: &PgPool, month: YearMonth) -> anyhow::Result<NotificationCounts> {
-    let first = month.first_day().as_naive();
     let qualified: i64 =
         sqlx::query_scalar("SELECT count(*) FROM qualifications WHERE month = $1 AND qualified")
-            .bind(first)
+            .bind(month.first_day().as_naive())
             .fetch_one(pool)
             .await?;
+    Ok(NotificationCounts {
+        qualified: u64::try_from(qualified).unwrap_or_default(),
+        ..status_counts(pool, month).await?
+    })
+}
+
+/// A month's notifications by state (`qualified` left 0).
+pub async fn status_counts(pool: &PgPool, month: YearMonth) -> anyhow::Result<NotificationCounts> {
     let rows = sqlx::query(
         "SELECT status, count(*) AS n FROM notifications WHERE month = $1 GROUP BY status",
     )
-    .bind(first)
+    .bind(month.first_day().as_naive())
     .fetch_all(pool)
     .await?;
-    let mut counts = NotificationCounts {
-        qualified: u64::try_from(qualified).unwrap_or_default(),
-        ..NotificationCounts::default()
-    };
+    let mut counts = NotificationCounts::default();
     for row in rows {
         let n = u64::try_from(row.get::<i64, _>("n")).unwrap_or_default();
         counts.total += n;

@@ -124,6 +124,15 @@ pub(crate) fn db_error(context: &str, err: sqlx::Error) -> Status {
     }
 }
 
+/// An error of a database-reading library function: [`db_error`] if it is a database error,
+/// INTERNAL otherwise.
+pub(crate) fn read_error(context: &str, err: anyhow::Error) -> Status {
+    match err.downcast::<sqlx::Error>() {
+        Ok(db) => db_error(context, db),
+        Err(other) => internal(context, format!("{other:#}")),
+    }
+}
+
 /// A Temporal RPC error: UNAVAILABLE when the server cannot be reached, INTERNAL otherwise.
 pub(crate) fn temporal_error(context: &str, status: &tonic::Status) -> Status {
     match status.code() {

@@ -21,7 +21,7 @@ use temporalio_client::{
 use tonic::Status;
 
 use super::convert::{opt_ts, ts};
-use super::{db_error, internal, temporal_error};
+use super::{db_error, internal, read_error, temporal_error};
 
 /// How long a computed view is served to further callers.
 pub const FRESH_FOR: Duration = Duration::from_secs(1);
@@ -151,22 +151,14 @@ async fn compute(
     let (run, decisions, notifications, days) = tokio::try_join!(
         run_state(client, month),
         async {
-            sqlx::query(
-                "SELECT reason, count(*) AS n FROM qualifications WHERE month = $1 GROUP BY reason",
-            )
-            .bind(first)
-            .fetch_all(pool)
-            .await
-            .map_err(|e| db_error("counting decisions", e))
+            pcn_activities::qualify::month_summary(pool, month)
+                .await
+                .map_err(|e| read_error("counting decisions", e))
         },
         async {
-            sqlx::query(
-                "SELECT status, count(*) AS n FROM notifications WHERE month = $1 GROUP BY status",
-            )
-            .bind(first)
-            .fetch_all(pool)
-            .await
-            .map_err(|e| db_error("counting notifications", e))
+            pcn_activities::sms::status_counts(pool, month)
+                .await
+                .map_err(|e| read_error("counting notifications", e))
         },
         async {
             sqlx::query(
@@ -180,42 +172,32 @@ async fn compute(
             .map_err(|e| db_error("reading days", e))
         },
     )?;
-    if run.is_none() && decisions.is_empty() && notifications.is_empty() && days.is_empty() {
+    if run.is_none() && decisions.customers == 0 && notifications.total == 0 && days.is_empty() {
         return Err(Status::not_found(format!(
             "month {month} has no run and no data"
         )));
     }
-    let n = |row: &sqlx::postgres::PgRow| u64::try_from(row.get::<i64, _>("n")).unwrap_or(0);
-    let mut q = pb::QualificationCounts::default();
-    for row in &decisions {
-        let count = n(row);
-        q.decided += count;
-        match row.get::<&str, _>("reason") {
-            "QUALIFIED" => q.qualified += count,
-            "NOT_MONITORED_WHOLE_MONTH" => q.not_monitored_whole_month += count,
-            "BELOW_THRESHOLD" => q.below_threshold += count,
-            "ACCOUNT_NOT_FOUND" => q.account_not_found += count,
-            "INVALID_RESPONSE" => q.invalid_response += count,
-            _ => q.missing_data += count,
-        }
-    }
-    let mut c = pb::NotificationCounts::default();
-    for row in &notifications {
-        let count = n(row);
-        c.total += count;
-        let field = match row.get::<&str, _>("status") {
-            "PENDING" => &mut c.pending,
-            "WAITING_WINDOW" => &mut c.waiting_window,
-            "SUBMITTED" => &mut c.submitted,
-            "RETRY_WAIT" => &mut c.retry_wait,
-            "DELIVERED" => &mut c.delivered,
-            "FAILED" => &mut c.failed,
-            "UNDELIVERABLE" => &mut c.undeliverable,
-            "OPTED_OUT" => &mut c.opted_out,
-            _ => &mut c.cancelled,
-        };
-        *field += count;
-    }
+    let q = pb::QualificationCounts {
+        decided: decisions.customers,
+        qualified: decisions.qualified,
+        not_monitored_whole_month: decisions.not_monitored_whole_month,
+        below_threshold: decisions.below_threshold,
+        account_not_found: decisions.account_not_found,
+        invalid_response: decisions.invalid_response,
+        missing_data: decisions.missing_data,
+    };
+    let c = pb::NotificationCounts {
+        total: notifications.total,
+        pending: notifications.pending,
+        waiting_window: notifications.waiting_window,
+        submitted: notifications.submitted,
+        retry_wait: notifications.retry_wait,
+        delivered: notifications.delivered,
+        failed: notifications.failed,
+        undeliverable: notifications.undeliverable,
+        opted_out: notifications.opted_out,
+        cancelled: notifications.cancelled,
+    };
     let count =
         |row: &sqlx::postgres::PgRow, col: &str| u64::try_from(row.get::<i32, _>(col)).unwrap_or(0);
     let days: Vec<pb::DayCounts> = days
