@@ -53,19 +53,23 @@ pub fn parse_csv(text: &str) -> Result<(Vec<Customer>, Vec<RowError>), DomainErr
             Some(_) => Err(DomainError::new(name, "expected true or false")),
         };
         let parsed = (|| {
+            // The profile fields first, then the flags: a row's first error is reported.
+            let customer = parse_row(
+                [
+                    field(at[0]),
+                    field(at[1]),
+                    field(at[2]),
+                    field(at[3]),
+                    field(at[4]),
+                    field(at[5]),
+                ],
+                false,
+                true,
+            )?;
             Ok::<_, DomainError>(Customer {
-                customer_id: CustomerId::parse(field(at[0]))?,
-                account_id: AccountId::parse(field(at[1]))?,
-                first_name: FirstName::parse(field(at[2]))?,
-                phone: Phone::parse(field(at[3]))?,
-                language: if field(at[4]).is_empty() {
-                    Language::default()
-                } else {
-                    Language::parse(field(at[4]))?
-                },
-                monitored_since: BusinessDate::parse(field(at[5]))?,
                 opted_out: flag(opted_out_at, false, "opted_out")?,
                 active: flag(active_at, true, "active")?,
+                ..customer
             })
         })();
         match parsed {
@@ -77,6 +81,37 @@ pub fn parse_csv(text: &str) -> Result<(Vec<Customer>, Vec<RowError>), DomainErr
         }
     }
     Ok((customers, errors))
+}
+
+/// One import row, from the CSV or the control API's `UpsertCustomers`: `customer_id`,
+/// `account_id`, `first_name`, `phone`, `language` (empty: the default) and `monitored_since`
+/// as text, parsed in that order (the first bad field is the error), and the two flags.
+pub fn parse_row(
+    [
+        customer_id,
+        account_id,
+        first_name,
+        phone,
+        language,
+        monitored_since,
+    ]: [&str; 6],
+    opted_out: bool,
+    active: bool,
+) -> Result<Customer, DomainError> {
+    Ok(Customer {
+        customer_id: CustomerId::parse(customer_id)?,
+        account_id: AccountId::parse(account_id)?,
+        first_name: FirstName::parse(first_name)?,
+        phone: Phone::parse(phone)?,
+        language: if language.is_empty() {
+            Language::default()
+        } else {
+            Language::parse(language)?
+        },
+        monitored_since: BusinessDate::parse(monitored_since)?,
+        opted_out,
+        active,
+    })
 }
 
 #[cfg(test)]

@@ -8,10 +8,8 @@ use chrono::Utc;
 use pcn_activities::audit::{self, AuditEntry};
 use pcn_proto::v1 as pb;
 use pcn_proto::v1::control_service_server::ControlService;
-use pcn_workflows::customer::{Customer, FirstName};
-use pcn_workflows::domain::{
-    AccountId, BusinessDate, CustomerId, DomainError, Language, Phone, YearMonth,
-};
+use pcn_workflows::customer::Customer;
+use pcn_workflows::domain::{BusinessDate, CustomerId, DomainError, YearMonth};
 use pcn_workflows::month::{self, MonthlyQualificationWorkflow};
 use pcn_workflows::sms::{self, SmsInput, SmsNotificationWorkflow};
 use serde_json::json;
@@ -27,7 +25,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::auth::{Caller, Role};
 use super::convert::{self, opt_dec, opt_ts, ts};
 use super::month_view::{self, MonthViews};
-use super::{ApiState, db_error, internal, invalid, temporal_error};
+use super::{ApiState, db_error, internal, invalid, read_error, temporal_error};
 
 /// The service.
 #[derive(Clone)]
@@ -728,10 +726,7 @@ impl Control {
     async fn report(&self, month: YearMonth) -> Result<crate::report::MonthlyReport, Status> {
         crate::report::build(&self.state.pool, month)
             .await
-            .map_err(|e| match e.downcast::<sqlx::Error>() {
-                Ok(db) => db_error("building the report", db),
-                Err(e) => internal("building the report", format!("{e:#}")),
-            })?
+            .map_err(|e| read_error("building the report", e))?
             .ok_or_else(|| Status::not_found(format!("month {month} has no data to report")))
     }
 
@@ -1056,22 +1051,18 @@ impl Import {
     }
 
     fn add(&mut self, index: u64, row: &pb::CustomerRow) {
-        let parsed = (|| {
-            Ok::<_, DomainError>(Customer {
-                customer_id: CustomerId::parse(&row.customer_id)?,
-                account_id: AccountId::parse(&row.account_id)?,
-                first_name: FirstName::parse(&row.first_name)?,
-                phone: Phone::parse(&row.phone)?,
-                language: if row.language.is_empty() {
-                    Language::default()
-                } else {
-                    Language::parse(&row.language)?
-                },
-                monitored_since: BusinessDate::parse(&row.monitored_since)?,
-                opted_out: row.opted_out.unwrap_or(false),
-                active: row.active.unwrap_or(true),
-            })
-        })();
+        let parsed = crate::customers::parse_row(
+            [
+                &row.customer_id,
+                &row.account_id,
+                &row.first_name,
+                &row.phone,
+                &row.language,
+                &row.monitored_since,
+            ],
+            row.opted_out.unwrap_or(false),
+            row.active.unwrap_or(true),
+        );
         let customer = match parsed {
             Ok(c) => c,
             Err(err) => {
