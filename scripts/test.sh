@@ -12,8 +12,14 @@ LOG=.pcn/test-devserver.log
   --log-level error >"$LOG" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 1 60); do
+# A loaded 2-core machine can take a while: wait up to PCN_TEST_SERVER_STARTUP_SECS (180 s).
+WAIT=${PCN_TEST_SERVER_STARTUP_SECS:-180}
+for i in $(seq 1 "$WAIT"); do
   (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break
+  if [ "$i" -eq "$WAIT" ] || ! kill -0 $SERVER 2>/dev/null; then
+    echo "the Temporal dev server did not listen on 127.0.0.1:$PORT within ${WAIT}s; see $LOG" >&2
+    exit 1
+  fi
   sleep 1
 done
 export PCN_TEST_TEMPORAL_ADDRESS=127.0.0.1:$PORT

@@ -9,6 +9,9 @@
 //!   is not `Send`).
 //! - [`WorkerProcess`]: the real `pcn-worker` binary, for kill -9.
 //! - [`customers_for`]: customers matching the simulator's accounts.
+//! - [`time_skipping`]: the time-skipping test server, with a startup wait that holds under load.
+
+pub mod time_skipping;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

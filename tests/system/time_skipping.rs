@@ -5,24 +5,17 @@
 use std::time::Duration;
 
 use chrono::{NaiveTime, Timelike};
+use pcn_tests::time_skipping::TimeSkippingServer;
 use pcn_tests::{InProcessWorker, TestDb, spawn_sim, test_bank_config, unique_task_queue};
 use pcn_worker::months::start_month;
 use pcn_workflows::domain::{JERUSALEM, YearMonth};
 use pcn_workflows::month::{MonthPhase, MonthSettings};
 use temporalio_common::protos::temporal::api::testservice::v1::UnlockTimeSkippingRequest;
-use temporalio_sdk_core::ephemeral_server::{EphemeralExe, TestServerConfig};
 
 #[tokio::test]
 async fn timers_fire_at_22_00_local_every_day_across_both_dst_changes() {
     pcn_tests::init();
-    let exe = std::env::var("PCN_TEST_SERVER_BIN")
-        .expect("PCN_TEST_SERVER_BIN: `make test` installs the time-skipping test server");
-    let mut server = TestServerConfig::builder()
-        .exe(EphemeralExe::ExistingPath(exe))
-        .build()
-        .start_server()
-        .await
-        .expect("time-skipping test server");
+    let server = TimeSkippingServer::start().await;
     let address = server.target.clone();
 
     let n = 20;
@@ -93,7 +86,7 @@ async fn timers_fire_at_22_00_local_every_day_across_both_dst_changes() {
         assert_eq!(q.customers, n);
     }
     worker.stop();
-    server.shutdown().await.unwrap();
+    server.shutdown().await;
 }
 
 /// The SMS retry paths with the real default durations (6 h between attempts, 3 attempts, 72 h
@@ -109,14 +102,7 @@ async fn sms_retry_paths_with_the_real_default_durations() {
     use pcn_workflows::sms::{NotificationState, SmsSettings};
 
     pcn_tests::init();
-    let exe = std::env::var("PCN_TEST_SERVER_BIN")
-        .expect("PCN_TEST_SERVER_BIN: `make test` installs the time-skipping test server");
-    let mut server = TestServerConfig::builder()
-        .exe(EphemeralExe::ExistingPath(exe))
-        .build()
-        .start_server()
-        .await
-        .expect("time-skipping test server");
+    let server = TimeSkippingServer::start().await;
     let address = server.target.clone();
     let n = 4;
     let db = TestDb::with_customers(n).await;
@@ -244,5 +230,5 @@ async fn sms_retry_paths_with_the_real_default_durations() {
         ]
     );
     worker.stop();
-    server.shutdown().await.unwrap();
+    server.shutdown().await;
 }
