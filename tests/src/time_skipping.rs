@@ -45,18 +45,17 @@ impl TimeSkippingServer {
         let target = format!("127.0.0.1:{port}");
         let wait = startup_wait();
         let deadline = tokio::time::Instant::now() + wait;
-        let mut last_error = String::from("no attempt yet");
         loop {
-            match tokio::time::timeout(
+            let last_error = match tokio::time::timeout(
                 Duration::from_secs(10),
                 pcn_worker::temporal::connect(&target, "default"),
             )
             .await
             {
                 Ok(Ok(_)) => break,
-                Ok(Err(err)) => last_error = format!("{err:#}"),
-                Err(_) => last_error = "connect timed out after 10 s".to_owned(),
-            }
+                Ok(Err(err)) => format!("{err:#}"),
+                Err(_) => "connect timed out after 10 s".to_owned(),
+            };
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "the time-skipping test server ({exe}) did not accept a connection on {target} \
