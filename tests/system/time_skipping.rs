@@ -118,7 +118,7 @@ async fn sms_retry_paths_with_the_real_default_durations() {
     )
     .await;
     let failed = || Outcome::Failed {
-        code: "21614".into(),
+        code: "30003".into(),
     };
     carrier
         .sim

@@ -1,5 +1,5 @@
 //! The carrier-neutral vocabulary of SMS delivery: what a carrier says about a message
-//! ([`DeliveryStatus`]), why a message failed ([`FailureCategory`], seed 002 §3.6) and how a
+//! ([`DeliveryStatus`]), why a message failed ([`FailureCategory`], [`FAILURE_CODES`]) and how a
 //! message is named on the wire ([`MessageRef`]).
 //!
 //! Both carrier adapters (generic REST and Twilio-compatible) translate their own spellings into
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{CustomerId, DomainError, YearMonth};
 
-/// Delivery state of one submitted message as the carrier reports it (seed 002 §3.3).
+/// Delivery state of one submitted message as the carrier reports it (`docs/carrier-wire.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DeliveryStatus {
@@ -70,18 +70,17 @@ impl fmt::Display for DeliveryStatus {
     }
 }
 
-/// Why a message did not arrive (seed 001 §3.4, seed 002 §3.6).
+/// Why a message did not arrive. Carrier error codes map onto it through [`FAILURE_CODES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum FailureCategory {
-    /// The number cannot receive SMS (21211 and Twilio's 3000x unknown/landline codes):
-    /// permanent, never retried.
+    /// The number cannot receive SMS (invalid, not a mobile, unknown, landline): permanent.
     InvalidNumber,
-    /// The carrier or network rejected the message (21614): retried.
+    /// The handset could not be reached this time (30003): another attempt may reach it.
     CarrierReject,
     /// Rate limited (20429): retried after a backoff.
     RateLimited,
-    /// Carrier-side system error (50001–50999, 5xx): retried.
+    /// Carrier-side system error (50001–50999, 5xx, Twilio 30001/30002/30008): retried.
     ProviderError,
     /// The network did not answer (503, timeouts): retried.
     NetworkError,
@@ -89,9 +88,38 @@ pub enum FailureCategory {
     Undeliverable,
     /// No final status within the confirmation window (72 h): permanent.
     NoConfirmation,
+    /// The recipient unsubscribed at the carrier (Twilio 21610, they replied STOP there): the
+    /// customer is opted out and the notification ends OPTED_OUT, never retried.
+    OptedOut,
+    /// The carrier filtered the message for its content (Twilio 30007): permanent for this text,
+    /// and flagged in the monthly report (the template needs a look, not the customer).
+    ContentFiltered,
     /// A failure code this system does not know: retried (a later attempt may succeed).
     Unknown,
 }
+
+/// Every carrier error code the system classifies, with what it means: one table, used by both
+/// carrier adapters and the SMS workflow. The codes are Twilio's (the generic carrier uses the
+/// same numbers); anything else is [`FailureCategory::Unknown`] and retried.
+pub const FAILURE_CODES: &[(u32, FailureCategory, &str)] = &[
+    (21211, FailureCategory::InvalidNumber, "invalid 'To' phone number"),
+    (21614, FailureCategory::InvalidNumber, "'To' number is not a mobile number"),
+    (30005, FailureCategory::InvalidNumber, "unknown destination handset"),
+    (30006, FailureCategory::InvalidNumber, "landline or unreachable carrier"),
+    (21610, FailureCategory::OptedOut, "recipient unsubscribed (replied STOP)"),
+    (30007, FailureCategory::ContentFiltered, "message filtered by the carrier"),
+    (30003, FailureCategory::CarrierReject, "unreachable destination handset"),
+    (30001, FailureCategory::ProviderError, "carrier queue overflow"),
+    (30002, FailureCategory::ProviderError, "account suspended at the carrier"),
+    (30008, FailureCategory::ProviderError, "unknown error at the carrier"),
+    (20429, FailureCategory::RateLimited, "too many requests"),
+    (429, FailureCategory::RateLimited, "too many requests (HTTP)"),
+    (500, FailureCategory::ProviderError, "carrier internal error (HTTP)"),
+    (501, FailureCategory::ProviderError, "carrier internal error (HTTP)"),
+    (502, FailureCategory::ProviderError, "carrier gateway error (HTTP)"),
+    (504, FailureCategory::ProviderError, "carrier gateway timeout (HTTP)"),
+    (503, FailureCategory::NetworkError, "network unavailable"),
+];
 
 impl FailureCategory {
     /// The stable spelling stored in Postgres.
@@ -104,6 +132,8 @@ impl FailureCategory {
             Self::NetworkError => "NETWORK_ERROR",
             Self::Undeliverable => "UNDELIVERABLE",
             Self::NoConfirmation => "NO_CONFIRMATION",
+            Self::OptedOut => "OPTED_OUT",
+            Self::ContentFiltered => "CONTENT_FILTERED",
             Self::Unknown => "UNKNOWN",
         }
     }
@@ -112,25 +142,30 @@ impl FailureCategory {
     pub fn is_retryable(self) -> bool {
         !matches!(
             self,
-            Self::InvalidNumber | Self::Undeliverable | Self::NoConfirmation
+            Self::InvalidNumber
+                | Self::Undeliverable
+                | Self::NoConfirmation
+                | Self::OptedOut
+                | Self::ContentFiltered
         )
     }
 
-    /// Classifies a carrier error code (seed 002 §3.6 plus Twilio's delivery codes).
+    /// Classifies a carrier error code through [`FAILURE_CODES`] (provider errors 50001–50999
+    /// of the generic carrier are a range).
     pub fn from_code(code: Option<&str>) -> Self {
         let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
             return Self::Unknown;
         };
-        match code.parse::<u32>() {
-            // Invalid number; Twilio 30005 unknown destination, 30006 landline/unreachable carrier.
-            Ok(21211 | 30005 | 30006) => Self::InvalidNumber,
-            // Carrier reject; Twilio 30007 filtered, 30003 unreachable handset.
-            Ok(21614 | 30003 | 30007) => Self::CarrierReject,
-            Ok(20429 | 429) => Self::RateLimited,
-            Ok(50001..=50999 | 30001 | 30002 | 30008 | 500..=502 | 504) => Self::ProviderError,
-            Ok(503) => Self::NetworkError,
-            _ => Self::Unknown,
+        let Ok(code) = code.parse::<u32>() else {
+            return Self::Unknown;
+        };
+        if (50001..=50999).contains(&code) {
+            return Self::ProviderError;
         }
+        FAILURE_CODES
+            .iter()
+            .find(|(c, ..)| *c == code)
+            .map_or(Self::Unknown, |(_, category, _)| *category)
     }
 }
 
@@ -241,31 +276,49 @@ mod tests {
     }
 
     #[test]
-    fn failure_codes_follow_the_seed_table() {
-        assert_eq!(
-            FailureCategory::from_code(Some("21211")),
-            FailureCategory::InvalidNumber
-        );
-        assert!(!FailureCategory::from_code(Some("21211")).is_retryable());
-        assert_eq!(
-            FailureCategory::from_code(Some("21614")),
-            FailureCategory::CarrierReject
-        );
-        assert_eq!(
-            FailureCategory::from_code(Some("20429")),
-            FailureCategory::RateLimited
-        );
-        assert_eq!(
-            FailureCategory::from_code(Some("50777")),
-            FailureCategory::ProviderError
-        );
-        assert_eq!(
-            FailureCategory::from_code(Some("503")),
-            FailureCategory::NetworkError
-        );
-        assert_eq!(FailureCategory::from_code(None), FailureCategory::Unknown);
-        assert!(FailureCategory::from_code(Some("21614")).is_retryable());
-        assert!(FailureCategory::Unknown.is_retryable());
+    fn failure_codes_follow_their_meaning() {
+        use FailureCategory as C;
+        // Permanent: the number cannot take SMS.
+        for code in ["21211", "21614", "30005", "30006"] {
+            assert_eq!(C::from_code(Some(code)), C::InvalidNumber, "{code}");
+            assert!(!C::from_code(Some(code)).is_retryable(), "{code}");
+        }
+        // Unsubscribed at the carrier: opted out, never retried.
+        assert_eq!(C::from_code(Some("21610")), C::OptedOut);
+        assert!(!C::OptedOut.is_retryable());
+        // Filtered for content: permanent for this text.
+        assert_eq!(C::from_code(Some("30007")), C::ContentFiltered);
+        assert!(!C::ContentFiltered.is_retryable());
+        // Retryable: unreachable handset, unknown carrier error, rate limits, provider errors.
+        for (code, category) in [
+            ("30003", C::CarrierReject),
+            ("30008", C::ProviderError),
+            ("20429", C::RateLimited),
+            ("50777", C::ProviderError),
+            ("503", C::NetworkError),
+            (" 30003 ", C::CarrierReject),
+        ] {
+            assert_eq!(C::from_code(Some(code)), category, "{code}");
+            assert!(category.is_retryable(), "{code}");
+        }
+        assert_eq!(C::from_code(None), C::Unknown);
+        assert_eq!(C::from_code(Some("")), C::Unknown);
+        assert_eq!(C::from_code(Some("SM12")), C::Unknown);
+        assert_eq!(C::from_code(Some("99999")), C::Unknown);
+        assert!(C::Unknown.is_retryable());
+    }
+
+    #[test]
+    fn the_code_table_names_each_code_once() {
+        let mut codes: Vec<u32> = FAILURE_CODES.iter().map(|(c, ..)| *c).collect();
+        let n = codes.len();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), n, "a code listed twice");
+        for (code, category, meaning) in FAILURE_CODES {
+            assert_eq!(FailureCategory::from_code(Some(&code.to_string())), *category);
+            assert!(!meaning.is_empty());
+        }
     }
 
     #[test]

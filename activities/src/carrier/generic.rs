@@ -114,6 +114,17 @@ impl GenericCarrier {
 }
 
 impl SmsCarrier for GenericCarrier {
+    /// The generic API can only fetch a message by its own tracking id: no lookup by recipient
+    /// or by our `messageId`. An in-doubt attempt is resolved from callbacks (which carry the
+    /// `messageId`) and the reconciliation wait instead.
+    async fn find_sent(
+        &self,
+        _sms: &OutboundSms,
+        _since: DateTime<Utc>,
+    ) -> Result<Option<Vec<String>>, CarrierError> {
+        Ok(None)
+    }
+
     fn name(&self) -> CarrierKind {
         CarrierKind::Generic
     }
@@ -312,6 +323,7 @@ fn interpret_batch(chunk: &[OutboundSms], body: &[u8]) -> Result<Vec<SubmitOutco
 #[serde(rename_all = "camelCase")]
 struct StatusAnswer {
     tracking_id: Option<String>,
+    message_id: Option<String>,
     status: String,
     delivery_timestamp: Option<String>,
     #[serde(default)]
@@ -345,6 +357,9 @@ fn interpret_status(tracking_id: &str, body: &[u8]) -> Result<StatusReport, Carr
         status,
         error_code: code_text(&answer.status_code),
         occurred_at,
+        reference: answer.message_id,
+        to: None,
+        body: None,
     })
 }
 
@@ -358,10 +373,7 @@ fn refused(status: u16, body: &[u8]) -> CarrierError {
         .ok()
         .and_then(|a| a.error)
         .unwrap_or_else(|| "no reason given".to_owned());
-    CarrierError::Protocol(format!(
-        "carrier refused the request (HTTP {status}): {}",
-        bounded(&why)
-    ))
+    CarrierError::Refused(format!("HTTP {status}: {}", bounded(&why)))
 }
 
 #[cfg(test)]
@@ -443,7 +455,7 @@ mod tests {
                 },
                 SubmitOutcome::Rejected {
                     code: "21614".to_owned(),
-                    category: FailureCategory::CarrierReject,
+                    category: FailureCategory::InvalidNumber,
                     message: "carrier reject".to_owned(),
                 },
                 SubmitOutcome::Rejected {
@@ -522,6 +534,9 @@ mod tests {
                 status: DeliveryStatus::Failed,
                 error_code: Some("21614".to_owned()),
                 occurred_at: Some("2026-10-31T10:00:05Z".parse().unwrap()),
+                reference: Some("sms/2026-10/C0000000042#1".to_owned()),
+                to: None,
+                body: None,
             }
         );
         let delivered = json!({"trackingId": "T1", "status": "DELIVERED",
@@ -555,14 +570,12 @@ mod tests {
     fn refusals_carry_the_carriers_reason() {
         assert_eq!(
             refused(400, br#"{"error":"more than 1000 messages"}"#),
-            CarrierError::Protocol(
-                "carrier refused the request (HTTP 400): more than 1000 messages".to_owned()
+            CarrierError::Refused("HTTP 400: more than 1000 messages".to_owned()
             )
         );
         assert_eq!(
             refused(400, b"<html>"),
-            CarrierError::Protocol(
-                "carrier refused the request (HTTP 400): no reason given".to_owned()
+            CarrierError::Refused("HTTP 400: no reason given".to_owned()
             )
         );
     }

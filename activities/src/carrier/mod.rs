@@ -10,10 +10,12 @@
 //! - [`signature`]: webhook signature checks (generic HMAC-SHA256 hex, Twilio HMAC-SHA1 base64).
 //! - [`events`]: parsing of delivery callbacks and inbound replies into neutral events.
 //!
-//! Idempotency: every submission carries our [`MessageRef`] as the carrier's idempotency key
-//! (generic `messageId`, Twilio `I-Twilio-Idempotency-Token`), so a batch that failed half-way
-//! (timeout, 503, 429 on a later chunk) can simply be submitted again: messages the carrier already
-//! took are answered with their first result and not sent twice.
+//! Repeats: every submission carries our [`MessageRef`] (generic `messageId`, Twilio callback
+//! `ref`), but **no carrier promises to deduplicate it** — a second submission of the same
+//! reference is a second SMS. Whether a failed submission may be repeated is therefore decided by
+//! the caller from [`CarrierError::certainly_not_taken`], and an attempt whose outcome is unknown
+//! is resolved from evidence ([`SmsCarrier::status`] to confirm a carrier id, [`SmsCarrier::find_sent`]
+//! where the API can list messages), not by sending it again.
 //!
 //! No full phone number is ever logged: [`Phone`]'s `Debug` is masked and nothing here prints
 //! request bodies.
@@ -76,6 +78,27 @@ pub struct StatusReport {
     pub error_code: Option<String>,
     /// When the status was reached, when the carrier says.
     pub occurred_at: Option<DateTime<Utc>>,
+    /// Our reference as the carrier keeps it (generic `messageId`; Twilio does not keep it).
+    pub reference: Option<String>,
+    /// The recipient as the carrier keeps it (Twilio `to`).
+    pub to: Option<String>,
+    /// The text as the carrier keeps it (Twilio `body`).
+    pub body: Option<String>,
+}
+
+impl StatusReport {
+    /// Whether the carrier's record of this message shows it is `sms`: the same reference where
+    /// the carrier keeps one (generic), else the same recipient and text (Twilio). Used before an
+    /// in-doubt attempt adopts a carrier id that a callback or a signal named.
+    pub fn describes(&self, sms: &OutboundSms) -> bool {
+        match &self.reference {
+            Some(reference) => *reference == sms.reference.to_string(),
+            None => {
+                self.to.as_deref() == Some(sms.to.as_e164())
+                    && self.body.as_deref() == Some(sms.body.as_str())
+            }
+        }
+    }
 }
 
 /// Why a call to the carrier gave no usable answer.
@@ -104,7 +127,14 @@ pub enum CarrierError {
     /// The carrier does not know the message id asked about (status fetch).
     #[error("carrier does not know the message")]
     NotFound,
+    /// The carrier refused the request as a whole (a 4xx other than 401/403/404/408/429): it was
+    /// read and not acted on.
+    #[error("carrier refused the request: {0}")]
+    Refused(String),
 }
+
+/// `CarrierError::Unavailable::detail` of a request whose connection was never established.
+pub(crate) const CONNECT_FAILED: &str = "connection failed";
 
 fn describe_status(status: Option<u16>) -> String {
     match status {
@@ -118,6 +148,21 @@ impl CarrierError {
     /// ([`Unavailable`](Self::Unavailable) and [`RateLimited`](Self::RateLimited)).
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable { .. } | Self::RateLimited { .. })
+    }
+
+    /// Whether a failed *submission* certainly left no message with the carrier, so that sending
+    /// the same messages again cannot double them: the connection was never established, or the
+    /// carrier answered the request as a whole with a refusal (401/403, 429, 503, another 4xx).
+    /// Everything else — a timeout, a reset or cut-off answer, 500/502/504, an answer we cannot
+    /// read — leaves the submission **in doubt**: the carrier may have the messages.
+    pub fn certainly_not_taken(&self) -> bool {
+        match self {
+            Self::Unavailable { status, detail } => {
+                *status == Some(503) || (status.is_none() && detail == CONNECT_FAILED)
+            }
+            Self::RateLimited { .. } | Self::Unauthorized | Self::Refused(_) => true,
+            Self::Protocol(_) | Self::NotFound => false,
+        }
     }
 
     /// The wait the carrier asked for ([`RateLimited`](Self::RateLimited) with `Retry-After`).
@@ -134,7 +179,7 @@ impl CarrierError {
         let detail = if err.is_timeout() {
             "timeout"
         } else if err.is_connect() {
-            "connection failed"
+            CONNECT_FAILED
         } else if err.is_body() || err.is_decode() {
             "answer cut off"
         } else {
@@ -288,6 +333,16 @@ pub trait SmsCarrier: Send + Sync {
         &self,
         carrier_message_id: &str,
     ) -> impl Future<Output = Result<StatusReport, CarrierError>> + Send;
+
+    /// The carrier ids of messages the carrier holds that are `sms` (same recipient and text),
+    /// accepted since `since`: the lookup that finds a message whose submission answer was lost.
+    /// `None` when the carrier's API offers no such lookup (the generic API can only fetch by
+    /// its own tracking id).
+    fn find_sent(
+        &self,
+        sms: &OutboundSms,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Vec<String>>, CarrierError>> + Send;
 }
 
 /// The carrier configured for this deployment.
@@ -318,6 +373,17 @@ impl SmsCarrier for AnyCarrier {
         match self {
             Self::Generic(c) => c.status(carrier_message_id).await,
             Self::Twilio(c) => c.status(carrier_message_id).await,
+        }
+    }
+
+    async fn find_sent(
+        &self,
+        sms: &OutboundSms,
+        since: DateTime<Utc>,
+    ) -> Result<Option<Vec<String>>, CarrierError> {
+        match self {
+            Self::Generic(c) => c.find_sent(sms, since).await,
+            Self::Twilio(c) => c.find_sent(sms, since).await,
         }
     }
 }
@@ -445,6 +511,7 @@ pub(crate) mod tests {
         assert!(!CarrierError::Unauthorized.is_transient());
         assert!(!CarrierError::Protocol("x".into()).is_transient());
         assert!(!CarrierError::NotFound.is_transient());
+        assert!(!CarrierError::Refused("x".into()).is_transient());
         assert_eq!(CarrierError::NotFound.retry_after(), None);
         assert_eq!(
             CarrierError::Unavailable {
@@ -462,6 +529,67 @@ pub(crate) mod tests {
             .to_string(),
             "carrier unavailable (no answer): timeout"
         );
+    }
+
+    #[test]
+    fn only_refusals_and_failed_connections_certainly_left_nothing_with_the_carrier() {
+        let unavailable = |status: Option<u16>, detail: &str| CarrierError::Unavailable {
+            status,
+            detail: detail.to_owned(),
+        };
+        for not_taken in [
+            unavailable(None, CONNECT_FAILED),
+            unavailable(Some(503), "HTTP 503"),
+            CarrierError::RateLimited { retry_after: None },
+            CarrierError::Unauthorized,
+            CarrierError::Refused("HTTP 400".into()),
+        ] {
+            assert!(not_taken.certainly_not_taken(), "{not_taken:?}");
+        }
+        for in_doubt in [
+            unavailable(None, "timeout"),
+            unavailable(None, "answer cut off"),
+            unavailable(None, "transport error"),
+            unavailable(Some(500), "HTTP 500"),
+            unavailable(Some(502), "HTTP 502"),
+            unavailable(Some(504), "HTTP 504"),
+            unavailable(Some(408), "HTTP 408"),
+            CarrierError::Protocol("malformed batch answer".into()),
+        ] {
+            assert!(!in_doubt.certainly_not_taken(), "{in_doubt:?}");
+        }
+    }
+
+    #[test]
+    fn a_status_report_describes_a_message_by_reference_or_by_recipient_and_text() {
+        let ours = sms(1);
+        let nothing = StatusReport {
+            carrier_message_id: "T1".to_owned(),
+            status: DeliveryStatus::Sent,
+            error_code: None,
+            occurred_at: None,
+            reference: None,
+            to: None,
+            body: None,
+        };
+        let generic = StatusReport {
+            reference: Some(ours.reference.to_string()),
+            ..nothing.clone()
+        };
+        assert!(generic.describes(&ours));
+        assert!(!generic.describes(&sms(2)), "another attempt's reference");
+        let twilio = StatusReport {
+            to: Some(ours.to.as_e164().to_owned()),
+            body: Some(ours.body.clone()),
+            ..nothing.clone()
+        };
+        assert!(twilio.describes(&ours));
+        let other_text = OutboundSms {
+            body: "another text".to_owned(),
+            ..ours.clone()
+        };
+        assert!(!twilio.describes(&other_text));
+        assert!(!nothing.describes(&ours), "nothing known: not ours");
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The Twilio-compatible carrier (`docs/carrier-wire.md`, "Twilio-compatible carrier").
 //!
 //! One form POST per message to `{base}/2010-04-01/Accounts/{AccountSid}/Messages.json` with HTTP
-//! Basic `AccountSid:AuthToken` and `I-Twilio-Idempotency-Token: <MessageRef>`; a batch is sent
-//! with bounded concurrency. The `StatusCallback` of each message is
+//! Basic `AccountSid:AuthToken`; a batch is sent with bounded concurrency. Twilio's Messages API
+//! has no idempotency key for message creation: a repeated POST is a second SMS, so nothing here
+//! pretends otherwise. A message whose create answer was lost is found again through the message
+//! list filtered by recipient and date ([`SmsCarrier::find_sent`]). The `StatusCallback` of each message is
 //! `<status_callback_base>?ref=<MessageRef>`, so that a callback names our message without a
 //! lookup (parsed by [`super::events::parse_twilio_callback`]).
 
@@ -88,15 +90,7 @@ impl TwilioCarrier {
     }
 
     async fn submit_one(&self, sms: &OutboundSms) -> Result<SubmitOutcome, CarrierError> {
-        let url = endpoint(
-            &self.config.base_url,
-            &[
-                API_VERSION,
-                "Accounts",
-                &self.config.account_sid,
-                "Messages.json",
-            ],
-        )?;
+        let url = self.messages_url()?;
         let response = self
             .http
             .post(url)
@@ -104,7 +98,6 @@ impl TwilioCarrier {
                 &self.config.account_sid,
                 Some(self.config.auth_token.expose()),
             )
-            .header("I-Twilio-Idempotency-Token", sms.reference.to_string())
             .form(&message_form(&self.config, sms))
             .send()
             .await
@@ -137,8 +130,9 @@ impl SmsCarrier for TwilioCarrier {
     }
 
     /// One request per message, at most [`TwilioConfig::concurrency`] at a time, outcomes in
-    /// input order. The first error (in input order) ends the batch; submitting it again is safe
-    /// (each message carries its reference as idempotency token).
+    /// input order. The first error (in input order) ends the batch: the messages before it may
+    /// have been created, so the caller treats an error that is not
+    /// [`CarrierError::certainly_not_taken`] as in doubt for the whole batch.
     async fn submit(&self, batch: &[OutboundSms]) -> Result<Vec<SubmitOutcome>, CarrierError> {
         // Collected first: a lazy `map` closure held across the await would make the future
         // not provably `Send` (rust-lang/rust#102211).
@@ -164,6 +158,36 @@ impl SmsCarrier for TwilioCarrier {
                 &resource,
             ],
         )?;
+        interpret_resource(carrier_message_id, &self.get_json(url).await?)
+    }
+
+    async fn find_sent(
+        &self,
+        sms: &OutboundSms,
+        since: DateTime<Utc>,
+    ) -> Result<Option<Vec<String>>, CarrierError> {
+        self.list_sent(sms, since).await.map(Some)
+    }
+}
+
+/// Most list pages read by one lookup (100 messages a page): a recipient gets a handful of
+/// messages a month, so more pages mean something else is wrong.
+const MAX_LIST_PAGES: usize = 10;
+
+impl TwilioCarrier {
+    fn messages_url(&self) -> Result<Url, CarrierError> {
+        endpoint(
+            &self.config.base_url,
+            &[
+                API_VERSION,
+                "Accounts",
+                &self.config.account_sid,
+                "Messages.json",
+            ],
+        )
+    }
+
+    async fn get_json(&self, url: Url) -> Result<Vec<u8>, CarrierError> {
         let response = self
             .http
             .get(url)
@@ -176,13 +200,59 @@ impl SmsCarrier for TwilioCarrier {
             .map_err(|err| CarrierError::transport(&err))?;
         let (status, body) = status_answer(response).await?;
         if (200..300).contains(&status) {
-            interpret_resource(carrier_message_id, &body)
+            Ok(body)
         } else {
-            Err(CarrierError::Protocol(format!(
-                "unexpected answer to a status fetch (HTTP {status})"
-            )))
+            Err(CarrierError::Refused(format!("HTTP {status}")))
         }
     }
+
+    /// The message list filtered by `To` and `DateSent>=` (a date, UTC), page by page; the sids of
+    /// messages with exactly our recipient and text.
+    async fn list_sent(
+        &self,
+        sms: &OutboundSms,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<String>, CarrierError> {
+        let mut url = self.messages_url()?;
+        url.query_pairs_mut()
+            .append_pair("To", sms.to.as_e164())
+            .append_pair("DateSent>", &since.date_naive().to_string())
+            .append_pair("PageSize", "100");
+        let mut found = Vec::new();
+        for _ in 0..MAX_LIST_PAGES {
+            let body = self.get_json(url.clone()).await?;
+            let page: ListPage = serde_json::from_slice(&body)
+                .map_err(|_| CarrierError::Protocol("malformed message list".to_owned()))?;
+            found.extend(
+                page.messages
+                    .into_iter()
+                    .filter(|m| {
+                        m.to.as_deref() == Some(sms.to.as_e164())
+                            && m.body.as_deref() == Some(sms.body.as_str())
+                    })
+                    .filter_map(|m| m.sid),
+            );
+            match page.next_page_uri.filter(|u| !u.is_empty()) {
+                // `next_page_uri` is a path with its query, relative to the API host.
+                Some(next) => {
+                    url = self.config.base_url.join(&next).map_err(|_| {
+                        CarrierError::Protocol("malformed next_page_uri".to_owned())
+                    })?;
+                }
+                None => return Ok(found),
+            }
+        }
+        Err(CarrierError::Protocol(format!(
+            "message list longer than {MAX_LIST_PAGES} pages"
+        )))
+    }
+}
+
+/// One page of the message list.
+#[derive(Deserialize)]
+struct ListPage {
+    messages: Vec<Resource>,
+    next_page_uri: Option<String>,
 }
 
 /// The `StatusCallback` of a message: `base` with `ref=<reference>` added to its query
@@ -229,6 +299,8 @@ pub(crate) fn map_status(s: &str) -> Option<DeliveryStatus> {
 #[derive(Deserialize)]
 struct Resource {
     sid: Option<String>,
+    to: Option<String>,
+    body: Option<String>,
     status: Option<String>,
     #[serde(default)]
     error_code: serde_json::Value,
@@ -270,11 +342,12 @@ fn interpret_created(status: u16, body: &[u8]) -> Result<SubmitOutcome, CarrierE
             })
         }
         400 => {
+            // A 400 is a refusal even when its body cannot be read: nothing was created.
             let answer: ErrorAnswer = serde_json::from_slice(body).map_err(|_| {
-                CarrierError::Protocol("malformed error answer (HTTP 400)".to_owned())
+                CarrierError::Refused("HTTP 400 with a malformed error answer".to_owned())
             })?;
             let code = code_text(&answer.code).ok_or_else(|| {
-                CarrierError::Protocol("error answer without a code (HTTP 400)".to_owned())
+                CarrierError::Refused("HTTP 400 without an error code".to_owned())
             })?;
             Ok(SubmitOutcome::Rejected {
                 category: FailureCategory::from_code(Some(&code)),
@@ -287,8 +360,8 @@ fn interpret_created(status: u16, body: &[u8]) -> Result<SubmitOutcome, CarrierE
                 .ok()
                 .and_then(|a| a.message)
                 .unwrap_or_else(|| "no reason given".to_owned());
-            Err(CarrierError::Protocol(format!(
-                "carrier refused the request (HTTP {other}): {}",
+            Err(CarrierError::Refused(format!(
+                "HTTP {other}: {}",
                 bounded(&detail)
             )))
         }
@@ -320,6 +393,9 @@ fn interpret_resource(sid: &str, body: &[u8]) -> Result<StatusReport, CarrierErr
         status,
         error_code: code_text(&resource.error_code),
         occurred_at,
+        reference: None,
+        to: resource.to,
+        body: resource.body,
     })
 }
 
@@ -430,7 +506,8 @@ mod tests {
     fn a_400_with_a_code_is_a_per_message_rejection() {
         for (code, category) in [
             (21211, FailureCategory::InvalidNumber),
-            (21614, FailureCategory::CarrierReject),
+            (21614, FailureCategory::InvalidNumber),
+            (21610, FailureCategory::OptedOut),
             (21602, FailureCategory::Unknown),
             (21604, FailureCategory::Unknown),
         ] {
@@ -448,11 +525,22 @@ mod tests {
     }
 
     #[test]
-    fn an_unreadable_answer_is_a_protocol_error() {
+    fn an_unreadable_creation_is_a_protocol_error_a_4xx_a_refusal() {
+        for body in [
+            b"<html>".to_vec(),
+            json!({"status": "queued"}).to_string().into_bytes(),
+            json!({"sid": ""}).to_string().into_bytes(),
+        ] {
+            assert!(
+                matches!(
+                    interpret_created(201, &body),
+                    Err(CarrierError::Protocol(_))
+                ),
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+        }
         for (status, body) in [
-            (201, b"<html>".to_vec()),
-            (201, json!({"status": "queued"}).to_string().into_bytes()),
-            (201, json!({"sid": ""}).to_string().into_bytes()),
             (400, b"oops".to_vec()),
             (400, json!({"message": "no code"}).to_string().into_bytes()),
             (
@@ -466,7 +554,7 @@ mod tests {
             assert!(
                 matches!(
                     interpret_created(status, &body),
-                    Err(CarrierError::Protocol(_))
+                    Err(CarrierError::Refused(_))
                 ),
                 "{status} {}",
                 String::from_utf8_lossy(&body)
@@ -477,6 +565,7 @@ mod tests {
     #[test]
     fn a_fetched_resource_is_read() {
         let body = json!({"sid": "SM1", "status": "undelivered", "error_code": 30003,
+                          "to": "+972501234567", "body": "hi",
                           "date_updated": "Sat, 31 Oct 2026 10:00:05 +0000"});
         assert_eq!(
             interpret_resource("SM1", body.to_string().as_bytes()).unwrap(),
@@ -485,6 +574,9 @@ mod tests {
                 status: DeliveryStatus::Undeliverable,
                 error_code: Some("30003".to_owned()),
                 occurred_at: Some("2026-10-31T10:00:05Z".parse().unwrap()),
+                reference: None,
+                to: Some("+972501234567".to_owned()),
+                body: Some("hi".to_owned()),
             }
         );
         let delivered = json!({"sid": "SM1", "status": "delivered", "error_code": null,
