@@ -1,5 +1,6 @@
-//! Delivery callbacks: one task per message sleeps until its callbacks are due, then posts them in
-//! order (intermediate SENT, final, duplicate final, stale SENT), each with retries. HTTP sends
+//! Delivery callbacks: one task per message sleeps until its callbacks are due (not at all for an
+//! early one), then posts them in order (intermediate SENT, final, duplicate final, stale SENT),
+//! each with retries, telling the waiting answer once the final one is through. HTTP sends
 //! share one `reqwest::Client` and are bounded by a semaphore; a pause holds every due send until
 //! resume.
 
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 
 use crate::stats::{StatsCollector, bump};
 
@@ -52,6 +53,9 @@ pub(crate) struct Script {
     pub(crate) final_status: Delivery,
     pub(crate) duplicate: bool,
     pub(crate) stale: Option<Delivery>,
+    /// Told once the final callback was posted or given up (an early callback's answer waits
+    /// on it).
+    pub(crate) final_posted: Option<oneshot::Sender<()>>,
 }
 
 /// Runs the callback tasks.
@@ -109,7 +113,7 @@ impl Dispatcher {
         });
     }
 
-    async fn run(&self, script: Script) {
+    async fn run(&self, mut script: Script) {
         match &script.intermediate {
             Some(first) => {
                 let half = script.delay / 2;
@@ -120,6 +124,10 @@ impl Dispatcher {
             None => tokio::time::sleep(script.delay).await,
         }
         self.deliver(&script.final_status).await;
+        if let Some(posted) = script.final_posted.take() {
+            // The answer may have stopped waiting (bounded wait): nobody to tell.
+            let _ = posted.send(());
+        }
         if script.duplicate {
             self.deliver(&script.final_status).await;
         }
@@ -198,6 +206,13 @@ impl Dispatcher {
 
     pub(crate) fn is_paused(&self) -> bool {
         *self.paused.borrow()
+    }
+
+    /// Resolves once callbacks are paused (at once if they are).
+    pub(crate) async fn wait_paused(&self) {
+        let mut rx = self.paused.subscribe();
+        // The sender lives in `self`, so this cannot fail.
+        let _ = rx.wait_for(|paused| *paused).await;
     }
 
     pub(crate) fn in_flight(&self) -> usize {

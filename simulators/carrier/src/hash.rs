@@ -3,6 +3,8 @@
 //! the same inputs always give the same answer and tests can recompute anything independently.
 //! (The same scheme as the bank simulator's `hash.rs`.)
 
+use crate::model::SentMessage;
+
 /// Domain tags keep the hash streams of unrelated decisions independent of each other.
 pub(crate) mod tag {
     pub(crate) const OUTCOME: u64 = 0x11;
@@ -12,6 +14,7 @@ pub(crate) mod tag {
     pub(crate) const ID_HIGH: u64 = 0x15;
     pub(crate) const ID_LOW: u64 = 0x16;
     pub(crate) const INBOUND: u64 = 0x17;
+    pub(crate) const EARLY: u64 = 0x18;
 }
 
 /// One splitmix64 step (Steele, Lea & Flood 2014): a cheap bijective mixer with full avalanche.
@@ -38,6 +41,13 @@ pub(crate) fn hash_str(s: &str) -> u64 {
             word[..chunk.len()].copy_from_slice(chunk);
             splitmix64(acc ^ u64::from_le_bytes(word))
         })
+}
+
+/// The word a message's per-message choices (duplicate, stale, early callbacks) are drawn from:
+/// its reference (generic `messageId`, Twilio idempotency token), else its carrier id. A repeated
+/// reference therefore repeats those choices, as the outcome mix does.
+pub(crate) fn message_key(m: &SentMessage) -> u64 {
+    hash_str(m.idempotency_key.as_deref().unwrap_or(&m.carrier_id))
 }
 
 /// `true` with probability `ppm / 1_000_000`.

@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// The error code a message drawn as failed from the [`OutcomeMix`] carries (carrier reject,
+/// The error code a message drawn as failed from the [`OutcomeMix`] carries (unreachable handset,
 /// retried by the workflow).
-pub const MIX_FAILED_CODE: &str = "21614";
+pub const MIX_FAILED_CODE: &str = "30003";
 /// The error code a message drawn as undeliverable from the [`OutcomeMix`] carries (the number
 /// cannot receive SMS).
 pub const MIX_UNDELIVERABLE_CODE: &str = "21211";
@@ -14,6 +14,11 @@ pub const MIX_UNDELIVERABLE_CODE: &str = "21211";
 pub const INVALID_NUMBER_CODE: &str = "21211";
 /// Error code of a synchronous carrier rejection.
 pub const CARRIER_REJECT_CODE: &str = "21614";
+/// Error code of a synchronous rejection because the recipient unsubscribed (replied STOP).
+pub const UNSUBSCRIBED_CODE: &str = "21610";
+/// Error code of a message the carrier's content filter blocked (ends undeliverable:
+/// [`Outcome::content_filtered`]).
+pub const CONTENT_FILTERED_CODE: &str = "30007";
 
 /// Which of the two wire APIs a message came through (see `docs/carrier-wire.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -29,7 +34,8 @@ pub enum Api {
 ///
 /// JSON form (admin endpoints): `{"outcome": "delivered"}`, `{"outcome": "failed", "code":
 /// "21614"}`, `{"outcome": "undeliverable", "code": "30005"}`, `{"outcome": "silent"}`,
-/// `{"outcome": "reject_invalid_number"}`, `{"outcome": "reject_carrier"}`.
+/// `{"outcome": "reject_invalid_number"}`, `{"outcome": "reject_carrier"}`,
+/// `{"outcome": "reject_unsubscribed"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
@@ -53,6 +59,9 @@ pub enum Outcome {
     /// Rejected at submit by the carrier (generic `REJECTED` 21614, Twilio 400 21614); not
     /// recorded as a message.
     RejectCarrier,
+    /// Rejected at submit because the recipient unsubscribed (generic `REJECTED` 21610, Twilio
+    /// 400 21610 "Attempt to send to unsubscribed recipient"); not recorded as a message.
+    RejectUnsubscribed,
 }
 
 impl Outcome {
@@ -66,9 +75,30 @@ impl Outcome {
         Self::Undeliverable { code: code.into() }
     }
 
+    /// `Undeliverable` with [`CONTENT_FILTERED_CODE`] (Twilio 30007, "message filtered").
+    pub fn content_filtered() -> Self {
+        Self::undeliverable(CONTENT_FILTERED_CODE)
+    }
+
     /// Whether the submission is refused synchronously.
     pub fn is_rejection(&self) -> bool {
-        matches!(self, Self::RejectInvalidNumber | Self::RejectCarrier)
+        matches!(
+            self,
+            Self::RejectInvalidNumber | Self::RejectCarrier | Self::RejectUnsubscribed
+        )
+    }
+
+    /// The human-readable reason of a synchronous rejection (generic `errorMessage`; Twilio's
+    /// `message` where it does not name the number).
+    pub fn rejection_message(&self) -> Option<&'static str> {
+        match self {
+            Self::RejectInvalidNumber => Some("Invalid phone number"),
+            Self::RejectCarrier => Some("Rejected by the carrier"),
+            Self::RejectUnsubscribed => Some("Attempt to send to unsubscribed recipient"),
+            Self::Delivered | Self::Failed { .. } | Self::Undeliverable { .. } | Self::Silent => {
+                None
+            }
+        }
     }
 
     /// The status an accepted message ends in, generic spelling (`SENT` for [`Outcome::Silent`],
@@ -79,7 +109,9 @@ impl Outcome {
             Self::Failed { .. } => "FAILED",
             Self::Undeliverable { .. } => "UNDELIVERABLE",
             Self::Silent => "SENT",
-            Self::RejectInvalidNumber | Self::RejectCarrier => "REJECTED",
+            Self::RejectInvalidNumber | Self::RejectCarrier | Self::RejectUnsubscribed => {
+                "REJECTED"
+            }
         }
     }
 
@@ -88,7 +120,10 @@ impl Outcome {
     pub fn twilio_status(&self) -> &'static str {
         match self {
             Self::Delivered => "delivered",
-            Self::Failed { .. } | Self::RejectInvalidNumber | Self::RejectCarrier => "failed",
+            Self::Failed { .. }
+            | Self::RejectInvalidNumber
+            | Self::RejectCarrier
+            | Self::RejectUnsubscribed => "failed",
             Self::Undeliverable { .. } => "undelivered",
             Self::Silent => "sent",
         }
@@ -100,6 +135,7 @@ impl Outcome {
             Self::Failed { code } | Self::Undeliverable { code } => Some(code),
             Self::RejectInvalidNumber => Some(INVALID_NUMBER_CODE),
             Self::RejectCarrier => Some(CARRIER_REJECT_CODE),
+            Self::RejectUnsubscribed => Some(UNSUBSCRIBED_CODE),
             Self::Delivered | Self::Silent => None,
         }
     }
@@ -265,5 +301,29 @@ mod tests {
             Outcome::undeliverable("30005").generic_status(),
             "UNDELIVERABLE"
         );
+    }
+
+    #[test]
+    fn an_unsubscribed_recipient_is_a_rejection_with_21610() {
+        let o: Outcome = serde_json::from_str(r#"{"outcome":"reject_unsubscribed"}"#).unwrap();
+        assert_eq!(o, Outcome::RejectUnsubscribed);
+        assert!(o.is_rejection());
+        assert_eq!(o.code(), Some("21610"));
+        assert_eq!(o.generic_status(), "REJECTED");
+        assert_eq!(
+            o.rejection_message(),
+            Some("Attempt to send to unsubscribed recipient")
+        );
+        assert_eq!(Outcome::Delivered.rejection_message(), None);
+    }
+
+    #[test]
+    fn a_content_filtered_message_ends_undeliverable_with_30007() {
+        let o = Outcome::content_filtered();
+        assert_eq!(o, Outcome::undeliverable("30007"));
+        assert!(!o.is_rejection());
+        assert_eq!(o.generic_status(), "UNDELIVERABLE");
+        assert_eq!(o.twilio_status(), "undelivered");
+        assert_eq!(o.code(), Some(CONTENT_FILTERED_CODE));
     }
 }

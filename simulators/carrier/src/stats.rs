@@ -19,9 +19,14 @@ pub struct Stats {
     pub submissions: u64,
     /// New messages accepted and recorded.
     pub accepted: u64,
-    /// Resubmissions of a known generic `messageId` or Twilio idempotency token: answered with
-    /// the first answer, nothing recorded.
+    /// Resubmissions of a known generic `messageId` or Twilio idempotency token answered from
+    /// the dedup cache (the first answer, nothing recorded). Only ever non-zero with
+    /// [`SimConfig::dedup_references`](crate::SimConfig::dedup_references) on.
     pub duplicate_submissions: u64,
+    /// Accepted messages (counted in `accepted` too) whose reference (generic `messageId`,
+    /// Twilio idempotency token) had already been accepted before: double sends a real carrier
+    /// delivers twice. Only ever non-zero with `dedup_references` off.
+    pub repeated_references: u64,
     /// New messages refused synchronously (21211 / 21614).
     pub rejected: u64,
     /// Submit requests answered 429.
@@ -32,7 +37,7 @@ pub struct Stats {
     pub unauthorized: u64,
     /// Requests answered 400 as a whole (malformed JSON, empty batch, missing `To`/`Body`, …).
     pub bad_requests: u64,
-    /// Status requests answered (200 or 404).
+    /// Status, fetch and Twilio list requests answered (200, 400 or 404).
     pub status_queries: u64,
     /// Callbacks that got a 2xx (after however many tries).
     pub callbacks_sent: u64,
@@ -53,6 +58,7 @@ pub(crate) struct StatsCollector {
     pub(crate) submissions: AtomicU64,
     pub(crate) accepted: AtomicU64,
     pub(crate) duplicate_submissions: AtomicU64,
+    pub(crate) repeated_references: AtomicU64,
     pub(crate) rejected: AtomicU64,
     pub(crate) rate_limited: AtomicU64,
     pub(crate) outage_refusals: AtomicU64,
@@ -82,11 +88,12 @@ impl StatsCollector {
         *map.entry(status).or_insert(0) += 1;
     }
 
-    fn counters(&self) -> [&AtomicU64; 13] {
+    fn counters(&self) -> [&AtomicU64; 14] {
         [
             &self.submissions,
             &self.accepted,
             &self.duplicate_submissions,
+            &self.repeated_references,
             &self.rejected,
             &self.rate_limited,
             &self.outage_refusals,
@@ -106,6 +113,7 @@ impl StatsCollector {
             submissions: load(&self.submissions),
             accepted: load(&self.accepted),
             duplicate_submissions: load(&self.duplicate_submissions),
+            repeated_references: load(&self.repeated_references),
             rejected: load(&self.rejected),
             rate_limited: load(&self.rate_limited),
             outage_refusals: load(&self.outage_refusals),
@@ -144,11 +152,13 @@ mod tests {
         let c = StatsCollector::default();
         bump(&c.accepted);
         bump(&c.accepted);
+        bump(&c.repeated_references);
         c.record_callback_try(200);
         c.record_callback_try(500);
         c.record_callback_try(500);
         let s = c.snapshot();
         assert_eq!(s.accepted, 2);
+        assert_eq!(s.repeated_references, 1);
         assert_eq!(s.callback_attempts, 3);
         assert_eq!(s.callbacks_by_http_status.get(&500), Some(&2));
         c.reset();

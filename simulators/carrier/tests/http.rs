@@ -1,5 +1,11 @@
-//! The simulator over real HTTP: both APIs, idempotency, plans, the status API, signed callbacks
-//! (with duplicates, reordering, retries, pause/resume), faults, auth and inbound replies.
+//! The simulator over real HTTP: both APIs, repeated references (new messages by default,
+//! deduplicated on request), plans, the status and list APIs, signed callbacks (with duplicates,
+//! reordering, early callbacks, retries, pause/resume), slow answers, faults, auth and inbound
+//! replies.
+//!
+//! The simulator's defaults are unkind (like a real carrier). Tests that count callbacks exactly
+//! or need repeats deduplicated say so in their configuration: [`punctual`] callbacks, and
+//! `dedup_references: true`.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,11 +35,23 @@ async fn spawn_sim(config: SimConfig) -> SimHandle {
     spawn(config, "127.0.0.1:0".parse().unwrap()).await.unwrap()
 }
 
-/// A fast simulator: callbacks 20 ms after acceptance.
+/// A fast simulator: callbacks 20 ms after acceptance (otherwise the unkind defaults).
 fn fast() -> SimConfig {
     SimConfig {
         callback_delay: Duration::from_millis(20),
         ..SimConfig::default()
+    }
+}
+
+/// [`fast`] with callbacks exactly once and on time: no duplicates, no stale SENTs, no jitter,
+/// none ahead of the answer. For tests that count callbacks.
+fn punctual() -> SimConfig {
+    SimConfig {
+        callback_jitter: Duration::ZERO,
+        duplicate_ppm: 0,
+        reorder_ppm: 0,
+        early_callback_ppm: 0,
+        ..fast()
     }
 }
 
@@ -361,8 +379,12 @@ async fn a_generic_batch_is_answered_in_order_and_recorded() {
 }
 
 #[tokio::test]
-async fn a_repeated_message_id_gets_the_first_answer_and_records_nothing() {
-    let sim = spawn_sim(fast()).await;
+async fn with_dedup_on_a_repeated_message_id_gets_the_first_answer_and_records_nothing() {
+    let sim = spawn_sim(SimConfig {
+        dedup_references: true,
+        ..fast()
+    })
+    .await;
     let c = client();
     let id = "sms/2026-10/C0000000042#1";
     let (_, first) = submit_generic(&c, &sim, vec![generic_message(id, PHONE, None)]).await;
@@ -386,6 +408,9 @@ async fn a_repeated_message_id_gets_the_first_answer_and_records_nothing() {
     assert_eq!(s.duplicate_submissions, 1);
     assert_eq!(s.accepted, 2);
     assert_eq!(s.submissions, 3);
+    assert_eq!(s.repeated_references, 0);
+    assert!(sim.repeated_references_by_phone().is_empty());
+    assert_eq!(sim.messages_by_reference().get(id), Some(&1));
 
     // A rejected messageId stays rejected on resubmission, without counting twice.
     sim.set_plan("+972500000001", vec![Outcome::RejectCarrier]);
@@ -410,7 +435,12 @@ async fn a_repeated_message_id_gets_the_first_answer_and_records_nothing() {
 
 #[tokio::test]
 async fn a_plan_is_consumed_one_outcome_per_new_submission() {
-    let sim = spawn_sim(fast()).await;
+    // Deduplicated, so the resubmissions in between are not new submissions.
+    let sim = spawn_sim(SimConfig {
+        dedup_references: true,
+        ..fast()
+    })
+    .await;
     let c = client();
     sim.set_plan(
         PHONE,
@@ -561,9 +591,10 @@ async fn the_status_api_says_queued_then_the_final_status() {
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
-async fn twilio_create_fetch_and_idempotency_token() {
+async fn twilio_create_fetch_and_a_deduplicated_idempotency_token() {
     let sim = spawn_sim(SimConfig {
         status_delay: Duration::from_millis(200),
+        dedup_references: true,
         ..fast()
     })
     .await;
@@ -597,6 +628,7 @@ async fn twilio_create_fetch_and_idempotency_token() {
     assert_eq!(again, created);
     assert_eq!(sim.messages().len(), 1);
     assert_eq!(sim.stats().duplicate_submissions, 1);
+    assert_eq!(sim.stats().repeated_references, 0);
     // No token: always a new message.
     let (_, _, other) = submit_twilio(&c, &sim, PHONE, None, None, TOKEN).await;
     assert_ne!(other["sid"], created["sid"]);
@@ -651,7 +683,7 @@ async fn twilio_create_fetch_and_idempotency_token() {
 #[tokio::test]
 async fn generic_callbacks_carry_the_final_status_and_a_valid_signature() {
     let recv = Receiver::start().await;
-    let sim = spawn_sim(fast()).await;
+    let sim = spawn_sim(punctual()).await;
     let c = client();
     let cb = format!("{}/webhooks/generic/status", recv.url);
     sim.set_plan("+972500000002", vec![Outcome::failed("21614")]);
@@ -700,7 +732,7 @@ async fn generic_callbacks_carry_the_final_status_and_a_valid_signature() {
 #[tokio::test]
 async fn twilio_callbacks_are_signed_over_the_full_url_with_the_query() {
     let recv = Receiver::start().await;
-    let sim = spawn_sim(fast()).await;
+    let sim = spawn_sim(punctual()).await;
     let c = client();
     let cb = ref_callback(&recv.url, "sms/2026-10/C0000000042#1");
     assert!(cb.contains("?ref=sms%2F2026-10%2FC0000000042%231"), "{cb}");
@@ -755,7 +787,7 @@ async fn intermediate_duplicate_and_stale_callbacks_come_in_that_order() {
         intermediate: true,
         duplicate_ppm: 1_000_000,
         reorder_ppm: 1_000_000,
-        ..fast()
+        ..punctual()
     })
     .await;
     let c = client();
@@ -797,7 +829,7 @@ async fn intermediate_duplicate_and_stale_callbacks_come_in_that_order() {
 #[tokio::test]
 async fn failed_callbacks_are_retried_then_given_up() {
     let recv = Receiver::start().await;
-    let sim = spawn_sim(fast()).await;
+    let sim = spawn_sim(punctual()).await;
     let c = client();
     let cb = format!("{}/g", recv.url);
     // Two 500s, then a 200.
@@ -850,7 +882,7 @@ async fn failed_callbacks_are_retried_then_given_up() {
 #[tokio::test]
 async fn paused_callbacks_are_held_and_sent_on_resume() {
     let recv = Receiver::start().await;
-    let sim = spawn_sim(fast()).await;
+    let sim = spawn_sim(punctual()).await;
     let c = client();
     let cb = format!("{}/g", recv.url);
     sim.pause_callbacks();
@@ -890,7 +922,7 @@ async fn callbacks_are_sent_concurrently() {
     let recv = Receiver::start().await;
     // Every callback takes 100 ms to answer: 400 of them one by one would take 40 s.
     recv.delay_ms.store(100, Ordering::SeqCst);
-    let sim = spawn_sim(fast()).await;
+    let sim = spawn_sim(punctual()).await;
     let c = client();
     let cb = format!("{}/g", recv.url);
     let batch = (0..400)
@@ -1160,7 +1192,12 @@ async fn inbound_stop_replies_are_posted_signed() {
 
 #[tokio::test]
 async fn admin_endpoints_expose_messages_plans_stats_and_reset() {
-    let sim = spawn_sim(fast()).await;
+    // Deduplicating, so that forgetting the references on reset shows.
+    let sim = spawn_sim(SimConfig {
+        dedup_references: true,
+        ..fast()
+    })
+    .await;
     let c = client();
     let base = sim.base_url();
     let resp = c
@@ -1233,5 +1270,824 @@ async fn admin_endpoints_expose_messages_plans_stats_and_reset() {
     assert_eq!(body["messages"][0]["status"], "QUEUED");
     assert_eq!(sim.stats().duplicate_submissions, 0);
     assert_eq!(sim.messages().len(), 1);
+    sim.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Repeated references: a real carrier sends every submission
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_repeated_message_id_is_a_new_message_by_default() {
+    let recv = Receiver::start().await;
+    let sim = spawn_sim(SimConfig {
+        dedup_references: false,
+        ..punctual()
+    })
+    .await;
+    let c = client();
+    let cb = format!("{}/g", recv.url);
+    let id = "sms/2026-10/C0000000042#1";
+    let (_, first) = submit_generic(&c, &sim, vec![generic_message(id, PHONE, Some(&cb))]).await;
+    // Again, and twice within one batch.
+    let (status, again) = submit_generic(
+        &c,
+        &sim,
+        vec![
+            generic_message(id, PHONE, Some(&cb)),
+            generic_message(id, PHONE, Some(&cb)),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let tracking: std::collections::HashSet<&str> = [
+        &first["messages"][0],
+        &again["messages"][0],
+        &again["messages"][1],
+    ]
+    .iter()
+    .map(|m| {
+        assert_eq!(m["status"], "QUEUED");
+        m["trackingId"].as_str().unwrap()
+    })
+    .collect();
+    assert_eq!(tracking.len(), 3, "every submission is a new message");
+    assert_eq!(sim.messages_to(PHONE).len(), 3);
+    let s = sim.stats();
+    assert_eq!(
+        (
+            s.submissions,
+            s.accepted,
+            s.repeated_references,
+            s.duplicate_submissions
+        ),
+        (3, 3, 2, 0)
+    );
+    assert_eq!(sim.messages_by_reference().get(id), Some(&3));
+    assert_eq!(sim.repeated_references_by_phone().get(PHONE), Some(&2));
+    assert_eq!(sim.message_counts_by_phone().get(PHONE), Some(&3));
+
+    // The customer's phone gets three messages, so our webhook hears of three.
+    assert!(sim.wait_callbacks_idle(IDLE).await);
+    let called_back: std::collections::HashSet<String> = recv
+        .received()
+        .iter()
+        .map(|r| {
+            let v = r.json();
+            assert_eq!(v["messageId"], id);
+            v["trackingId"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(called_back.len(), 3);
+
+    // A reference first rejected, then accepted, is not a repeat; accepted again, it is.
+    let other = "+972500000001";
+    sim.set_plan(other, vec![Outcome::RejectCarrier]);
+    for _ in 0..3 {
+        submit_generic(&c, &sim, vec![generic_message("rej", other, None)]).await;
+    }
+    let s = sim.stats();
+    assert_eq!((s.rejected, s.repeated_references), (1, 3));
+    assert_eq!(sim.messages_by_reference().get("rej"), Some(&2));
+    assert_eq!(sim.repeated_references_by_phone().get(other), Some(&1));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_repeated_twilio_idempotency_token_is_a_new_message_by_default() {
+    let sim = spawn_sim(fast()).await;
+    let c = client();
+    let token = Some("sms/2026-10/C1#1");
+    let (s1, _, first) = submit_twilio(&c, &sim, PHONE, None, token, TOKEN).await;
+    let (s2, _, again) = submit_twilio(&c, &sim, PHONE, None, token, TOKEN).await;
+    assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::CREATED));
+    assert_ne!(first["sid"], again["sid"]);
+    // Without a token there is no reference, so nothing to repeat.
+    submit_twilio(&c, &sim, PHONE, None, None, TOKEN).await;
+    submit_twilio(&c, &sim, PHONE, None, None, TOKEN).await;
+    assert_eq!(sim.messages_to(PHONE).len(), 4);
+    let s = sim.stats();
+    assert_eq!(
+        (s.accepted, s.repeated_references, s.duplicate_submissions),
+        (4, 1, 0)
+    );
+    assert_eq!(
+        sim.messages_by_reference(),
+        [("sms/2026-10/C1#1".to_owned(), 2)].into()
+    );
+    assert_eq!(
+        sim.repeated_references_by_phone(),
+        [(PHONE.to_owned(), 1)].into()
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_repeats_endpoint_shows_double_sends_per_phone() {
+    let sim = spawn_sim(fast()).await;
+    let c = client();
+    let base = sim.base_url();
+    let second = "+972500000002";
+    submit_generic(
+        &c,
+        &sim,
+        vec![
+            generic_message("a", PHONE, None),
+            generic_message("a", PHONE, None),
+            generic_message("a", PHONE, None),
+            generic_message("b", second, None),
+            generic_message("c", second, None),
+        ],
+    )
+    .await;
+    submit_twilio(&c, &sim, second, None, Some("t"), TOKEN).await;
+    submit_twilio(&c, &sim, second, None, Some("t"), TOKEN).await;
+    let repeats: Value = c
+        .get(format!("{base}/admin/repeats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        repeats,
+        json!({
+            "repeated_references": 3,
+            "phones": [
+                {"phone": second, "repeated_references": 1},
+                {"phone": PHONE, "repeated_references": 2},
+            ],
+            "references": [
+                {"reference": "a", "messages": 3},
+                {"reference": "t", "messages": 2},
+            ],
+        })
+    );
+    assert_eq!(sim.stats().repeated_references, 3);
+
+    c.post(format!("{base}/admin/reset")).send().await.unwrap();
+    let repeats: Value = c
+        .get(format!("{base}/admin/repeats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        repeats,
+        json!({"repeated_references": 0, "phones": [], "references": []})
+    );
+    assert!(sim.messages_by_reference().is_empty());
+    sim.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slow answers and callbacks that overtake them
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_slow_answer_comes_after_the_message_was_recorded_and_called_back() {
+    let recv = Receiver::start().await;
+    let sim = Arc::new(
+        spawn_sim(SimConfig {
+            answer_delay: Duration::from_millis(800),
+            ..punctual()
+        })
+        .await,
+    );
+    let c = client();
+    let cb = format!("{}/g", recv.url);
+    let tw = ref_callback(&recv.url, "sms/2026-10/C1#1");
+    let started = Instant::now();
+    let generic = tokio::spawn({
+        let (c, sim, cb) = (c.clone(), Arc::clone(&sim), cb.clone());
+        async move { submit_generic(&c, &sim, vec![generic_message("m1", PHONE, Some(&cb))]).await }
+    });
+    let twilio = tokio::spawn({
+        let (c, sim) = (c.clone(), Arc::clone(&sim));
+        async move { submit_twilio(&c, &sim, "+972500000002", Some(&tw), None, TOKEN).await }
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Accepted, recorded and called back (20 ms), while both answers are still held.
+    assert_eq!(sim.messages().len(), 2);
+    assert_eq!(recv.received().len(), 2);
+    assert!(!generic.is_finished() && !twilio.is_finished());
+    let (status, body) = generic.await.unwrap();
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _, created) = twilio.await.unwrap();
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(started.elapsed() >= Duration::from_millis(800));
+    let called_back: Vec<Value> = recv.received_on("/g").iter().map(Received::json).collect();
+    assert_eq!(
+        called_back[0]["trackingId"],
+        body["messages"][0]["trackingId"]
+    );
+    assert_eq!(
+        recv.received_on("/webhooks/twilio")[0].form_field("MessageSid"),
+        created["sid"].as_str().map(str::to_owned)
+    );
+    Arc::into_inner(sim).unwrap().shutdown().await;
+}
+
+#[tokio::test]
+async fn latency_is_spent_before_the_submission_is_processed() {
+    let sim = Arc::new(
+        spawn_sim(SimConfig {
+            faults: Faults {
+                latency_ms: 600,
+                ..Faults::default()
+            },
+            ..punctual()
+        })
+        .await,
+    );
+    let c = client();
+    let pending = tokio::spawn({
+        let sim = Arc::clone(&sim);
+        async move { submit_generic(&c, &sim, vec![generic_message("m1", PHONE, None)]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(sim.messages().is_empty(), "not yet processed");
+    assert_eq!(pending.await.unwrap().0, StatusCode::ACCEPTED);
+    assert_eq!(sim.messages().len(), 1);
+    Arc::into_inner(sim).unwrap().shutdown().await;
+}
+
+#[tokio::test]
+async fn an_early_callback_reaches_the_webhook_before_the_answer() {
+    let recv = Receiver::start().await;
+    // Our webhook takes 300 ms: the answer waits for the whole POST.
+    recv.delay_ms.store(300, Ordering::SeqCst);
+    let sim = spawn_sim(SimConfig {
+        early_callback_ppm: 1_000_000,
+        // A callback that was not early would take 30 s.
+        callback_delay: Duration::from_secs(30),
+        ..punctual()
+    })
+    .await;
+    let c = client();
+    let cb = format!("{}/g", recv.url);
+    let started = Instant::now();
+    let (_, body) = submit_generic(&c, &sim, vec![generic_message("m1", PHONE, Some(&cb))]).await;
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let got = recv.received();
+    assert_eq!(got.len(), 1, "the callback came before the answer");
+    expect_generic_signature(&got[0]);
+    let v = got[0].json();
+    assert_eq!(v["status"], "DELIVERED");
+    assert_eq!(v["messageId"], "m1");
+    assert_eq!(v["trackingId"], body["messages"][0]["trackingId"]);
+    // Its final status was known at acceptance.
+    assert_eq!(v["deliveryTimestamp"], body["timestamp"]);
+
+    let tw = ref_callback(&recv.url, "sms/2026-10/C1#1");
+    let (_, _, created) = submit_twilio(&c, &sim, "+972500000002", Some(&tw), None, TOKEN).await;
+    let twilio = recv.received_on("/webhooks/twilio");
+    assert_eq!(twilio.len(), 1);
+    expect_twilio_signature(&recv.url, &twilio[0]);
+    assert_eq!(
+        twilio[0].form_field("MessageSid"),
+        created["sid"].as_str().map(str::to_owned)
+    );
+    assert_eq!(
+        twilio[0].form_field("MessageStatus").as_deref(),
+        Some("delivered")
+    );
+    // The create answer still says queued, as Twilio's does.
+    assert_eq!(created["status"], "queued");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn early_callbacks_are_a_seeded_share_of_the_messages() {
+    let config = SimConfig {
+        early_callback_ppm: 500_000,
+        callback_delay: Duration::from_secs(30),
+        ..punctual()
+    };
+    let mut early_sets = Vec::new();
+    for _ in 0..2 {
+        let recv = Receiver::start().await;
+        let sim = spawn_sim(config.clone()).await;
+        let cb = format!("{}/g", recv.url);
+        let batch = (0..40)
+            .map(|i| {
+                generic_message(
+                    &format!("sms/2026-10/C{i:010}#1"),
+                    &format!("+97250{i:07}"),
+                    Some(&cb),
+                )
+            })
+            .collect();
+        submit_generic(&client(), &sim, batch).await;
+        let early: std::collections::BTreeSet<String> = recv
+            .received()
+            .iter()
+            .map(|r| r.json()["messageId"].as_str().unwrap().to_owned())
+            .collect();
+        early_sets.push(early);
+        sim.shutdown().await;
+    }
+    assert_eq!(
+        early_sets[0], early_sets[1],
+        "the same seed, the same share"
+    );
+    assert!(
+        (10..=30).contains(&early_sets[0].len()),
+        "{}",
+        early_sets[0].len()
+    );
+}
+
+#[tokio::test]
+async fn an_answer_does_not_wait_for_early_callbacks_while_callbacks_are_paused() {
+    let recv = Receiver::start().await;
+    let sim = spawn_sim(SimConfig {
+        early_callback_ppm: 1_000_000,
+        ..punctual()
+    })
+    .await;
+    let c = client();
+    let cb = format!("{}/g", recv.url);
+    sim.pause_callbacks();
+    let started = Instant::now();
+    let (status, _) = submit_generic(&c, &sim, vec![generic_message("m1", PHONE, Some(&cb))]).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(recv.received().is_empty());
+    sim.resume_callbacks();
+    assert!(sim.wait_callbacks_idle(IDLE).await);
+    assert_eq!(recv.received().len(), 1);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_early_callback_that_hangs_holds_the_answer_only_a_few_seconds() {
+    let recv = Receiver::start().await;
+    recv.delay_ms.store(9_000, Ordering::SeqCst);
+    let sim = spawn_sim(SimConfig {
+        early_callback_ppm: 1_000_000,
+        ..punctual()
+    })
+    .await;
+    let cb = format!("{}/g", recv.url);
+    let started = Instant::now();
+    let (status, _) = submit_generic(
+        &client(),
+        &sim,
+        vec![generic_message("m1", PHONE, Some(&cb))],
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(4) && waited < Duration::from_secs(8),
+        "{waited:?}"
+    );
+    sim.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defaults: no kinder than a real carrier
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_default_carrier_duplicates_reorders_jitters_and_overtakes_some_callbacks() {
+    let recv = Receiver::start().await;
+    let sim = spawn_sim(SimConfig::default()).await;
+    let c = client();
+    let cb = format!("{}/g", recv.url);
+    let batch = (0..1000)
+        .map(|i| {
+            generic_message(
+                &format!("sms/2026-10/C{i:010}#1"),
+                &format!("+97250{i:07}"),
+                Some(&cb),
+            )
+        })
+        .collect();
+    let (status, body) = submit_generic(&c, &sim, batch).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let before_answer: std::collections::HashSet<String> = recv
+        .received()
+        .iter()
+        .map(|r| r.json()["messageId"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(sim.wait_callbacks_idle(IDLE).await);
+
+    let accepted_at =
+        chrono::DateTime::parse_from_rfc3339(body["timestamp"].as_str().unwrap()).unwrap();
+    let mut by_message: std::collections::HashMap<String, Vec<Value>> = Default::default();
+    for r in recv.received() {
+        let v = r.json();
+        by_message
+            .entry(v["messageId"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(v);
+    }
+    assert_eq!(by_message.len(), 1000, "every message calls back");
+    let (mut duplicated, mut stale, mut early) = (0, 0, Vec::new());
+    let mut offsets_ms = std::collections::BTreeSet::new();
+    for (id, callbacks) in &by_message {
+        let finals: Vec<&Value> = callbacks
+            .iter()
+            .filter(|v| v["status"] == "DELIVERED")
+            .collect();
+        assert!(matches!(finals.len(), 1 | 2), "{callbacks:?}");
+        duplicated += usize::from(finals.len() == 2);
+        // A SENT only ever comes after the final (no intermediate by default): stale.
+        assert_eq!(callbacks[0]["status"], "DELIVERED");
+        stale += callbacks.iter().filter(|v| v["status"] == "SENT").count();
+        let delivered_at =
+            chrono::DateTime::parse_from_rfc3339(finals[0]["deliveryTimestamp"].as_str().unwrap())
+                .unwrap();
+        let offset = (delivered_at - accepted_at).num_milliseconds();
+        if offset == 0 {
+            early.push(id.clone());
+        } else {
+            assert!((200..=400).contains(&offset), "{offset}");
+            offsets_ms.insert(offset);
+        }
+    }
+    // About 2 %, 2 % and 1 % of 1000.
+    assert!((5..=40).contains(&duplicated), "duplicated {duplicated}");
+    assert!((5..=40).contains(&stale), "stale {stale}");
+    assert!((2..=25).contains(&early.len()), "early {}", early.len());
+    assert!(early.iter().all(|id| before_answer.contains(id)));
+    assert!(offsets_ms.len() > 50, "jitter spreads the callbacks");
+    sim.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Twilio message list
+// ---------------------------------------------------------------------------------------------
+
+/// `GET …/Messages.json` with these query parameters (encoded as Twilio's helpers do).
+async fn twilio_list(
+    c: &reqwest::Client,
+    sim: &SimHandle,
+    query: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let cfg = sim.config();
+    let resp = c
+        .get(messages_url(sim))
+        .query(query)
+        .basic_auth(&cfg.twilio_account_sid, Some(&cfg.twilio_auth_token))
+        .send()
+        .await
+        .unwrap();
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// A page URI from a list answer (`next_page_uri`, …), fetched as is.
+async fn twilio_page(c: &reqwest::Client, sim: &SimHandle, uri: &Value) -> (StatusCode, Value) {
+    let cfg = sim.config();
+    let resp = c
+        .get(format!("{}{}", sim.base_url(), uri.as_str().unwrap()))
+        .basic_auth(&cfg.twilio_account_sid, Some(&cfg.twilio_auth_token))
+        .send()
+        .await
+        .unwrap();
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn sids(page: &Value) -> Vec<String> {
+    page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["sid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A Twilio create from `from`.
+async fn submit_twilio_from(c: &reqwest::Client, sim: &SimHandle, to: &str, from: &str) -> Value {
+    let cfg = sim.config();
+    let resp = c
+        .post(messages_url(sim))
+        .basic_auth(&cfg.twilio_account_sid, Some(&cfg.twilio_auth_token))
+        .form(&[("To", to), ("From", from), ("Body", "Hello")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    resp.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_twilio_list_filters_by_to_from_and_date_sent() {
+    let sim = spawn_sim(punctual()).await;
+    let c = client();
+    let other = "+972500000002";
+    let a = submit_twilio_from(&c, &sim, PHONE, "+15005550006").await;
+    let b = submit_twilio_from(&c, &sim, other, "+15005550006").await;
+    let d = submit_twilio_from(&c, &sim, PHONE, "+15005550007").await;
+    // Generic messages are not Twilio messages.
+    submit_generic(&c, &sim, vec![generic_message("g1", PHONE, None)]).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let (status, all) = twilio_list(&c, &sim, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        sids(&all),
+        [&d["sid"], &b["sid"], &a["sid"]].map(|s| s.as_str().unwrap())
+    );
+    // The same resource as the fetch endpoint.
+    let (_, fetched) = twilio_fetch(&c, &sim, a["sid"].as_str().unwrap()).await;
+    assert_eq!(all["messages"][2], fetched);
+    assert_eq!(fetched["status"], "delivered");
+
+    let (_, to) = twilio_list(&c, &sim, &[("To", PHONE)]).await;
+    assert_eq!(
+        sids(&to),
+        [&d["sid"], &a["sid"]].map(|s| s.as_str().unwrap())
+    );
+    let (_, from) = twilio_list(&c, &sim, &[("To", PHONE), ("From", "+15005550006")]).await;
+    assert_eq!(sids(&from), [a["sid"].as_str().unwrap()]);
+
+    let day = |days: i64| {
+        (chrono::Utc::now().date_naive() + chrono::TimeDelta::days(days))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let count = |page: Value| page["messages"].as_array().unwrap().len();
+    let (today, yesterday, tomorrow) = (day(0), day(-1), day(1));
+    assert_eq!(
+        count(twilio_list(&c, &sim, &[("DateSent", &today)]).await.1),
+        3
+    );
+    assert_eq!(
+        count(twilio_list(&c, &sim, &[("DateSent", &yesterday)]).await.1),
+        0
+    );
+    assert_eq!(
+        count(twilio_list(&c, &sim, &[("DateSent<", &today)]).await.1),
+        3
+    );
+    assert_eq!(
+        count(twilio_list(&c, &sim, &[("DateSent<", &yesterday)]).await.1),
+        0
+    );
+    assert_eq!(
+        count(twilio_list(&c, &sim, &[("DateSent>", &today)]).await.1),
+        3
+    );
+    assert_eq!(
+        count(twilio_list(&c, &sim, &[("DateSent>", &tomorrow)]).await.1),
+        0
+    );
+    let (_, window) = twilio_list(
+        &c,
+        &sim,
+        &[
+            ("To", other),
+            ("DateSent>", &yesterday),
+            ("DateSent<", &tomorrow),
+        ],
+    )
+    .await;
+    assert_eq!(sids(&window), [b["sid"].as_str().unwrap()]);
+    assert_eq!(
+        window["uri"],
+        format!(
+            "/2010-04-01/Accounts/{}/Messages.json?To=%2B972500000002&DateSent%3E={yesterday}&DateSent%3C={tomorrow}&PageSize=50&Page=0",
+            sim.config().twilio_account_sid
+        )
+    );
+    // The URL form Twilio documents, written by hand.
+    let (_, raw) = twilio_page(
+        &c,
+        &sim,
+        &json!(format!(
+            "/2010-04-01/Accounts/{}/Messages.json?DateSent%3E={tomorrow}",
+            sim.config().twilio_account_sid
+        )),
+    )
+    .await;
+    assert_eq!(count(raw), 0);
+
+    let (status, bad) = twilio_list(&c, &sim, &[("DateSent", "last tuesday")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad["status"], 400);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_twilio_list_pages_newest_first_through_next_page_uri() {
+    let sim = spawn_sim(punctual()).await;
+    let c = client();
+    let mut created = Vec::new();
+    for i in 0..7 {
+        let to = format!("+97250000000{i}");
+        created.push(
+            submit_twilio_from(&c, &sim, &to, "+15005550006").await["sid"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let newest_first: Vec<String> = created.iter().rev().cloned().collect();
+
+    let (status, first) = twilio_list(&c, &sim, &[("PageSize", "3")]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sids(&first), newest_first[0..3]);
+    assert_eq!(
+        (first["page"].as_u64(), first["page_size"].as_u64()),
+        (Some(0), Some(3))
+    );
+    assert_eq!(
+        (first["start"].as_u64(), first["end"].as_u64()),
+        (Some(0), Some(2))
+    );
+    assert!(first["previous_page_uri"].is_null());
+    assert_eq!(first["uri"], first["first_page_uri"]);
+
+    // Newer messages do not shift the pages that follow a token.
+    submit_twilio_from(&c, &sim, "+972500000009", "+15005550006").await;
+    let (_, second) = twilio_page(&c, &sim, &first["next_page_uri"]).await;
+    assert_eq!(sids(&second), newest_first[3..6]);
+    assert_eq!(second["page"], 1);
+    assert_eq!(
+        (second["start"].as_u64(), second["end"].as_u64()),
+        (Some(3), Some(5))
+    );
+    let (_, last) = twilio_page(&c, &sim, &second["next_page_uri"]).await;
+    assert_eq!(sids(&last), newest_first[6..7]);
+    assert!(last["next_page_uri"].is_null());
+    let (_, back) = twilio_page(&c, &sim, &last["previous_page_uri"]).await;
+    assert_eq!(sids(&back), newest_first[3..6]);
+
+    // As on Twilio: a later page only through its token; page sizes stop at 1000.
+    let (status, body) = twilio_list(&c, &sim, &[("PageSize", "3"), ("Page", "1")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["message"], "Paged requests must include a PageToken");
+    let (_, big) = twilio_list(&c, &sim, &[("PageSize", "5000")]).await;
+    assert_eq!(big["page_size"], 1000);
+    assert_eq!(big["messages"].as_array().unwrap().len(), 8);
+    let (_, default) = twilio_list(&c, &sim, &[]).await;
+    assert_eq!(default["page_size"], 50);
+    assert!(default["next_page_uri"].is_null());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_queued_twilio_message_matches_no_date_sent_filter() {
+    let sim = spawn_sim(SimConfig {
+        status_delay: Duration::from_millis(400),
+        ..punctual()
+    })
+    .await;
+    let c = client();
+    let created = submit_twilio_from(&c, &sim, PHONE, "+15005550006").await;
+    let today = chrono::Utc::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string();
+    let (_, listed) = twilio_list(&c, &sim, &[]).await;
+    assert_eq!(sids(&listed), [created["sid"].as_str().unwrap()]);
+    assert_eq!(listed["messages"][0]["status"], "queued");
+    assert!(listed["messages"][0]["date_sent"].is_null());
+    for filter in ["DateSent", "DateSent<", "DateSent>"] {
+        let (_, page) = twilio_list(&c, &sim, &[(filter, &today)]).await;
+        assert!(sids(&page).is_empty(), "{filter}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, page) = twilio_list(&c, &sim, &[("DateSent", &today)]).await;
+    assert_eq!(sids(&page), [created["sid"].as_str().unwrap()]);
+    assert!(page["messages"][0]["date_sent"].is_string());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_twilio_list_passes_the_same_auth_outage_and_latency_gates() {
+    let sim = spawn_sim(punctual()).await;
+    let c = client();
+    let cfg = sim.config();
+    let resp = c
+        .get(messages_url(&sim))
+        .basic_auth(&cfg.twilio_account_sid, Some("wrong-token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    assert_eq!(resp.json::<Value>().await.unwrap()["code"], 20003);
+    let resp = c
+        .get(format!(
+            "{}/2010-04-01/Accounts/AC00000000000000000000000000000000/Messages.json",
+            sim.base_url()
+        ))
+        .basic_auth(&cfg.twilio_account_sid, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+
+    sim.start_outage(Duration::from_secs(60));
+    let (status, body) = twilio_list(&c, &sim, &[]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["status"], 503);
+    sim.end_outage();
+
+    sim.update_faults(|f| f.latency_ms = 300);
+    let started = Instant::now();
+    assert_eq!(twilio_list(&c, &sim, &[]).await.0, StatusCode::OK);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let s = sim.stats();
+    assert_eq!(
+        (s.unauthorized, s.outage_refusals, s.status_queries),
+        (2, 1, 1)
+    );
+    sim.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unsubscribed recipients and filtered content
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_unsubscribed_recipient_is_rejected_with_21610_on_both_apis() {
+    let sim = spawn_sim(punctual()).await;
+    let c = client();
+    // Through the admin endpoint's JSON form.
+    let resp = c
+        .put(format!("{}/admin/plans", sim.base_url()))
+        .json(&json!({"phone": PHONE, "outcomes": [
+            {"outcome": "reject_unsubscribed"},
+            {"outcome": "reject_unsubscribed"},
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let (status, body) = submit_generic(&c, &sim, vec![generic_message("m1", PHONE, None)]).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let item = &body["messages"][0];
+    assert_eq!(item["status"], "REJECTED");
+    assert_eq!(item["errorCode"], "21610");
+    assert_eq!(
+        item["errorMessage"],
+        "Attempt to send to unsubscribed recipient"
+    );
+    assert!(item["trackingId"].is_null());
+
+    let (status, _, body) = submit_twilio(&c, &sim, PHONE, None, None, TOKEN).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], 21610);
+    assert_eq!(body["message"], "Attempt to send to unsubscribed recipient");
+    assert_eq!(body["status"], 400);
+    assert_eq!(
+        body["more_info"],
+        "https://www.twilio.com/docs/errors/21610"
+    );
+
+    assert!(sim.messages().is_empty());
+    let s = sim.stats();
+    assert_eq!((s.submissions, s.rejected, s.accepted), (2, 2, 0));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_content_filtered_message_calls_back_undelivered_with_30007() {
+    let recv = Receiver::start().await;
+    let sim = spawn_sim(punctual()).await;
+    let c = client();
+    let cb = format!("{}/g", recv.url);
+    let tw = ref_callback(&recv.url, "sms/2026-10/C1#1");
+    sim.set_plan(
+        PHONE,
+        vec![Outcome::content_filtered(), Outcome::content_filtered()],
+    );
+    let (_, body) = submit_generic(&c, &sim, vec![generic_message("m1", PHONE, Some(&cb))]).await;
+    let (status, _, created) = submit_twilio(&c, &sim, PHONE, Some(&tw), None, TOKEN).await;
+    assert_eq!(status, StatusCode::CREATED, "filtered after acceptance");
+    assert!(sim.wait_callbacks_idle(IDLE).await);
+
+    let generic = recv.received_on("/g");
+    assert_eq!(generic.len(), 1);
+    let v = generic[0].json();
+    assert_eq!(v["status"], "UNDELIVERABLE");
+    assert_eq!(v["statusCode"], "30007");
+    let tracking = body["messages"][0]["trackingId"].as_str().unwrap();
+    let (_, status) = generic_status(&c, &sim, tracking).await;
+    assert_eq!(status["status"], "UNDELIVERABLE");
+    assert_eq!(status["statusCode"], "30007");
+
+    let twilio = recv.received_on("/webhooks/twilio");
+    assert_eq!(twilio.len(), 1);
+    expect_twilio_signature(&recv.url, &twilio[0]);
+    assert_eq!(
+        twilio[0].form_field("MessageStatus").as_deref(),
+        Some("undelivered")
+    );
+    assert_eq!(twilio[0].form_field("ErrorCode").as_deref(), Some("30007"));
+    let (_, fetched) = twilio_fetch(&c, &sim, created["sid"].as_str().unwrap()).await;
+    assert_eq!(fetched["status"], "undelivered");
+    assert_eq!(fetched["error_code"], 30007);
+    assert_eq!(sim.messages_to(PHONE).len(), 2);
     sim.shutdown().await;
 }
