@@ -10,14 +10,22 @@
 //! - [`carrier`]: the SMS carrier adapters (generic REST, Twilio-compatible), signatures, callbacks.
 //! - [`templates`]: loading the SMS templates.
 //! - [`sms`]: the SMS steps (prepare, submit, poll, record) and the fan-out.
+//! - [`attempts`]: the owner of `sms_attempts` and `in_doubt_resolutions` (claims, adoption).
+//! - [`in_doubt`]: the resolution rule of an attempt whose submission outcome is unknown.
+//! - [`delivery_events`]: the evidence reads and FOREIGN flags of stored delivery events.
+//! - [`failpoint`]: named crash points for the crash tests (`PCN_FAILPOINT`).
 //! - [`audit`]: the append-only audit log.
 //! - [`metrics`]: Prometheus metrics of our own (the SDK exports its own).
 //! - [`PcnActivities`]: the Temporal activity implementations, registered on the worker.
 
+pub mod attempts;
 pub mod audit;
 pub mod bank;
 pub mod carrier;
 pub mod db;
+pub mod delivery_events;
+pub mod failpoint;
+pub mod in_doubt;
 pub mod metrics;
 pub mod qualify;
 pub mod sms;

@@ -1,7 +1,7 @@
 //! Our Prometheus metrics (the Temporal SDK exports its own on the same endpoint's registry
 //! neighbour, see the worker).
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 
 /// Metrics of the balance monitoring.
 #[derive(Clone)]
@@ -14,6 +14,11 @@ pub struct Metrics {
     pub bank_answers: IntCounterVec,
     /// Wall-clock duration of daily sweep executions.
     pub sweep_duration: Histogram,
+    /// SMS submissions whose outcome was unknown (timeout, cut-off answer, 5xx, crash): in doubt.
+    pub sms_in_doubt: IntCounter,
+    /// In-doubt attempts resolved, by resolution (adopted_callback, adopted_signal,
+    /// adopted_lookup, resubmitted, abandoned).
+    pub sms_in_doubt_resolutions: IntCounterVec,
 }
 
 impl Metrics {
@@ -43,10 +48,25 @@ impl Metrics {
             ]),
         )
         .expect("valid metric");
+        let sms_in_doubt = IntCounter::new(
+            "pcn_sms_in_doubt_total",
+            "SMS submissions whose outcome was unknown (the carrier may have them)",
+        )
+        .expect("valid metric");
+        let sms_in_doubt_resolutions = IntCounterVec::new(
+            Opts::new(
+                "pcn_sms_in_doubt_resolutions_total",
+                "In-doubt SMS attempts resolved, by resolution",
+            ),
+            &["resolution"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(checks.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(bank_answers.clone()),
             Box::new(sweep_duration.clone()),
+            Box::new(sms_in_doubt.clone()),
+            Box::new(sms_in_doubt_resolutions.clone()),
         ] {
             registry.register(collector).expect("unique metric");
         }
@@ -55,6 +75,8 @@ impl Metrics {
             checks,
             bank_answers,
             sweep_duration,
+            sms_in_doubt,
+            sms_in_doubt_resolutions,
         }
     }
 

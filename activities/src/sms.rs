@@ -12,15 +12,17 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use futures::{StreamExt, stream};
+use std::time::Duration;
+
 use pcn_workflows::contracts::{
-    AttemptOutcome, CountNotificationsInput, DeliveryReport, NotificationCounts, NotificationKey,
-    PollInput, PrepareInput, Prepared, RecordInput, StartNotificationsInput,
-    StartNotificationsOutput, SubmitInput, SubmitResult,
+    CountNotificationsInput, DeliveryReport, NotificationCounts, NotificationKey, PollInput,
+    PrepareInput, Prepared, RecordInput, RunRef, StartNotificationsInput, StartNotificationsOutput,
+    SubmitInput, SubmitResult,
 };
 use pcn_workflows::customer::FirstName;
-use pcn_workflows::delivery::FailureCategory;
+use pcn_workflows::delivery::{FailureCategory, MessageRef};
 use pcn_workflows::domain::{CustomerId, Language, Phone, YearMonth};
-use pcn_workflows::message::TemplateSet;
+use pcn_workflows::message::{RenderedMessage, TemplateSet};
 use pcn_workflows::search;
 use pcn_workflows::sms::{self, NotificationState, SmsInput, SmsNotificationWorkflow};
 use sqlx::{PgPool, Row};
@@ -28,8 +30,12 @@ use temporalio_client::errors::WorkflowStartError;
 use temporalio_client::{Client, WorkflowIdReusePolicy, WorkflowStartOptions};
 use temporalio_common::search_attributes::SearchAttributes;
 
+use crate::attempts::{self, Attempt, AttemptStatus, NewAttempt, Resolution};
 use crate::audit::{self, AuditEntry};
 use crate::carrier::{AnyCarrier, OutboundSms, SmsCarrier, SubmitOutcome};
+use crate::in_doubt::{self, Verdict};
+use crate::metrics::Metrics;
+use crate::{delivery_events, failpoint};
 
 /// What the SMS steps need besides the pool.
 pub struct SmsDeps {
@@ -122,37 +128,30 @@ pub async fn prepare(
     })
 }
 
-/// `SubmitSms`: one attempt to the carrier, at most once. See the module docs.
+/// `SubmitSms`: one attempt to the carrier, at most once, against a carrier that does not
+/// deduplicate. See [`crate::attempts`] for the claims and [`crate::in_doubt`] for the rule that
+/// decides whether an attempt whose last send has no stored answer may go out again.
 pub async fn submit(
     pool: &PgPool,
     deps: &SmsDeps,
+    metrics: &Metrics,
     input: &SubmitInput,
 ) -> anyhow::Result<SubmitResult> {
     let key = &input.key;
     let reference = key.attempt(input.attempt);
-    let month = key.month.first_day().as_naive();
-    let attempt = i16::try_from(input.attempt).context("attempt number out of range")?;
     ensure_notification(pool, key).await?;
 
-    // An attempt the carrier already answered is answered from the row, never resubmitted.
-    let existing = sqlx::query(
-        "SELECT status, carrier, carrier_message_id, error_code, failure_category
-           FROM sms_attempts WHERE month = $1 AND customer_id = $2 AND attempt = $3",
-    )
-    .bind(month)
-    .bind(key.customer.as_str())
-    .bind(attempt)
-    .fetch_optional(pool)
-    .await?;
+    // An attempt the carrier already answered is answered from the row, never sent again.
+    let existing = attempts::load(pool, key, input.attempt).await?;
     if let Some(row) = &existing {
-        if let Some(id) = row.get::<Option<String>, _>("carrier_message_id") {
+        if let Some(id) = &row.carrier_message_id {
             return Ok(SubmitResult::Submitted {
-                carrier: row.get("carrier"),
-                carrier_message_id: id,
+                carrier: row.carrier.clone(),
+                carrier_message_id: id.clone(),
             });
         }
-        if row.get::<String, _>("status") == "REJECTED" {
-            let code: Option<String> = row.get("error_code");
+        if row.status == AttemptStatus::Rejected {
+            let code = row.error_code.clone();
             return Ok(SubmitResult::Rejected {
                 category: FailureCategory::from_code(code.as_deref()),
                 code: code.unwrap_or_default(),
@@ -160,109 +159,264 @@ pub async fn submit(
         }
     }
 
+    // Consent is read right before anything goes out: a STOP during the window wait, or after
+    // the fan-out started this workflow, wins.
     let Some(recipient) = load_recipient(pool, &key.customer).await? else {
         return Ok(SubmitResult::UnknownCustomer);
     };
-    // Checked at send time, not only when prepared: a STOP during the window wait counts.
-    if recipient.opted_out {
-        return Ok(SubmitResult::OptedOut);
-    }
     let message = deps
         .templates
         .render(recipient.language, &recipient.first_name, key.month);
     let carrier = deps.carrier.name().as_str();
-    if existing.is_none() {
-        sqlx::query(
-            "INSERT INTO sms_attempts (month, customer_id, attempt, message_ref, carrier, phone_e164, body)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (month, customer_id, attempt) DO NOTHING",
-        )
-        .bind(month)
-        .bind(key.customer.as_str())
-        .bind(attempt)
-        .bind(reference.to_string())
-        .bind(carrier)
-        .bind(recipient.phone.as_e164())
-        .bind(&message.text)
-        .execute(pool)
-        .await?;
-    }
-
-    // The reference is the carrier's idempotency key: if an earlier execution got the message
-    // accepted but died before writing the id, the carrier answers with the same id again.
-    let outbound = OutboundSms {
-        reference: reference.clone(),
-        to: recipient.phone.clone(),
-        body: message.text.clone(),
-    };
-    let mut outcomes = deps
-        .carrier
-        .submit(std::slice::from_ref(&outbound))
-        .await
-        .map_err(|err| anyhow::anyhow!("carrier did not take {reference}: {err}"))?;
-    let outcome = outcomes
-        .pop()
-        .context("carrier answered a batch of one with no message")?;
-    let mut tx = pool.begin().await?;
-    let result = match outcome {
-        SubmitOutcome::Accepted { carrier_message_id } => {
-            sqlx::query(
-                "UPDATE sms_attempts
-                    SET status = 'SUBMITTED', carrier_message_id = $4, submitted_at = now()
-                  WHERE month = $1 AND customer_id = $2 AND attempt = $3 AND carrier_message_id IS NULL",
+    let run = input.run.clone().unwrap_or_else(|| RunRef {
+        workflow_id: reference.workflow_id(),
+        run_id: String::new(),
+    });
+    let (outbound, submission) = match existing {
+        None => {
+            if recipient.opted_out {
+                return Ok(SubmitResult::OptedOut);
+            }
+            let outbound = OutboundSms {
+                reference: reference.clone(),
+                to: recipient.phone.clone(),
+                body: message.text.clone(),
+            };
+            let new = NewAttempt {
+                reference: &reference,
+                carrier,
+                phone_e164: recipient.phone.as_e164(),
+                body: &message.text,
+            };
+            if !attempts::claim_first(pool, key, &new).await? {
+                // Another execution wrote the row a moment ago and is sending: look again soon.
+                return Ok(SubmitResult::InDoubt { recheck_secs: 5 });
+            }
+            (outbound, 1)
+        }
+        Some(row) if row.status == AttemptStatus::Unsent => {
+            if recipient.opted_out {
+                return Ok(SubmitResult::OptedOut);
+            }
+            let Some(submission) = attempts::claim_unsent(pool, key, input.attempt).await? else {
+                return Ok(SubmitResult::InDoubt { recheck_secs: 5 });
+            };
+            (stored_message(&reference, &row)?, submission)
+        }
+        Some(row) => {
+            // In doubt: the carrier may have it.
+            let outbound = stored_message(&reference, &row)?;
+            let period = Duration::from_secs(input.reconcile_secs);
+            let verdict = in_doubt::judge(
+                pool,
+                &deps.carrier,
+                &row,
+                &outbound,
+                &input.reported_ids,
+                period,
             )
-            .bind(month)
-            .bind(key.customer.as_str())
-            .bind(attempt)
-            .bind(&carrier_message_id)
-            .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "UPDATE notifications
-                    SET status = 'SUBMITTED', attempts = greatest(attempts, $3), language = $4,
-                        encoding = $5, segments = $6, updated_at = now()
-                  WHERE month = $1 AND customer_id = $2 AND finished_at IS NULL",
-            )
-            .bind(month)
-            .bind(key.customer.as_str())
-            .bind(attempt)
-            .bind(recipient.language.code())
-            .bind(message.segments.encoding.as_str())
-            .bind(i16::try_from(message.segments.segments).unwrap_or(i16::MAX))
-            .execute(&mut *tx)
-            .await?;
-            SubmitResult::Submitted {
-                carrier: carrier.to_owned(),
-                carrier_message_id,
+            let doubt = attempts::InDoubt {
+                key,
+                attempt: input.attempt,
+                submission: row.submissions,
+                waited: row.since_last_send,
+                run: &run,
+            };
+            match verdict {
+                Verdict::Wait(left) => {
+                    return Ok(SubmitResult::InDoubt {
+                        recheck_secs: left.as_secs().max(1),
+                    });
+                }
+                Verdict::Adopt {
+                    carrier_message_id,
+                    evidence,
+                } => {
+                    let mut tx = pool.begin().await?;
+                    let adopted =
+                        attempts::adopt(&mut tx, &doubt, &carrier_message_id, evidence).await?;
+                    if adopted {
+                        mark_submitted(&mut tx, key, input.attempt, &recipient, &message).await?;
+                        delivery_events::flag_others_foreign(
+                            &mut tx,
+                            carrier,
+                            &reference.to_string(),
+                            &carrier_message_id,
+                        )
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    if !adopted {
+                        return Ok(SubmitResult::InDoubt { recheck_secs: 1 });
+                    }
+                    metrics
+                        .sms_in_doubt_resolutions
+                        .with_label_values(&[&evidence.as_str().to_lowercase()])
+                        .inc();
+                    tracing::warn!(%reference, resolution = evidence.as_str(), waited_secs = row.since_last_send.as_secs(), "in-doubt SMS attempt adopted: the carrier has it");
+                    return Ok(SubmitResult::Submitted {
+                        carrier: carrier.to_owned(),
+                        carrier_message_id,
+                    });
+                }
+                Verdict::Resend => {
+                    let mut tx = pool.begin().await?;
+                    if recipient.opted_out {
+                        attempts::abandon(&mut tx, &doubt).await?;
+                        tx.commit().await?;
+                        count_resolution(metrics, Resolution::Abandoned);
+                        return Ok(SubmitResult::OptedOut);
+                    }
+                    let claimed = attempts::claim_resend(&mut tx, &doubt, period).await?;
+                    tx.commit().await?;
+                    let Some(submission) = claimed else {
+                        return Ok(SubmitResult::InDoubt { recheck_secs: 5 });
+                    };
+                    count_resolution(metrics, Resolution::Resubmitted);
+                    tracing::warn!(%reference, submission, waited_secs = row.since_last_send.as_secs(), "in-doubt SMS attempt: no evidence within the reconciliation period; sending again under the same reference");
+                    (outbound, submission)
+                }
             }
         }
+    };
+    failpoint::hit(failpoint::SUBMIT_AFTER_ATTEMPT_ROW);
+    send(
+        pool, deps, metrics, input, &outbound, submission, &recipient, &message,
+    )
+    .await
+}
+
+fn count_resolution(metrics: &Metrics, resolution: Resolution) {
+    metrics
+        .sms_in_doubt_resolutions
+        .with_label_values(&[&resolution.as_str().to_lowercase()])
+        .inc();
+}
+
+/// The message an attempt row holds: what was (maybe) sent is what is confirmed or sent again.
+fn stored_message(reference: &MessageRef, row: &Attempt) -> anyhow::Result<OutboundSms> {
+    Ok(OutboundSms {
+        reference: reference.clone(),
+        to: Phone::parse(&row.phone_e164).context("stored attempt phone")?,
+        body: row.body.clone(),
+    })
+}
+
+/// One send of a claimed attempt, and what its answer means for the row.
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    pool: &PgPool,
+    deps: &SmsDeps,
+    metrics: &Metrics,
+    input: &SubmitInput,
+    outbound: &OutboundSms,
+    submission: i16,
+    recipient: &Recipient,
+    message: &RenderedMessage,
+) -> anyhow::Result<SubmitResult> {
+    let key = &input.key;
+    let reference = &outbound.reference;
+    let answer = deps.carrier.submit(std::slice::from_ref(outbound)).await;
+    let outcome = match answer {
+        Ok(mut outcomes) if outcomes.len() == 1 => outcomes.pop().context("one outcome")?,
+        Ok(_) => {
+            metrics.sms_in_doubt.inc();
+            tracing::warn!(%reference, "carrier answered a batch of one with no message: in doubt");
+            return Ok(SubmitResult::InDoubt {
+                recheck_secs: input.reconcile_secs.max(1),
+            });
+        }
+        Err(err) if err.certainly_not_taken() => {
+            attempts::mark_unsent(pool, key, input.attempt, submission).await?;
+            anyhow::bail!("carrier did not take {reference}: {err}");
+        }
+        Err(err) => {
+            metrics.sms_in_doubt.inc();
+            tracing::warn!(%reference, error = %err, "SMS submission in doubt: the carrier may have it; resolving by evidence, not by sending again");
+            return Ok(SubmitResult::InDoubt {
+                recheck_secs: input.reconcile_secs.max(1),
+            });
+        }
+    };
+    let carrier = deps.carrier.name().as_str();
+    match outcome {
+        SubmitOutcome::Accepted { carrier_message_id } => {
+            failpoint::hit(failpoint::SUBMIT_AFTER_CARRIER_ACCEPT);
+            let mut tx = pool.begin().await?;
+            let stored =
+                attempts::store_accepted(&mut tx, key, input.attempt, &carrier_message_id).await?;
+            if stored {
+                mark_submitted(&mut tx, key, input.attempt, recipient, message).await?;
+                delivery_events::flag_others_foreign(
+                    &mut tx,
+                    carrier,
+                    &reference.to_string(),
+                    &carrier_message_id,
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            failpoint::hit(failpoint::SUBMIT_AFTER_ID_STORED);
+            if !stored {
+                // Another execution stored an id first (it adopted this very message): use it.
+                let row = attempts::load(pool, key, input.attempt)
+                    .await?
+                    .context("attempt row vanished")?;
+                let id = row
+                    .carrier_message_id
+                    .context("attempt neither stored nor adopted")?;
+                return Ok(SubmitResult::Submitted {
+                    carrier: row.carrier,
+                    carrier_message_id: id,
+                });
+            }
+            Ok(SubmitResult::Submitted {
+                carrier: carrier.to_owned(),
+                carrier_message_id,
+            })
+        }
         SubmitOutcome::Rejected { code, category, .. } => {
-            sqlx::query(
-                "UPDATE sms_attempts
-                    SET status = 'REJECTED', error_code = $4, failure_category = $5, finished_at = now()
-                  WHERE month = $1 AND customer_id = $2 AND attempt = $3 AND status = 'SUBMITTING'",
-            )
-            .bind(month)
-            .bind(key.customer.as_str())
-            .bind(attempt)
-            .bind(&code)
-            .bind(category.as_str())
-            .execute(&mut *tx)
-            .await?;
+            let mut tx = pool.begin().await?;
+            attempts::store_rejected(&mut tx, key, input.attempt, &code, category).await?;
             sqlx::query(
                 "UPDATE notifications SET attempts = greatest(attempts, $3), updated_at = now()
                   WHERE month = $1 AND customer_id = $2 AND finished_at IS NULL",
             )
-            .bind(month)
+            .bind(key.month.first_day().as_naive())
             .bind(key.customer.as_str())
-            .bind(attempt)
+            .bind(i16::try_from(input.attempt).unwrap_or(i16::MAX))
             .execute(&mut *tx)
             .await?;
-            SubmitResult::Rejected { category, code }
+            tx.commit().await?;
+            Ok(SubmitResult::Rejected { category, code })
         }
-    };
-    tx.commit().await?;
-    Ok(result)
+    }
+}
+
+/// The notification is with the carrier: SUBMITTED, with the attempt count and the message size.
+async fn mark_submitted(
+    conn: &mut sqlx::PgConnection,
+    key: &NotificationKey,
+    attempt: u32,
+    recipient: &Recipient,
+    message: &RenderedMessage,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE notifications
+            SET status = 'SUBMITTED', attempts = greatest(attempts, $3), language = $4,
+                encoding = $5, segments = $6, updated_at = now()
+          WHERE month = $1 AND customer_id = $2 AND finished_at IS NULL",
+    )
+    .bind(key.month.first_day().as_naive())
+    .bind(key.customer.as_str())
+    .bind(i16::try_from(attempt).unwrap_or(i16::MAX))
+    .bind(recipient.language.code())
+    .bind(message.segments.encoding.as_str())
+    .bind(i16::try_from(message.segments.segments).unwrap_or(i16::MAX))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// `PollDeliveryStatus`: the carrier's view of an attempt, stored as a delivery event. A carrier
@@ -314,25 +468,14 @@ pub async fn record(pool: &PgPool, input: &RecordInput) -> anyhow::Result<()> {
     ensure_notification(pool, key).await?;
     let mut tx = pool.begin().await?;
     if let Some((attempt, outcome)) = input.attempt {
-        sqlx::query(
-            "UPDATE sms_attempts
-                SET status = $4, error_code = coalesce($5, error_code),
-                    failure_category = coalesce($6, failure_category), finished_at = now()
-              WHERE month = $1 AND customer_id = $2 AND attempt = $3
-                AND (finished_at IS NULL OR status = 'REJECTED')",
+        attempts::finish(
+            &mut tx,
+            key,
+            attempt,
+            outcome,
+            input.error_code.as_deref(),
+            input.category,
         )
-        .bind(month)
-        .bind(key.customer.as_str())
-        .bind(i16::try_from(attempt).unwrap_or(i16::MAX))
-        .bind(outcome.as_str())
-        .bind(&input.error_code)
-        .bind(
-            input
-                .category
-                .filter(|_| outcome != AttemptOutcome::Delivered)
-                .map(|c| c.as_str()),
-        )
-        .execute(&mut *tx)
         .await?;
     }
     let is_final = input.state.is_final();
@@ -358,6 +501,7 @@ pub async fn record(pool: &PgPool, input: &RecordInput) -> anyhow::Result<()> {
         .bind(key.customer.as_str())
         .fetch_one(&mut *tx)
         .await?;
+        failpoint::hit(failpoint::RECORD_BEFORE_AUDIT);
         audit::record(
             &mut *tx,
             &AuditEntry {

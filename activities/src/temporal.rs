@@ -119,7 +119,7 @@ impl PcnActivities {
         _ctx: ActivityContext,
         input: SubmitInput,
     ) -> Result<SubmitResult, ActivityError> {
-        Ok(sms::submit(&self.pool, self.sms_deps()?, &input).await?)
+        Ok(sms::submit(&self.pool, self.sms_deps()?, &self.metrics, &input).await?)
     }
 
     /// Polls the carrier for an attempt's status.

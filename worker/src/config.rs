@@ -328,6 +328,10 @@ pub struct MonthArgs {
     /// Status poll interval, seconds.
     #[arg(long, env = "PCN_SMS_POLL_INTERVAL_SECS", default_value_t = 2 * 3600)]
     pub sms_poll_interval_secs: u64,
+    /// How long an SMS attempt whose submission outcome is unknown (in doubt) waits for evidence
+    /// (callbacks, a carrier lookup) before it is sent again under the same reference, seconds.
+    #[arg(long, env = "PCN_SMS_RECONCILE_SECS", default_value_t = 600)]
+    pub sms_reconcile_secs: u64,
     /// Qualified customers per fan-out activity.
     #[arg(long, env = "PCN_FANOUT_PAGE", default_value_t = 2_000)]
     pub fanout_page: u32,
@@ -357,6 +361,7 @@ impl MonthArgs {
                 self.sms_confirmation_timeout_secs,
             ),
             ("sms_poll_interval_secs", self.sms_poll_interval_secs),
+            ("sms_reconcile_secs", self.sms_reconcile_secs),
             ("notification_poll_secs", self.notification_poll_secs),
         ] {
             if value == 0 {
@@ -379,6 +384,7 @@ impl MonthArgs {
                 poll_interval_secs: self.sms_poll_interval_secs,
                 window,
                 search_attributes: true,
+                reconcile_secs: self.sms_reconcile_secs,
             },
         })
     }
@@ -450,6 +456,7 @@ mod tests {
             sms_retry_delay_secs: 6 * 3600,
             sms_confirmation_timeout_secs: 72 * 3600,
             sms_poll_interval_secs: 2 * 3600,
+            sms_reconcile_secs: 600,
             fanout_page: 2_000,
             notification_poll_secs: 900,
         }

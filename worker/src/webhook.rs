@@ -165,8 +165,19 @@ async fn twilio_inbound(
     handle_inbound(&state, inbound).await
 }
 
+/// A body with a NUL byte cannot be stored (Postgres text refuses it) and is never a carrier's:
+/// refused alone, before anything else.
+fn no_nul(body: &[u8]) -> Result<(), Refusal> {
+    if body.contains(&0) {
+        Err(Refusal::Malformed("body: contains a NUL byte".to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
 /// The generic carrier's `X-Carrier-Signature` over the raw body, checked in constant time.
 fn verify_generic(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), Refusal> {
+    no_nul(body)?;
     let header = headers
         .get("x-carrier-signature")
         .and_then(|v| v.to_str().ok());
@@ -185,6 +196,7 @@ fn verify_twilio(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Vec<(String, String)>, Refusal> {
+    no_nul(body)?;
     let params = form_params(body);
     let url = format!(
         "{}{}",
@@ -356,13 +368,22 @@ async fn write_batch(pool: &PgPool, dispatcher: &Dispatcher, batch: Vec<IngestRe
     let rows = loop {
         match insert_events(pool, &batch).await {
             Ok(rows) => break rows,
-            Err(err) if attempt < 3 => {
+            Err(err) if attempt < 2 => {
                 attempt += 1;
                 tracing::warn!(error = %format!("{err:#}"), attempt, "storing callbacks failed; retrying");
                 tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
             }
+            Err(err) if batch.len() > 1 => {
+                // One row the database refuses must not refuse its neighbours: store them one
+                // by one, so each callback gets its own answer.
+                tracing::warn!(error = %format!("{err:#}"), callbacks = batch.len(), "batch refused; storing callbacks one by one");
+                for request in batch {
+                    Box::pin(write_batch(pool, dispatcher, vec![request])).await;
+                }
+                return;
+            }
             Err(err) => {
-                tracing::error!(error = %format!("{err:#}"), callbacks = batch.len(), "callbacks not stored; carrier will retry");
+                tracing::error!(error = %format!("{err:#}"), "callback not stored; the carrier will retry");
                 for request in batch {
                     let _ = request.reply.send(Err(()));
                 }
@@ -377,15 +398,20 @@ async fn write_batch(pool: &PgPool, dispatcher: &Dispatcher, batch: Vec<IngestRe
             request.event.carrier_message_id.as_str(),
             request.event.status.as_str(),
         );
-        let answer = match rows
-            .iter()
-            .find(|(_, c, m, s)| (c.as_str(), m.as_str(), s.as_str()) == key)
-        {
-            Some((id, ..)) => {
-                if request.event.status.is_final() {
-                    new_items.push(DispatchItem::from_event(*id, &request.event));
+        let answer = match rows.iter().find(|row| {
+            (
+                row.carrier.as_str(),
+                row.carrier_message_id.as_str(),
+                row.status.as_str(),
+            ) == key
+        }) {
+            Some(row) => {
+                if row.signal_state == "PENDING" {
+                    new_items.push(DispatchItem::from_event(row.id, &request.event));
+                } else if row.flag.is_some() {
+                    tracing::warn!(reference = %request.event.reference, "a delivery report names another carrier id than its attempt's: kept, flagged FOREIGN, not applied");
                 }
-                Ingested::New(*id)
+                Ingested::New(row.id)
             }
             None => Ingested::Duplicate,
         };
@@ -394,8 +420,20 @@ async fn write_batch(pool: &PgPool, dispatcher: &Dispatcher, batch: Vec<IngestRe
     dispatcher.submit(new_items);
 }
 
-type InsertedRow = (i64, String, String, String);
+/// A stored event, as the insert returns it.
+#[derive(sqlx::FromRow)]
+struct InsertedRow {
+    id: i64,
+    carrier: String,
+    carrier_message_id: String,
+    status: String,
+    signal_state: String,
+    flag: Option<String>,
+}
 
+/// Stores a batch in one statement. An event whose reference names an attempt that holds
+/// another carrier id is about another message: stored FOREIGN and never signalled. Final events
+/// are PENDING (to be signalled), progress reports NOT_SIGNALLED.
 async fn insert_events(pool: &PgPool, batch: &[IngestRequest]) -> anyhow::Result<Vec<InsertedRow>> {
     let mut carriers = Vec::with_capacity(batch.len());
     let mut ids = Vec::with_capacity(batch.len());
@@ -406,7 +444,7 @@ async fn insert_events(pool: &PgPool, batch: &[IngestRequest]) -> anyhow::Result
     let mut attempts = Vec::with_capacity(batch.len());
     let mut occurred = Vec::with_capacity(batch.len());
     let mut raws = Vec::with_capacity(batch.len());
-    let mut states = Vec::with_capacity(batch.len());
+    let mut finals = Vec::with_capacity(batch.len());
     for request in batch {
         let e = &request.event;
         carriers.push(e.carrier.as_str().to_owned());
@@ -418,19 +456,23 @@ async fn insert_events(pool: &PgPool, batch: &[IngestRequest]) -> anyhow::Result
         attempts.push(i16::try_from(e.reference.attempt).unwrap_or(i16::MAX));
         occurred.push(e.occurred_at);
         raws.push(request.raw.clone());
-        states.push(if e.status.is_final() {
-            "PENDING"
-        } else {
-            "NOT_SIGNALLED"
-        });
+        finals.push(e.status.is_final());
     }
     let rows = sqlx::query_as::<_, InsertedRow>(
         "INSERT INTO delivery_events (carrier, carrier_message_id, status, error_code, message_ref,
-                                      workflow_id, attempt, occurred_at, raw, signal_state)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                              $6::text[], $7::int2[], $8::timestamptz[], $9::text[], $10::text[])
+                                      workflow_id, attempt, occurred_at, raw, signal_state, flag)
+         SELECT u.carrier, u.id, u.status, u.code, u.ref, u.workflow, u.attempt, u.occurred, u.raw,
+                CASE WHEN foreign_id THEN 'NOT_SIGNALLED'
+                     WHEN u.final THEN 'PENDING' ELSE 'NOT_SIGNALLED' END,
+                CASE WHEN foreign_id THEN 'FOREIGN' END
+           FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                       $6::text[], $7::int2[], $8::timestamptz[], $9::text[], $10::bool[])
+                AS u(carrier, id, status, code, ref, workflow, attempt, occurred, raw, final)
+           LEFT JOIN sms_attempts a ON a.message_ref = u.ref
+           CROSS JOIN LATERAL (SELECT a.carrier_message_id IS NOT NULL
+                                      AND a.carrier_message_id <> u.id AS foreign_id) f
          ON CONFLICT (carrier, carrier_message_id, status) DO NOTHING
-         RETURNING id, carrier, carrier_message_id, status",
+         RETURNING id, carrier, carrier_message_id, status, signal_state, flag",
     )
     .bind(&carriers)
     .bind(&ids)
@@ -441,7 +483,7 @@ async fn insert_events(pool: &PgPool, batch: &[IngestRequest]) -> anyhow::Result
     .bind(&attempts)
     .bind(&occurred)
     .bind(&raws)
-    .bind(&states)
+    .bind(&finals)
     .fetch_all(pool)
     .await
     .context("storing delivery events")?;

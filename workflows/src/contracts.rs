@@ -268,8 +268,27 @@ pub enum Prepared {
 pub struct SubmitInput {
     /// Which notification.
     pub key: NotificationKey,
-    /// Attempt number (from 1): with the key, the idempotency key at the carrier.
+    /// Attempt number (from 1): with the key, the reference the carrier gets.
     pub attempt: u32,
+    /// Carrier ids named by delivery signals of this attempt that arrived before the attempt was
+    /// recorded: evidence that the carrier has it, should it be in doubt.
+    #[serde(default)]
+    pub reported_ids: Vec<String>,
+    /// How long an attempt in doubt waits for evidence (callbacks, signals, a carrier lookup)
+    /// before it is sent again under the same reference.
+    #[serde(default = "default_reconcile_secs")]
+    pub reconcile_secs: u64,
+    /// The run submitting (recorded with an in-doubt resolution).
+    #[serde(default)]
+    pub run: Option<RunRef>,
+}
+
+/// Default reconciliation period of an attempt in doubt: 10 minutes, long enough for a normal
+/// callback to arrive.
+pub const DEFAULT_RECONCILE_SECS: u64 = 10 * 60;
+
+fn default_reconcile_secs() -> u64 {
+    DEFAULT_RECONCILE_SECS
 }
 
 /// What a submission did.
@@ -293,6 +312,13 @@ pub enum SubmitResult {
     OptedOut,
     /// No such customer.
     UnknownCustomer,
+    /// The attempt is in doubt (an earlier send may have reached the carrier, and no evidence
+    /// either way was found yet): nothing was sent now. Ask again after `recheck_secs`, or sooner
+    /// when a delivery signal for the attempt arrives.
+    InDoubt {
+        /// When to ask again.
+        recheck_secs: u64,
+    },
 }
 
 /// Input of [`PollDelivery`].
@@ -348,6 +374,21 @@ impl AttemptOutcome {
             Self::NoConfirmation => "NO_CONFIRMATION",
             Self::Cancelled => "CANCELLED",
         }
+    }
+
+    /// Every outcome.
+    pub const ALL: [Self; 6] = [
+        Self::Rejected,
+        Self::Delivered,
+        Self::Failed,
+        Self::Undeliverable,
+        Self::NoConfirmation,
+        Self::Cancelled,
+    ];
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
     }
 }
 

@@ -102,22 +102,82 @@ pub enum FailureCategory {
 /// carrier adapters and the SMS workflow. The codes are Twilio's (the generic carrier uses the
 /// same numbers); anything else is [`FailureCategory::Unknown`] and retried.
 pub const FAILURE_CODES: &[(u32, FailureCategory, &str)] = &[
-    (21211, FailureCategory::InvalidNumber, "invalid 'To' phone number"),
-    (21614, FailureCategory::InvalidNumber, "'To' number is not a mobile number"),
-    (30005, FailureCategory::InvalidNumber, "unknown destination handset"),
-    (30006, FailureCategory::InvalidNumber, "landline or unreachable carrier"),
-    (21610, FailureCategory::OptedOut, "recipient unsubscribed (replied STOP)"),
-    (30007, FailureCategory::ContentFiltered, "message filtered by the carrier"),
-    (30003, FailureCategory::CarrierReject, "unreachable destination handset"),
-    (30001, FailureCategory::ProviderError, "carrier queue overflow"),
-    (30002, FailureCategory::ProviderError, "account suspended at the carrier"),
-    (30008, FailureCategory::ProviderError, "unknown error at the carrier"),
+    (
+        21211,
+        FailureCategory::InvalidNumber,
+        "invalid 'To' phone number",
+    ),
+    (
+        21614,
+        FailureCategory::InvalidNumber,
+        "'To' number is not a mobile number",
+    ),
+    (
+        30005,
+        FailureCategory::InvalidNumber,
+        "unknown destination handset",
+    ),
+    (
+        30006,
+        FailureCategory::InvalidNumber,
+        "landline or unreachable carrier",
+    ),
+    (
+        21610,
+        FailureCategory::OptedOut,
+        "recipient unsubscribed (replied STOP)",
+    ),
+    (
+        30007,
+        FailureCategory::ContentFiltered,
+        "message filtered by the carrier",
+    ),
+    (
+        30003,
+        FailureCategory::CarrierReject,
+        "unreachable destination handset",
+    ),
+    (
+        30001,
+        FailureCategory::ProviderError,
+        "carrier queue overflow",
+    ),
+    (
+        30002,
+        FailureCategory::ProviderError,
+        "account suspended at the carrier",
+    ),
+    (
+        30008,
+        FailureCategory::ProviderError,
+        "unknown error at the carrier",
+    ),
     (20429, FailureCategory::RateLimited, "too many requests"),
-    (429, FailureCategory::RateLimited, "too many requests (HTTP)"),
-    (500, FailureCategory::ProviderError, "carrier internal error (HTTP)"),
-    (501, FailureCategory::ProviderError, "carrier internal error (HTTP)"),
-    (502, FailureCategory::ProviderError, "carrier gateway error (HTTP)"),
-    (504, FailureCategory::ProviderError, "carrier gateway timeout (HTTP)"),
+    (
+        429,
+        FailureCategory::RateLimited,
+        "too many requests (HTTP)",
+    ),
+    (
+        500,
+        FailureCategory::ProviderError,
+        "carrier internal error (HTTP)",
+    ),
+    (
+        501,
+        FailureCategory::ProviderError,
+        "carrier internal error (HTTP)",
+    ),
+    (
+        502,
+        FailureCategory::ProviderError,
+        "carrier gateway error (HTTP)",
+    ),
+    (
+        504,
+        FailureCategory::ProviderError,
+        "carrier gateway timeout (HTTP)",
+    ),
     (503, FailureCategory::NetworkError, "network unavailable"),
 ];
 
@@ -190,6 +250,10 @@ pub struct MessageRef {
 }
 
 impl MessageRef {
+    /// Highest attempt number a reference may carry (3 automatic attempts plus manual retries;
+    /// also the bound of `sms_attempts.attempt`).
+    pub const MAX_ATTEMPT: u32 = 999;
+
     /// The SMS workflow id this message belongs to.
     pub fn workflow_id(&self) -> String {
         notification_workflow_id(self.month, &self.customer)
@@ -201,8 +265,10 @@ impl MessageRef {
         let rest = s.strip_prefix("sms/").ok_or_else(bad)?;
         let (month, rest) = rest.split_once('/').ok_or_else(bad)?;
         let (customer, attempt) = rest.rsplit_once('#').ok_or_else(bad)?;
+        let text = attempt;
         let attempt: u32 = attempt.parse().map_err(|_| bad())?;
-        if attempt == 0 {
+        // Canonical digits only ("+1" and "01" would name attempt 1 a second way).
+        if attempt == 0 || attempt > Self::MAX_ATTEMPT || attempt.to_string() != text {
             return Err(bad());
         }
         Ok(Self {
@@ -268,6 +334,10 @@ mod tests {
             "sms/2026-13/C1#1",
             "sms/2026-10/C1#0",
             "sms/2026-10/C1#x",
+            "sms/2026-10/C1#1000",
+            "sms/2026-10/C1#99999",
+            "sms/2026-10/C1#+1",
+            "sms/2026-10/C1#01",
             "x/2026-10/C1#1",
             "sms/2026-10/bad id#1",
         ] {
@@ -316,7 +386,10 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), n, "a code listed twice");
         for (code, category, meaning) in FAILURE_CODES {
-            assert_eq!(FailureCategory::from_code(Some(&code.to_string())), *category);
+            assert_eq!(
+                FailureCategory::from_code(Some(&code.to_string())),
+                *category
+            );
             assert!(!meaning.is_empty());
         }
     }

@@ -11,11 +11,15 @@
 //! reports (QUEUED/SENT) are stored by the webhook but never signalled; the poll timer is left to
 //! lapse rather than cancelled when the run completes anyway.
 //!
-//! Submission is idempotent: the attempt's reference `sms/YYYY-MM/<customer>#N` is the carrier
-//! idempotency key and the `sms_attempts` key, and an attempt with a carrier id is never
-//! submitted again — a reset of this run to any point sends nothing twice. A submission that fails
-//! for want of an answer is retried *under the same attempt number* (the carrier may have taken
-//! it), so only a failure the carrier reported moves to the next attempt.
+//! Submission is at most once per attempt against a carrier that deduplicates nothing: the
+//! attempt's reference `sms/YYYY-MM/<customer>#N` keys the `sms_attempts` row, an attempt with a
+//! carrier id is never submitted again (a reset of this run to any point sends nothing twice),
+//! and a submission whose outcome is unknown is **in doubt**: `SubmitSms` answers `InDoubt` and
+//! this run waits — for the activity's recheck time, or for a delivery signal naming the attempt —
+//! and asks again, passing the carrier ids such signals named as evidence. The activity adopts the
+//! carrier's id when the evidence holds, and sends again under the same reference only after the
+//! reconciliation period (`reconcile_secs`, default 10 min) passed without any. Only a failure the
+//! carrier reported moves to the next attempt.
 
 use std::time::{Duration, SystemTime};
 
@@ -28,9 +32,9 @@ use temporalio_workflow::{
 };
 
 use crate::contracts::{
-    AttemptOutcome, DeliveryReport, NotificationKey, PollDelivery, PollInput, PrepareInput,
-    PrepareNotification, Prepared, RecordInput, RecordNotification, RunRef, SubmitInput,
-    SubmitResult, SubmitSms,
+    AttemptOutcome, DEFAULT_RECONCILE_SECS, DeliveryReport, NotificationKey, PollDelivery,
+    PollInput, PrepareInput, PrepareNotification, Prepared, RecordInput, RecordNotification,
+    RunRef, SubmitInput, SubmitResult, SubmitSms,
 };
 use crate::delivery::{DeliveryStatus, FailureCategory, notification_workflow_id};
 use crate::domain::{CustomerId, YearMonth};
@@ -127,6 +131,9 @@ pub struct SmsSettings {
     /// Set the `PcnNotificationStatus` search attribute as the state changes (off only where the
     /// namespace cannot have it: the time-skipping test server).
     pub search_attributes: bool,
+    /// How long an attempt in doubt waits for evidence before it is sent again under the same
+    /// reference. Default 10 min (a normal callback arrives within seconds).
+    pub reconcile_secs: u64,
 }
 
 impl Default for SmsSettings {
@@ -138,6 +145,7 @@ impl Default for SmsSettings {
             poll_interval_secs: 2 * 60 * 60,
             window: SendWindow::default(),
             search_attributes: true,
+            reconcile_secs: DEFAULT_RECONCILE_SECS,
         }
     }
 }
@@ -191,8 +199,12 @@ pub struct SmsStatus {
     pub next_wake_at: Option<DateTime<Utc>>,
     /// Why it did not end DELIVERED.
     pub failure_category: Option<FailureCategory>,
-    /// Delivery reports received that changed nothing (duplicates, stale or progress reports).
+    /// Delivery reports received that changed nothing (duplicates, stale or progress reports,
+    /// reports naming another carrier id than the attempt's).
     pub ignored_reports: u32,
+    /// The attempt whose submission is in doubt (the carrier may have it; evidence is awaited).
+    #[serde(default)]
+    pub in_doubt: Option<u32>,
 }
 
 /// Result of an SMS run.
@@ -222,7 +234,11 @@ pub struct SmsNotificationWorkflow {
     next_wake_at: Option<DateTime<Utc>>,
     failure_category: Option<FailureCategory>,
     ignored_reports: u32,
+    in_doubt: Option<u32>,
 }
+
+/// Most final reports kept for attempts not yet recorded (a handful of attempts, a few ids each).
+const MAX_EARLY_REPORTS: usize = 16;
 
 /// How waiting on one attempt ended.
 enum Wait {
@@ -245,6 +261,7 @@ impl SmsNotificationWorkflow {
             next_wake_at: None,
             failure_category: None,
             ignored_reports: 0,
+            in_doubt: None,
         }
     }
 
@@ -292,17 +309,37 @@ impl SmsNotificationWorkflow {
                 .map(|close| (close - now).to_std().unwrap_or_default())
                 .unwrap_or(Duration::from_secs(30 * 60))
                 .clamp(Duration::from_secs(1), Duration::from_secs(30 * 60));
+            let reported_ids = ctx.state(|s| {
+                s.early_reports
+                    .iter()
+                    .filter(|r| r.attempt == attempt)
+                    .map(|r| r.carrier_message_id.clone())
+                    .collect()
+            });
             let submitted = ctx
                 .execute_local_activity(
                     SubmitSms,
                     SubmitInput {
                         key: key.clone(),
                         attempt,
+                        reported_ids,
+                        reconcile_secs: settings.reconcile_secs,
+                        run: Some(run.clone()),
                     },
                     submit_options(budget),
                 )
                 .await;
+            if !matches!(submitted, Ok(SubmitResult::InDoubt { .. })) {
+                ctx.state_mut(|s| s.in_doubt = None);
+            }
             let (outcome, code, category) = match submitted {
+                Ok(SubmitResult::InDoubt { recheck_secs }) => {
+                    // The carrier may have this attempt: never send it blindly again. Wait for
+                    // the recheck time or a delivery signal naming it, then ask again (the
+                    // window and a cancel are looked at first).
+                    await_evidence(ctx, attempt, recheck_secs).await;
+                    continue;
+                }
                 Ok(SubmitResult::Submitted {
                     carrier_message_id, ..
                 }) => {
@@ -395,8 +432,9 @@ impl SmsNotificationWorkflow {
                     (AttemptOutcome::Rejected, Some(code), category)
                 }
                 Err(_) => {
-                    // No answer within the budget (carrier down, window closing): the carrier may
-                    // or may not have the message, so the *same* attempt is tried again later.
+                    // The carrier certainly did not take it (refused, unreachable) for the whole
+                    // budget (the window closing, 30 min at most): the *same* attempt is tried
+                    // again after the retry delay.
                     unanswered += 1;
                     if unanswered >= max_attempts {
                         return finish(
@@ -427,6 +465,17 @@ impl SmsNotificationWorkflow {
                 }
             });
             let ended = Some((attempt, outcome));
+            if category == FailureCategory::OptedOut {
+                // The carrier says the recipient unsubscribed (Twilio 21610): the customer is
+                // opted out when this is recorded, and nothing is ever retried.
+                return finish(
+                    ctx,
+                    &run,
+                    NotificationState::OptedOut,
+                    Ending::attempt(ended, code, Some(category)),
+                )
+                .await;
+            }
             if !category.is_retryable() {
                 return finish(
                     ctx,
@@ -452,34 +501,35 @@ impl SmsNotificationWorkflow {
     }
 
     /// A final delivery report of an attempt (from the carrier webhook). Duplicates, reports of an
-    /// earlier attempt, progress reports and anything after the outcome change nothing.
+    /// earlier attempt, progress reports, reports naming another carrier id than the attempt's
+    /// and anything after the outcome change nothing.
     #[signal(name = "delivery")]
     pub fn delivery(&mut self, _ctx: &mut SyncWorkflowContext<Self>, report: DeliveryReport) {
-        let current = self.attempts.last().map(|a| a.attempt);
         let recorded = self.attempts.iter().any(|a| a.attempt == report.attempt);
         if !report.status.is_final() || self.state.is_final() {
             self.ignored_reports += 1;
             return;
         }
         if !recorded {
-            // Its attempt is not recorded yet: keep it for when it is (bounded: a handful of
-            // attempts, one final report each).
-            if self.early_reports.len() < 16
-                && !self
-                    .early_reports
-                    .iter()
-                    .any(|r| r.attempt == report.attempt)
-            {
+            // Its attempt is not recorded yet (the report overtook the submission's answer, or
+            // the attempt is in doubt): keep it as evidence, applied only if the attempt turns
+            // out to carry this id.
+            let known = self.early_reports.iter().any(|r| {
+                r.attempt == report.attempt && r.carrier_message_id == report.carrier_message_id
+            });
+            if !known && self.early_reports.len() < MAX_EARLY_REPORTS {
                 self.early_reports.push(report);
             } else {
                 self.ignored_reports += 1;
             }
             return;
         }
-        if self.state != NotificationState::Submitted
-            || self.report.is_some()
-            || current != Some(report.attempt)
-        {
+        let current = self.attempts.last();
+        let applies = current.is_some_and(|a| {
+            a.attempt == report.attempt
+                && a.carrier_message_id.as_deref() == Some(report.carrier_message_id.as_str())
+        });
+        if self.state != NotificationState::Submitted || self.report.is_some() || !applies {
             self.ignored_reports += 1;
             return;
         }
@@ -505,6 +555,7 @@ impl SmsNotificationWorkflow {
             next_wake_at: self.next_wake_at,
             failure_category: self.failure_category,
             ignored_reports: self.ignored_reports,
+            in_doubt: self.in_doubt,
         }
     }
 }
@@ -620,6 +671,36 @@ async fn wait_for_outcome(
                 }
             });
         }
+    }
+}
+
+/// Waits while `attempt` is in doubt: until `recheck_secs` passed, a new final report naming the
+/// attempt arrived (evidence to pass to the next `SubmitSms`), or a cancel. The timer is left to
+/// lapse when something else woke the run (see `wait_for_outcome`).
+async fn await_evidence(
+    ctx: &WorkflowContext<SmsNotificationWorkflow>,
+    attempt: u32,
+    recheck_secs: u64,
+) {
+    let reports_of = move |s: &SmsNotificationWorkflow| {
+        s.early_reports
+            .iter()
+            .filter(|r| r.attempt == attempt)
+            .count()
+    };
+    let known = ctx.state(reports_of);
+    let now = workflow_now(ctx);
+    let wait = Duration::from_secs(recheck_secs.max(1));
+    ctx.state_mut(|s| {
+        s.in_doubt = Some(attempt);
+        s.next_wake_at = Some(now + chrono::Duration::seconds(secs_i64(wait.as_secs())));
+    });
+    let mut timer = std::pin::pin!(ctx.timer(wait));
+    select! {
+        _ = timer.as_mut() => {}
+        _ = ctx.wait_condition(move |s: &SmsNotificationWorkflow| {
+            s.cancel_reason.is_some() || reports_of(s) > known
+        }) => {}
     }
 }
 

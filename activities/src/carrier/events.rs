@@ -3,7 +3,10 @@
 //! checks the signature ([`super::signature`]) before calling them.
 //!
 //! Every error names the field at fault ([`ParseError::field`], spelled as on the wire) and never
-//! echoes a phone number.
+//! echoes a phone number. Every field is bounded here, before anything is stored: a carrier id is
+//! 1–128 visible ASCII characters, an error code at most 32, an attempt number 1–999, an inbound
+//! text at most 1,600 characters without NUL — so one odd callback is refused alone (400) and can
+//! never make the batch it would have been stored with fail.
 
 use chrono::{DateTime, Utc};
 use pcn_workflows::delivery::{DeliveryStatus, MessageRef};
@@ -72,7 +75,7 @@ pub struct InboundSms {
 /// null.
 pub fn parse_generic_callback(body: &[u8]) -> Result<CarrierEvent, ParseError> {
     let object = json_object(body)?;
-    let carrier_message_id = required_str(&object, "trackingId")?.to_owned();
+    let carrier_message_id = carrier_id(required_str(&object, "trackingId")?, "trackingId")?;
     let reference = MessageRef::parse(required_str(&object, "messageId")?)
         .map_err(|_| ParseError::new("messageId", "not one of our message references"))?;
     let raw = required_str(&object, "status")?;
@@ -87,7 +90,7 @@ pub fn parse_generic_callback(body: &[u8]) -> Result<CarrierEvent, ParseError> {
     };
     let error_code = match object.get("statusCode") {
         None | Some(Value::Null) => None,
-        Some(v @ (Value::String(_) | Value::Number(_))) => code_text(v),
+        Some(v @ (Value::String(_) | Value::Number(_))) => error_code(code_text(v), "statusCode")?,
         Some(_) => return Err(ParseError::new("statusCode", "not a string")),
     };
     Ok(CarrierEvent {
@@ -109,15 +112,20 @@ pub fn parse_twilio_callback(
 ) -> Result<CarrierEvent, ParseError> {
     let reference = MessageRef::parse(reference)
         .map_err(|_| ParseError::new("ref", "not one of our message references"))?;
-    let carrier_message_id = param(params, "MessageSid")
-        .or_else(|| param(params, "SmsSid"))
-        .ok_or_else(|| ParseError::missing("MessageSid"))?
-        .to_owned();
+    let carrier_message_id = carrier_id(
+        param(params, "MessageSid")
+            .or_else(|| param(params, "SmsSid"))
+            .ok_or_else(|| ParseError::missing("MessageSid"))?,
+        "MessageSid",
+    )?;
     let raw = param(params, "MessageStatus")
         .or_else(|| param(params, "SmsStatus"))
         .ok_or_else(|| ParseError::missing("MessageStatus"))?;
     let status = twilio::map_status(raw).ok_or_else(|| unknown_status("MessageStatus", raw))?;
-    let error_code = param(params, "ErrorCode").and_then(|c| code_text(&Value::from(c)));
+    let error_code = error_code(
+        param(params, "ErrorCode").and_then(|c| code_text(&Value::from(c))),
+        "ErrorCode",
+    )?;
     Ok(CarrierEvent {
         carrier: CarrierKind::Twilio,
         reference,
@@ -132,10 +140,10 @@ pub fn parse_twilio_callback(
 /// "receivedAt"}` (`body` may be empty).
 pub fn parse_generic_inbound(body: &[u8]) -> Result<InboundSms, ParseError> {
     let object = json_object(body)?;
-    let carrier_message_id = required_str(&object, "messageId")?.to_owned();
+    let carrier_message_id = carrier_id(required_str(&object, "messageId")?, "messageId")?;
     let from = phone(required_str(&object, "from")?, "from")?;
     let text = match object.get("body") {
-        Some(Value::String(s)) => s.clone(),
+        Some(Value::String(s)) => inbound_text(s, "body")?,
         Some(_) => return Err(ParseError::new("body", "not a string")),
         None => return Err(ParseError::missing("body")),
     };
@@ -150,10 +158,12 @@ pub fn parse_generic_inbound(body: &[u8]) -> Result<InboundSms, ParseError> {
 /// Parses a Twilio inbound message: form `MessageSid` (or `SmsSid`), `From`, `Body` (may be
 /// empty, must be present).
 pub fn parse_twilio_inbound(params: &[(String, String)]) -> Result<InboundSms, ParseError> {
-    let carrier_message_id = param(params, "MessageSid")
-        .or_else(|| param(params, "SmsSid"))
-        .ok_or_else(|| ParseError::missing("MessageSid"))?
-        .to_owned();
+    let carrier_message_id = carrier_id(
+        param(params, "MessageSid")
+            .or_else(|| param(params, "SmsSid"))
+            .ok_or_else(|| ParseError::missing("MessageSid"))?,
+        "MessageSid",
+    )?;
     let from = phone(
         param(params, "From").ok_or_else(|| ParseError::missing("From"))?,
         "From",
@@ -161,8 +171,8 @@ pub fn parse_twilio_inbound(params: &[(String, String)]) -> Result<InboundSms, P
     let body = params
         .iter()
         .find(|(k, _)| k == "Body")
-        .map(|(_, v)| v.clone())
-        .ok_or_else(|| ParseError::missing("Body"))?;
+        .map(|(_, v)| inbound_text(v, "Body"))
+        .ok_or_else(|| ParseError::missing("Body"))??;
     Ok(InboundSms {
         carrier: CarrierKind::Twilio,
         carrier_message_id,
@@ -171,20 +181,120 @@ pub fn parse_twilio_inbound(params: &[(String, String)]) -> Result<InboundSms, P
     })
 }
 
-/// Whether a reply asks us to stop sending: `STOP`, `STOPALL`, `UNSUBSCRIBE`, `CANCEL`, `END`,
-/// `QUIT` (any case) or Hebrew `הסר` / `עצור`, alone after trimming whitespace and bidi marks.
-pub fn is_stop_keyword(body: &str) -> bool {
-    const LATIN: [&str; 6] = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"];
-    const HEBREW: [&str; 2] = ["הסר", "עצור"];
+/// What a reply says about consent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentKeyword {
+    /// Stop sending (STOP and its equivalents in every language we send in).
+    OptOut,
+    /// Start again (START, UNSTOP): the customer's own opt-in.
+    OptIn,
+}
+
+/// Opt-out words, compared case-insensitively: English (Twilio's standard list), Hebrew, Arabic
+/// and Russian — every language a notification goes out in.
+const OPT_OUT_WORDS: [&str; 19] = [
+    "STOP",
+    "STOPALL",
+    "UNSUBSCRIBE",
+    "CANCEL",
+    "END",
+    "QUIT",
+    "OPTOUT",
+    "REVOKE",
+    "הסר",
+    "הסרה",
+    "עצור",
+    "توقف",
+    "إيقاف",
+    "ايقاف",
+    "إلغاء",
+    "الغاء",
+    "стоп",
+    "отписаться",
+    "отписка",
+];
+
+/// Opt-in words: the customer asks to receive messages again.
+const OPT_IN_WORDS: [&str; 2] = ["START", "UNSTOP"];
+
+/// The consent keyword a reply consists of, if any: one word from [`OPT_OUT_WORDS`] or
+/// [`OPT_IN_WORDS`], alone after trimming whitespace, bidi marks and punctuation ("Stop!" is a
+/// STOP; "please don't stop" is not).
+pub fn consent_keyword(body: &str) -> Option<ConsentKeyword> {
     // Phones of right-to-left writers may wrap the text in direction marks.
     let word = body.trim_matches(|c: char| {
         c.is_whitespace()
             || matches!(
                 c,
                 '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
+                    | '.' | '!' | '?' | ',' | '\u{061f}' | '\u{060c}'
             )
     });
-    LATIN.iter().any(|k| k.eq_ignore_ascii_case(word)) || HEBREW.contains(&word)
+    let word = word.to_lowercase();
+    let is = |list: &[&str]| list.iter().any(|k| k.to_lowercase() == word);
+    if is(&OPT_OUT_WORDS) {
+        Some(ConsentKeyword::OptOut)
+    } else if is(&OPT_IN_WORDS) {
+        Some(ConsentKeyword::OptIn)
+    } else {
+        None
+    }
+}
+
+/// Whether a reply asks us to stop sending ([`consent_keyword`] is [`ConsentKeyword::OptOut`]).
+pub fn is_stop_keyword(body: &str) -> bool {
+    consent_keyword(body) == Some(ConsentKeyword::OptOut)
+}
+
+/// Longest carrier id accepted (generic `trackingId`, Twilio `MessageSid`).
+pub const MAX_CARRIER_ID_CHARS: usize = 128;
+/// Longest error code accepted.
+pub const MAX_ERROR_CODE_CHARS: usize = 32;
+/// Longest inbound text accepted (10 concatenated segments).
+pub const MAX_INBOUND_CHARS: usize = 1600;
+
+/// A carrier's id: 1–128 visible ASCII characters (no spaces, no control characters).
+fn carrier_id(s: &str, field: &'static str) -> Result<String, ParseError> {
+    if s.len() > MAX_CARRIER_ID_CHARS {
+        return Err(ParseError::new(
+            field,
+            format!("longer than {MAX_CARRIER_ID_CHARS} characters"),
+        ));
+    }
+    if !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ParseError::new(
+            field,
+            "not visible ASCII (control character, space or non-ASCII)",
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// An error code: at most 32 visible ASCII characters.
+fn error_code(code: Option<String>, field: &'static str) -> Result<Option<String>, ParseError> {
+    match code {
+        Some(c) if c.len() > MAX_ERROR_CODE_CHARS || !c.bytes().all(|b| b.is_ascii_graphic()) => {
+            Err(ParseError::new(
+                field,
+                format!("not an error code (1–{MAX_ERROR_CODE_CHARS} visible ASCII characters)"),
+            ))
+        }
+        other => Ok(other),
+    }
+}
+
+/// A customer's text: at most 1,600 characters, no NUL (which Postgres cannot store).
+fn inbound_text(s: &str, field: &'static str) -> Result<String, ParseError> {
+    if s.chars().count() > MAX_INBOUND_CHARS {
+        return Err(ParseError::new(
+            field,
+            format!("longer than {MAX_INBOUND_CHARS} characters"),
+        ));
+    }
+    if s.contains('\0') {
+        return Err(ParseError::new(field, "contains a NUL character"));
+    }
+    Ok(s.to_owned())
 }
 
 fn json_object(body: &[u8]) -> Result<Map<String, Value>, ParseError> {
@@ -498,6 +608,13 @@ mod tests {
             " עצור ",
             "\u{200f}הסר\u{200f}",
             "\u{2067}עצור\u{2069}",
+            "توقف",
+            " إلغاء ",
+            "СТОП",
+            "стоп",
+            "Отписаться",
+            "STOP.",
+            "Stop!",
         ] {
             assert!(is_stop_keyword(yes), "{yes:?}");
         }
@@ -510,10 +627,69 @@ mod tests {
             "ST OP",
             "הסר אותי",
             "תודה",
-            "STOP.",
             "ＳＴＯＰ",
+            "не стоп",
+            "لا توقف",
+            "START",
         ] {
             assert!(!is_stop_keyword(no), "{no:?}");
         }
+    }
+
+    #[test]
+    fn start_and_unstop_opt_back_in_and_nothing_else_does() {
+        for yes in ["START", "start", " Unstop\n", "START!"] {
+            assert_eq!(consent_keyword(yes), Some(ConsentKeyword::OptIn), "{yes:?}");
+        }
+        for no in ["YES", "start again", "begin", "", "STOP"] {
+            assert_ne!(consent_keyword(no), Some(ConsentKeyword::OptIn), "{no:?}");
+        }
+    }
+
+    #[test]
+    fn odd_fields_are_refused_by_name_before_storage() {
+        let with = |tracking: &str, code: &str| {
+            json!({"trackingId": tracking, "messageId": REF, "status": "DELIVERED",
+                   "statusCode": code})
+            .to_string()
+            .into_bytes()
+        };
+        for (body, field) in [
+            (with("T\u{0}1", "0"), "trackingId"),
+            (with(&"T".repeat(129), "0"), "trackingId"),
+            (with("T 1", "0"), "trackingId"),
+            (with("T1", &"9".repeat(33)), "statusCode"),
+            (with("T1", "2\u{0}"), "statusCode"),
+        ] {
+            assert_eq!(parse_generic_callback(&body).unwrap_err().field, field);
+        }
+        assert!(parse_generic_callback(&with(&"T".repeat(128), "30003")).is_ok());
+        let big_attempt = json!({"trackingId": "T1", "messageId": "sms/2026-10/C0000000042#99999",
+                                 "status": "DELIVERED"});
+        assert_eq!(
+            parse_generic_callback(big_attempt.to_string().as_bytes())
+                .unwrap_err()
+                .field,
+            "messageId"
+        );
+        let twilio = pairs(&[("MessageSid", "SM\u{1}x"), ("MessageStatus", "delivered")]);
+        assert_eq!(
+            parse_twilio_callback(&twilio, REF).unwrap_err().field,
+            "MessageSid"
+        );
+        let inbound = json!({"messageId": "MO1", "from": "+972501234567", "body": "a\u{0}b"});
+        assert_eq!(
+            parse_generic_inbound(inbound.to_string().as_bytes())
+                .unwrap_err()
+                .field,
+            "body"
+        );
+        let long = json!({"messageId": "MO1", "from": "+972501234567", "body": "x".repeat(1601)});
+        assert_eq!(
+            parse_generic_inbound(long.to_string().as_bytes())
+                .unwrap_err()
+                .field,
+            "body"
+        );
     }
 }

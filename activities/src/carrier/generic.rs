@@ -570,13 +570,11 @@ mod tests {
     fn refusals_carry_the_carriers_reason() {
         assert_eq!(
             refused(400, br#"{"error":"more than 1000 messages"}"#),
-            CarrierError::Refused("HTTP 400: more than 1000 messages".to_owned()
-            )
+            CarrierError::Refused("HTTP 400: more than 1000 messages".to_owned())
         );
         assert_eq!(
             refused(400, b"<html>"),
-            CarrierError::Refused("HTTP 400: no reason given".to_owned()
-            )
+            CarrierError::Refused("HTTP 400: no reason given".to_owned())
         );
     }
 

@@ -1,0 +1,541 @@
+//! The owner of `sms_attempts` and `in_doubt_resolutions`: every statement that writes them, and
+//! the rules that keep one attempt reference from reaching the carrier twice.
+//!
+//! An attempt row moves through
+//!
+//! ```text
+//!   (none) ──claim_first──► SUBMITTING ──store_accepted──► SUBMITTED ──finish──► outcome
+//!                             │   ▲  └─store_rejected──► REJECTED
+//!            mark_unsent ◄────┘   └──claim_unsent── UNSENT
+//!            (certainly not with the carrier)
+//! ```
+//!
+//! A SUBMITTING row without a carrier id is **in doubt**: some execution sent (or was about to
+//! send) it and no answer was stored. Nothing sends it again but [`claim_resend`], after the
+//! resolution rule (`in_doubt`) found no evidence within the reconciliation period, and
+//! [`adopt`] ends the doubt when evidence was found. Every claim is a compare-and-set, so of
+//! several executions racing (a local activity that outlived its workflow task, a restarted
+//! worker) exactly one sends.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use pcn_workflows::contracts::{AttemptOutcome, NotificationKey, RunRef};
+use pcn_workflows::delivery::{FailureCategory, MessageRef};
+use sqlx::{PgConnection, PgPool, Row};
+
+use crate::audit::{self, AuditEntry};
+
+/// Stored status of an attempt (`sms_attempts.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptStatus {
+    /// The last try certainly did not reach the carrier: may be sent at once.
+    Unsent,
+    /// Sent or about to be; without a carrier id: in doubt.
+    Submitting,
+    /// The carrier took it (has a carrier id).
+    Submitted,
+    /// The carrier refused it at submission.
+    Rejected,
+    /// Ended: the attempt's outcome.
+    Ended(AttemptOutcome),
+}
+
+impl AttemptStatus {
+    /// Every stored spelling but the outcomes'.
+    const OWN: [(Self, &'static str); 4] = [
+        (Self::Unsent, "UNSENT"),
+        (Self::Submitting, "SUBMITTING"),
+        (Self::Submitted, "SUBMITTED"),
+        (Self::Rejected, "REJECTED"),
+    ];
+
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ended(outcome) => outcome.as_str(),
+            own => Self::OWN
+                .iter()
+                .find(|(s, _)| *s == own)
+                .map_or("UNKNOWN", |(_, text)| text),
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::OWN
+            .iter()
+            .find(|(_, text)| *text == s)
+            .map(|(status, _)| *status)
+            .or_else(|| AttemptOutcome::parse(s).map(Self::Ended))
+    }
+}
+
+/// How an in-doubt attempt was resolved (`in_doubt_resolutions.resolution`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// A stored delivery event named the reference; the carrier confirmed its id.
+    AdoptedCallback,
+    /// A delivery signal the workflow had received named it; the carrier confirmed its id.
+    AdoptedSignal,
+    /// The carrier's message list (Twilio) showed the message.
+    AdoptedLookup,
+    /// Nothing found within the reconciliation period: sent again, same reference.
+    Resubmitted,
+    /// The customer opted out meanwhile: not sent again.
+    Abandoned,
+}
+
+impl Resolution {
+    /// Every resolution.
+    pub const ALL: [Self; 5] = [
+        Self::AdoptedCallback,
+        Self::AdoptedSignal,
+        Self::AdoptedLookup,
+        Self::Resubmitted,
+        Self::Abandoned,
+    ];
+
+    /// The stored spelling (also the metric label, lower-cased).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AdoptedCallback => "ADOPTED_CALLBACK",
+            Self::AdoptedSignal => "ADOPTED_SIGNAL",
+            Self::AdoptedLookup => "ADOPTED_LOOKUP",
+            Self::Resubmitted => "RESUBMITTED",
+            Self::Abandoned => "ABANDONED",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// One attempt as stored.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// Its status.
+    pub status: AttemptStatus,
+    /// Carrier name (`generic`, `twilio`).
+    pub carrier: String,
+    /// The carrier's id, once known.
+    pub carrier_message_id: Option<String>,
+    /// The carrier's refusal code.
+    pub error_code: Option<String>,
+    /// Sends of the reference so far.
+    pub submissions: i16,
+    /// Time since the last send (database clock): how long it has been in doubt.
+    pub since_last_send: Duration,
+    /// When the row was written.
+    pub created_at: DateTime<Utc>,
+    /// The recipient the attempt was (or will be) sent to.
+    pub phone_e164: String,
+    /// The text sent.
+    pub body: String,
+}
+
+impl Attempt {
+    /// Whether some execution may have reached the carrier without the answer being stored.
+    pub fn in_doubt(&self) -> bool {
+        self.status == AttemptStatus::Submitting && self.carrier_message_id.is_none()
+    }
+}
+
+fn month_of(key: &NotificationKey) -> chrono::NaiveDate {
+    key.month.first_day().as_naive()
+}
+
+fn attempt_no(attempt: u32) -> anyhow::Result<i16> {
+    i16::try_from(attempt)
+        .ok()
+        .filter(|a| (1..=999).contains(a))
+        .ok_or_else(|| anyhow::anyhow!("attempt number {attempt} out of range 1..=999"))
+}
+
+/// The attempt row, if written.
+pub async fn load(
+    pool: &PgPool,
+    key: &NotificationKey,
+    attempt: u32,
+) -> anyhow::Result<Option<Attempt>> {
+    let row = sqlx::query(
+        "SELECT status, carrier, carrier_message_id, error_code, submissions, created_at,
+                phone_e164, body,
+                greatest(extract(epoch FROM now() - last_submitted_at), 0)::float8 AS since_secs
+           FROM sms_attempts WHERE month = $1 AND customer_id = $2 AND attempt = $3",
+    )
+    .bind(month_of(key))
+    .bind(key.customer.as_str())
+    .bind(attempt_no(attempt)?)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let status: String = row.get("status");
+    Ok(Some(Attempt {
+        status: AttemptStatus::parse(&status)
+            .ok_or_else(|| anyhow::anyhow!("unknown attempt status {status:?}"))?,
+        carrier: row.get("carrier"),
+        carrier_message_id: row.get("carrier_message_id"),
+        error_code: row.get("error_code"),
+        submissions: row.get("submissions"),
+        since_last_send: Duration::from_secs_f64(row.get::<f64, _>("since_secs")),
+        created_at: row.get("created_at"),
+        phone_e164: row.get("phone_e164"),
+        body: row.get("body"),
+    }))
+}
+
+/// What a first send writes.
+pub struct NewAttempt<'a> {
+    /// The attempt's reference.
+    pub reference: &'a MessageRef,
+    /// Carrier name.
+    pub carrier: &'a str,
+    /// Recipient, E.164.
+    pub phone_e164: &'a str,
+    /// The rendered text.
+    pub body: &'a str,
+}
+
+/// Claims the first send of an attempt: writes its row (SUBMITTING, 1 submission). False when
+/// the row exists already (another execution claimed it).
+pub async fn claim_first(
+    pool: &PgPool,
+    key: &NotificationKey,
+    new: &NewAttempt<'_>,
+) -> anyhow::Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO sms_attempts (month, customer_id, attempt, message_ref, carrier, phone_e164, body)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (month, customer_id, attempt) DO NOTHING",
+    )
+    .bind(month_of(key))
+    .bind(key.customer.as_str())
+    .bind(attempt_no(new.reference.attempt)?)
+    .bind(new.reference.to_string())
+    .bind(new.carrier)
+    .bind(new.phone_e164)
+    .bind(new.body)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// Claims a send of an UNSENT attempt (the last try certainly did not reach the carrier). The
+/// submission number is unchanged: the last one never arrived. None when another execution won.
+pub async fn claim_unsent(
+    pool: &PgPool,
+    key: &NotificationKey,
+    attempt: u32,
+) -> anyhow::Result<Option<i16>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE sms_attempts SET status = 'SUBMITTING', last_submitted_at = now()
+          WHERE month = $1 AND customer_id = $2 AND attempt = $3 AND status = 'UNSENT'
+          RETURNING submissions",
+    )
+    .bind(month_of(key))
+    .bind(key.customer.as_str())
+    .bind(attempt_no(attempt)?)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Records that the last try of `submission` certainly did not reach the carrier (connection
+/// refused, a refusal of the whole request): the next execution may send at once.
+pub async fn mark_unsent(
+    pool: &PgPool,
+    key: &NotificationKey,
+    attempt: u32,
+    submission: i16,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE sms_attempts SET status = 'UNSENT'
+          WHERE month = $1 AND customer_id = $2 AND attempt = $3 AND status = 'SUBMITTING'
+            AND carrier_message_id IS NULL AND submissions = $4",
+    )
+    .bind(month_of(key))
+    .bind(key.customer.as_str())
+    .bind(attempt_no(attempt)?)
+    .bind(submission)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Stores the carrier id of an accepted send. False when the row has an id already (it is then
+/// the one to use: reload).
+pub async fn store_accepted(
+    conn: &mut PgConnection,
+    key: &NotificationKey,
+    attempt: u32,
+    carrier_message_id: &str,
+) -> anyhow::Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE sms_attempts
+            SET status = 'SUBMITTED', carrier_message_id = $4, submitted_at = now()
+          WHERE month = $1 AND customer_id = $2 AND attempt = $3 AND carrier_message_id IS NULL
+            AND status IN ('SUBMITTING', 'UNSENT')",
+    )
+    .bind(month_of(key))
+    .bind(key.customer.as_str())
+    .bind(attempt_no(attempt)?)
+    .bind(carrier_message_id)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// Stores a refusal at submission.
+pub async fn store_rejected(
+    conn: &mut PgConnection,
+    key: &NotificationKey,
+    attempt: u32,
+    code: &str,
+    category: FailureCategory,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE sms_attempts
+            SET status = 'REJECTED', error_code = $4, failure_category = $5, finished_at = now()
+          WHERE month = $1 AND customer_id = $2 AND attempt = $3 AND status IN ('SUBMITTING', 'UNSENT')",
+    )
+    .bind(month_of(key))
+    .bind(key.customer.as_str())
+    .bind(attempt_no(attempt)?)
+    .bind(code)
+    .bind(category.as_str())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records how an attempt ended (a final report, no confirmation, a cancel). A refused attempt
+/// keeps its refusal's finish time; an ended one is not changed again.
+pub async fn finish(
+    conn: &mut PgConnection,
+    key: &NotificationKey,
+    attempt: u32,
+    outcome: AttemptOutcome,
+    error_code: Option<&str>,
+    category: Option<FailureCategory>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE sms_attempts
+            SET status = $4, error_code = coalesce($5, error_code),
+                failure_category = coalesce($6, failure_category), finished_at = now()
+          WHERE month = $1 AND customer_id = $2 AND attempt = $3
+            AND (finished_at IS NULL OR status = 'REJECTED')",
+    )
+    .bind(month_of(key))
+    .bind(key.customer.as_str())
+    .bind(attempt_no(attempt)?)
+    .bind(outcome.as_str())
+    .bind(error_code)
+    .bind(
+        category
+            .filter(|_| outcome != AttemptOutcome::Delivered)
+            .map(|c| c.as_str()),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Who resolves an in-doubt attempt, and which send was in doubt.
+pub struct InDoubt<'a> {
+    /// The notification.
+    pub key: &'a NotificationKey,
+    /// The attempt.
+    pub attempt: u32,
+    /// `submissions` when the doubt was observed.
+    pub submission: i16,
+    /// How long it had been in doubt.
+    pub waited: Duration,
+    /// The workflow run resolving it.
+    pub run: &'a RunRef,
+}
+
+/// Ends the doubt with evidence: stores `carrier_message_id` on the attempt and writes the
+/// resolution row and its audit entry, in `conn`'s transaction. False when the attempt is no
+/// longer in doubt (another execution resolved it): reload.
+pub async fn adopt(
+    conn: &mut PgConnection,
+    doubt: &InDoubt<'_>,
+    carrier_message_id: &str,
+    resolution: Resolution,
+) -> anyhow::Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE sms_attempts
+            SET status = 'SUBMITTED', carrier_message_id = $4, submitted_at = now()
+          WHERE month = $1 AND customer_id = $2 AND attempt = $3 AND carrier_message_id IS NULL
+            AND status = 'SUBMITTING' AND submissions = $5",
+    )
+    .bind(month_of(doubt.key))
+    .bind(doubt.key.customer.as_str())
+    .bind(attempt_no(doubt.attempt)?)
+    .bind(carrier_message_id)
+    .bind(doubt.submission)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated != 1 {
+        return Ok(false);
+    }
+    record_resolution(conn, doubt, resolution, Some(carrier_message_id)).await?;
+    Ok(true)
+}
+
+/// Claims a resend of an in-doubt attempt whose reconciliation period (`period`, counted from
+/// its last send) passed without evidence: `submissions + 1`, and the RESUBMITTED resolution with
+/// its audit entry, in `conn`'s transaction. None when another execution claimed it or the
+/// period has not passed by the database's clock.
+pub async fn claim_resend(
+    conn: &mut PgConnection,
+    doubt: &InDoubt<'_>,
+    period: Duration,
+) -> anyhow::Result<Option<i16>> {
+    let claimed: Option<i16> = sqlx::query_scalar(
+        "UPDATE sms_attempts SET submissions = submissions + 1, last_submitted_at = now()
+          WHERE month = $1 AND customer_id = $2 AND attempt = $3 AND carrier_message_id IS NULL
+            AND status = 'SUBMITTING' AND submissions = $4
+            AND last_submitted_at <= now() - make_interval(secs => $5)
+          RETURNING submissions",
+    )
+    .bind(month_of(doubt.key))
+    .bind(doubt.key.customer.as_str())
+    .bind(attempt_no(doubt.attempt)?)
+    .bind(doubt.submission)
+    .bind(period.as_secs_f64())
+    .fetch_optional(&mut *conn)
+    .await?;
+    if claimed.is_some() {
+        record_resolution(conn, doubt, Resolution::Resubmitted, None).await?;
+    }
+    Ok(claimed)
+}
+
+/// Records that an in-doubt attempt is not sent again because the customer opted out meanwhile.
+pub async fn abandon(conn: &mut PgConnection, doubt: &InDoubt<'_>) -> anyhow::Result<()> {
+    record_resolution(conn, doubt, Resolution::Abandoned, None).await?;
+    Ok(())
+}
+
+/// The resolution row and its audit entry (both keyed: once per send in doubt).
+async fn record_resolution(
+    conn: &mut PgConnection,
+    doubt: &InDoubt<'_>,
+    resolution: Resolution,
+    carrier_message_id: Option<&str>,
+) -> anyhow::Result<()> {
+    let reference = doubt.key.attempt(doubt.attempt);
+    let inserted = sqlx::query(
+        "INSERT INTO in_doubt_resolutions (month, customer_id, attempt, message_ref, submission,
+                                           resolution, carrier_message_id, waited, workflow_id, run_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, make_interval(secs => $8), $9, $10)
+         ON CONFLICT (message_ref, submission) DO NOTHING",
+    )
+    .bind(month_of(doubt.key))
+    .bind(doubt.key.customer.as_str())
+    .bind(attempt_no(doubt.attempt)?)
+    .bind(reference.to_string())
+    .bind(doubt.submission)
+    .bind(resolution.as_str())
+    .bind(carrier_message_id)
+    .bind(doubt.waited.as_secs_f64())
+    .bind(&doubt.run.workflow_id)
+    .bind(&doubt.run.run_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        audit::record(
+            &mut *conn,
+            &AuditEntry {
+                actor: format!("workflow:{}", doubt.run.workflow_id),
+                action: "SMS_IN_DOUBT_RESOLVED",
+                subject_type: "sms_attempt",
+                subject_id: reference.to_string(),
+                details: serde_json::json!({
+                    "resolution": resolution.as_str(),
+                    "submission": doubt.submission,
+                    "carrier_message_id": carrier_message_id,
+                    "waited_secs": doubt.waited.as_secs(),
+                    "run_id": doubt.run.run_id,
+                }),
+                idempotency_key: Some(format!("in-doubt/{reference}/{}", doubt.submission)),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Carrier ids already held by attempts (of any notification): a report naming one of them is
+/// about that attempt, never evidence for another.
+pub async fn known_carrier_ids(
+    pool: &PgPool,
+    carrier: &str,
+    ids: &[String],
+) -> anyhow::Result<Vec<String>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar(
+        "SELECT carrier_message_id FROM sms_attempts
+          WHERE carrier = $1 AND carrier_message_id = ANY($2)",
+    )
+    .bind(carrier)
+    .bind(ids)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Attempts still in doubt: rows without a carrier id that some execution sent (for the chaos
+/// check).
+pub async fn in_doubt_count(pool: &PgPool) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM sms_attempts WHERE status = 'SUBMITTING' AND carrier_message_id IS NULL",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip() {
+        for status in [
+            AttemptStatus::Unsent,
+            AttemptStatus::Submitting,
+            AttemptStatus::Submitted,
+            AttemptStatus::Rejected,
+            AttemptStatus::Ended(AttemptOutcome::Delivered),
+            AttemptStatus::Ended(AttemptOutcome::NoConfirmation),
+        ] {
+            assert_eq!(AttemptStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(AttemptStatus::parse("submitting"), None);
+    }
+
+    #[test]
+    fn resolutions_round_trip() {
+        for r in Resolution::ALL {
+            assert_eq!(Resolution::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Resolution::parse("ADOPTED"), None);
+    }
+
+    #[test]
+    fn attempt_numbers_are_bounded() {
+        assert_eq!(attempt_no(1).unwrap(), 1);
+        assert_eq!(attempt_no(999).unwrap(), 999);
+        assert!(attempt_no(0).is_err());
+        assert!(attempt_no(1000).is_err());
+        assert!(attempt_no(99_999).is_err());
+    }
+}

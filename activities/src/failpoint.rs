@@ -1,0 +1,69 @@
+//! Named crash points: the process aborts (like `kill -9`, no unwinding, no cleanup) the first
+//! time it reaches the point named in `PCN_FAILPOINT`. The crash tests start the real worker with
+//! one armed, restart it without, and check that nothing was lost or doubled.
+//!
+//! The variable is read once, at the first check; unset (production) every check is one load of
+//! an initialised `OnceLock`. Points of the SMS submission, in order:
+//!
+//! | name | where |
+//! | --- | --- |
+//! | `submit.after_attempt_row` | the attempt row is written, the carrier not yet called |
+//! | `submit.after_carrier_accept` | the carrier accepted, its id not yet stored |
+//! | `submit.after_id_stored` | the id is stored, the workflow has not recorded the result |
+//! | `record.before_audit` | the final state is written (same transaction), its audit entry not |
+
+use std::sync::OnceLock;
+
+/// The attempt row is written; the carrier has not been called.
+pub const SUBMIT_AFTER_ATTEMPT_ROW: &str = "submit.after_attempt_row";
+/// The carrier accepted the message; its id is not stored yet.
+pub const SUBMIT_AFTER_CARRIER_ACCEPT: &str = "submit.after_carrier_accept";
+/// The carrier id is stored; the workflow has not recorded the submission.
+pub const SUBMIT_AFTER_ID_STORED: &str = "submit.after_id_stored";
+/// The notification's final state is written (not committed); its audit entry is not.
+pub const RECORD_BEFORE_AUDIT: &str = "record.before_audit";
+
+/// Every point, for validation of the variable.
+pub const ALL: [&str; 4] = [
+    SUBMIT_AFTER_ATTEMPT_ROW,
+    SUBMIT_AFTER_CARRIER_ACCEPT,
+    SUBMIT_AFTER_ID_STORED,
+    RECORD_BEFORE_AUDIT,
+];
+
+fn armed() -> Option<&'static str> {
+    static ARMED: OnceLock<Option<String>> = OnceLock::new();
+    ARMED
+        .get_or_init(|| {
+            std::env::var("PCN_FAILPOINT")
+                .ok()
+                .filter(|name| !name.is_empty())
+        })
+        .as_deref()
+}
+
+/// Checks `PCN_FAILPOINT` at start-up: an unknown name is a typo that would silently test nothing.
+pub fn validate() -> anyhow::Result<()> {
+    match armed() {
+        Some(name) if !ALL.contains(&name) => anyhow::bail!(
+            "PCN_FAILPOINT={name:?} names no crash point; known: {}",
+            ALL.join(", ")
+        ),
+        Some(name) => {
+            tracing::warn!(
+                failpoint = name,
+                "crash point armed: this process will abort there"
+            );
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+/// Aborts the process here when `name` is the armed point.
+pub fn hit(name: &str) {
+    if armed() == Some(name) {
+        eprintln!("failpoint {name}: aborting the process");
+        std::process::abort();
+    }
+}
