@@ -458,6 +458,25 @@ impl WorkerProcess {
         concurrency: usize,
         carrier: &TestCarrier,
     ) -> Self {
+        Self::start_with(
+            task_queue,
+            database_url,
+            bank_url,
+            concurrency,
+            carrier,
+            &[],
+        )
+    }
+
+    /// Like [`Self::start`], with extra environment (e.g. `PCN_FAILPOINT`).
+    pub fn start_with(
+        task_queue: &str,
+        database_url: &str,
+        bank_url: &str,
+        concurrency: usize,
+        carrier: &TestCarrier,
+        env: &[(&str, &str)],
+    ) -> Self {
         let child = Command::new(workspace_binary("pcn-worker"))
             .arg("run")
             .env("PCN_CARRIER", carrier.kind.as_str())
@@ -480,6 +499,7 @@ impl WorkerProcess {
             .env("PCN_HTTP_BIND", "127.0.0.1:0")
             .env("PCN_SDK_METRICS_BIND", "")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -493,6 +513,22 @@ impl WorkerProcess {
             .args(["-9", &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
+    }
+
+    /// Waits until the process ended by itself (an armed crash point aborted it); panics after
+    /// `timeout` with `what` it was waiting for.
+    pub async fn wait_exit(mut self, timeout: Duration, what: &str) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("worker status") {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the worker did not stop within {timeout:?} waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod api;
 mod crash;
+mod exactly_once;
 mod month;
 mod ops;
 mod qualification_rule;

@@ -308,6 +308,7 @@ async fn run_worker(
     carrier: &CarrierArgs,
     ops: &OpsArgs,
 ) -> anyhow::Result<()> {
+    pcn_activities::failpoint::validate()?;
     let (bank_config, sweep) = bank.parse()?;
     let (carrier_config, limits) = carrier.parse()?;
     let templates = pcn_activities::templates::load_dir(&carrier.sms_templates, limits)
