@@ -15,6 +15,7 @@
 //! - [`delivery_events`]: the evidence reads and FOREIGN flags of stored delivery events.
 //! - [`failpoint`]: named crash points for the crash tests (`PCN_FAILPOINT`).
 //! - [`audit`]: the append-only audit log.
+//! - [`consent`]: the consent ledger, the only way `customers.opted_out` changes.
 //! - [`metrics`]: Prometheus metrics of our own (the SDK exports its own).
 //! - [`PcnActivities`]: the Temporal activity implementations, registered on the worker.
 
@@ -22,6 +23,7 @@ pub mod attempts;
 pub mod audit;
 pub mod bank;
 pub mod carrier;
+pub mod consent;
 pub mod db;
 pub mod delivery_events;
 pub mod failpoint;

@@ -35,7 +35,7 @@ use crate::audit::{self, AuditEntry};
 use crate::carrier::{AnyCarrier, OutboundSms, SmsCarrier, SubmitOutcome};
 use crate::in_doubt::{self, Verdict};
 use crate::metrics::Metrics;
-use crate::{delivery_events, failpoint};
+use crate::{consent, delivery_events, failpoint};
 
 /// What the SMS steps need besides the pool.
 pub struct SmsDeps {
@@ -477,6 +477,32 @@ pub async fn record(pool: &PgPool, input: &RecordInput) -> anyhow::Result<()> {
             input.category,
         )
         .await?;
+    }
+    if input.state == NotificationState::OptedOut
+        && input.category == Some(FailureCategory::OptedOut)
+    {
+        // The carrier refused the message because the recipient unsubscribed there: that is
+        // consent withdrawn, for every future message too.
+        let reference = input
+            .attempt
+            .map(|(attempt, _)| key.attempt(attempt).to_string());
+        let actor = format!("workflow:{workflow_id}");
+        let reason = format!(
+            "carrier error {}: recipient unsubscribed",
+            input.error_code.as_deref().unwrap_or("?")
+        );
+        let fact = consent::Fact {
+            customer: key.customer.as_str(),
+            source: consent::Source::CarrierError,
+            actor: &actor,
+            reason: Some(&reason),
+            carrier_message_id: reference.as_deref(),
+            idempotency_key: Some(format!(
+                "carrier-error/{}",
+                reference.as_deref().unwrap_or(&workflow_id)
+            )),
+        };
+        consent::opt_out(&mut tx, &fact).await?;
     }
     let is_final = input.state.is_final();
     sqlx::query(

@@ -359,13 +359,13 @@ async fn seed_customers(pool: &PgPool, n: u64) -> anyhow::Result<()> {
                 first_name: pcn_workflows::customer::FirstName::parse("Dana")?,
                 phone: pcn_workflows::domain::Phone::parse(&format!("+9725{i:08}"))?,
                 language: pcn_workflows::domain::Language::Hebrew,
-                opted_out: false,
+                opted_out: None,
                 active: true,
                 monitored_since: since,
             })
         })
         .collect::<Result<_, pcn_workflows::domain::DomainError>>()?;
-    db::upsert_customers(pool, &customers).await?;
+    db::upsert_customers(pool, &customers, "bench").await?;
     Ok(())
 }
 

@@ -193,6 +193,14 @@ pub fn customer_details(r: &GetCustomerResponse) -> Value {
         "checks": list(&r.checks, balance_check),
         "qualifications": list(&r.qualifications, qualification),
         "notifications": list(&r.notifications, notification),
+        "consent": list(&r.consent, |e| json!({
+            "opted_out": e.opted_out,
+            "source": e.source,
+            "occurred_at": e.occurred_at,
+            "actor": e.actor,
+            "reason": e.reason,
+            "carrier_message_id": e.carrier_message_id,
+        })),
     })
 }
 

@@ -310,6 +310,17 @@ pub fn customer_details(r: &GetCustomerResponse) -> String {
         "Decisions",
         &table_or_none(&qualifications_table(&r.qualifications, false)),
     );
+    let mut consent = Table::new(&["AT", "OPTED_OUT", "SOURCE", "ACTOR", "REASON"]);
+    for e in &r.consent {
+        consent.push(vec![
+            dash(&e.occurred_at),
+            yes_no(e.opted_out),
+            dash(&e.source),
+            dash(&e.actor),
+            dash(&e.reason),
+        ]);
+    }
+    section(&mut out, "Consent history", &table_or_none(&consent));
     section(
         &mut out,
         "Notifications",

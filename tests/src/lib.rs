@@ -97,7 +97,7 @@ impl TestDb {
     /// A fresh database holding customers `0..n` of the simulator's population.
     pub async fn with_customers(n: u64) -> Self {
         let db = Self::new().await;
-        db::upsert_customers(&db.pool, &customers_for(n))
+        db::upsert_customers(&db.pool, &customers_for(n), "test")
             .await
             .expect("seed customers");
         db
@@ -131,7 +131,7 @@ pub fn customer(i: u64, since: NaiveDate) -> Customer {
         first_name: FirstName::parse("Dana").unwrap(),
         phone: Phone::parse(&format!("+9725{:08}", i)).unwrap(),
         language: Language::Hebrew,
-        opted_out: false,
+        opted_out: None,
         active: true,
         monitored_since: BusinessDate::from_naive(since).unwrap(),
     }

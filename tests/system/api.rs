@@ -515,7 +515,7 @@ fn row_of(c: &pcn_workflows::customer::Customer) -> pb::CustomerRow {
         phone: c.phone.as_e164().to_owned(),
         language: c.language.code().to_owned(),
         monitored_since: c.monitored_since.to_string(),
-        opted_out: Some(c.opted_out),
+        opted_out: c.opted_out,
         active: Some(c.active),
     }
 }

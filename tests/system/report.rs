@@ -497,7 +497,7 @@ async fn seed(pool: &PgPool) {
             )
         })
         .collect();
-    pcn_activities::db::upsert_customers(pool, &customers)
+    pcn_activities::db::upsert_customers(pool, &customers, "test")
         .await
         .expect("customers");
     let all: Vec<u64> = (0..CUSTOMERS).collect();

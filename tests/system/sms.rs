@@ -270,11 +270,13 @@ async fn opted_out_and_stop_customers_get_nothing() {
     pcn_tests::init();
     let n = 3;
     let db = TestDb::with_customers(n).await;
-    sqlx::query("UPDATE customers SET opted_out = true WHERE customer_id = $1")
-        .bind(pcn_bank_sim::customer_id(0))
-        .execute(&db.pool)
+    // Customer 0 was opted out by an import (a fact in the consent ledger).
+    let mut out = pcn_tests::customers_for(1);
+    out[0].opted_out = Some(true);
+    let imported = pcn_activities::db::upsert_customers(&db.pool, &out, "import:test")
         .await
         .unwrap();
+    assert_eq!(imported.opted_out, vec![pcn_bank_sim::customer_id(0)]);
     let bank = spawn_sim(n, 1, Default::default()).await;
     let carrier = TestCarrier::start(
         &db.pool,

@@ -1,6 +1,7 @@
 //! Customer import from CSV: `customer_id,account_id,first_name,phone,language,monitored_since`
 //! (header required; `opted_out`/`active` optional columns). Every row is parsed into domain
 //! types; a bad row is reported with its line and field and is not imported, the good rows are.
+//! An absent or empty `opted_out` says nothing about consent (and changes nothing).
 
 use pcn_workflows::customer::{Customer, FirstName};
 use pcn_workflows::domain::{AccountId, BusinessDate, CustomerId, DomainError, Language, Phone};
@@ -46,10 +47,10 @@ pub fn parse_csv(text: &str) -> Result<(Vec<Customer>, Vec<RowError>), DomainErr
         }
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         let field = |j: usize| fields.get(j).copied().unwrap_or("");
-        let flag = |j: Option<usize>, default: bool, name: &'static str| match j.map(field) {
-            None | Some("") => Ok(default),
-            Some("true" | "1" | "yes") => Ok(true),
-            Some("false" | "0" | "no") => Ok(false),
+        let flag = |j: Option<usize>, name: &'static str| match j.map(field) {
+            None | Some("") => Ok(None),
+            Some("true" | "1" | "yes") => Ok(Some(true)),
+            Some("false" | "0" | "no") => Ok(Some(false)),
             Some(_) => Err(DomainError::new(name, "expected true or false")),
         };
         let parsed = (|| {
@@ -63,12 +64,12 @@ pub fn parse_csv(text: &str) -> Result<(Vec<Customer>, Vec<RowError>), DomainErr
                     field(at[4]),
                     field(at[5]),
                 ],
-                false,
+                None,
                 true,
             )?;
             Ok::<_, DomainError>(Customer {
-                opted_out: flag(opted_out_at, false, "opted_out")?,
-                active: flag(active_at, true, "active")?,
+                opted_out: flag(opted_out_at, "opted_out")?,
+                active: flag(active_at, "active")?.unwrap_or(true),
                 ..customer
             })
         })();
@@ -85,7 +86,8 @@ pub fn parse_csv(text: &str) -> Result<(Vec<Customer>, Vec<RowError>), DomainErr
 
 /// One import row, from the CSV or the control API's `UpsertCustomers`: `customer_id`,
 /// `account_id`, `first_name`, `phone`, `language` (empty: the default) and `monitored_since`
-/// as text, parsed in that order (the first bad field is the error), and the two flags.
+/// as text, parsed in that order (the first bad field is the error), and the two flags
+/// (`opted_out`: `None` when the row says nothing about consent).
 pub fn parse_row(
     [
         customer_id,
@@ -95,7 +97,7 @@ pub fn parse_row(
         language,
         monitored_since,
     ]: [&str; 6],
-    opted_out: bool,
+    opted_out: Option<bool>,
     active: bool,
 ) -> Result<Customer, DomainError> {
     Ok(Customer {
@@ -132,6 +134,21 @@ mod tests {
         assert!(errors[0].error.contains("phone"));
         assert_eq!(errors[1].line, 4);
         assert!(errors[1].error.contains("date"));
+    }
+
+    #[test]
+    fn an_absent_or_empty_opt_out_flag_says_nothing() {
+        let csv = "customer_id,account_id,first_name,phone,language,monitored_since,opted_out\n\
+                   C1,ACC-00000-00001,Dana,050-123-4567,he,2026-01-01,\n\
+                   C2,ACC-00000-00002,Omar,050-123-4568,ar,2026-01-01,true\n\
+                   C3,ACC-00000-00003,Olga,050-123-4569,ru,2026-01-01,no\n";
+        let (customers, errors) = parse_csv(csv).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        let flags: Vec<_> = customers.iter().map(|c| c.opted_out).collect();
+        assert_eq!(flags, [None, Some(true), Some(false)]);
+        let bare = "customer_id,account_id,first_name,phone,language,monitored_since\n\
+                    C1,ACC-00000-00001,Dana,050-123-4567,he,2026-01-01\n";
+        assert_eq!(parse_csv(bare).unwrap().0[0].opted_out, None);
     }
 
     #[test]

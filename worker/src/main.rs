@@ -237,12 +237,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 eprintln!("line {}: {}", e.line, e.error);
             }
             let pool = db::connect(&conn.database_url, 2).await?;
-            let touched = db::upsert_customers(&pool, &valid).await?;
+            let upserted = db::upsert_customers(&pool, &valid, "import:csv").await?;
+            for (customer, why) in &upserted.refused {
+                eprintln!("customer {customer}: opted_out=false refused: {why}");
+            }
             println!(
-                "{} rows valid, {} imported or changed, {} rejected",
+                "{} rows valid, {} imported or changed ({} opted out), {} rejected",
                 valid.len(),
-                touched,
-                errors.len()
+                upserted.touched,
+                upserted.opted_out.len(),
+                errors.len() + upserted.refused.len()
             );
             Ok(())
         }

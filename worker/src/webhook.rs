@@ -23,9 +23,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use pcn_activities::audit::{self, AuditEntry};
-use pcn_activities::carrier::events::{self, CarrierEvent, InboundSms};
+use pcn_activities::carrier::events::{self, CarrierEvent, ConsentKeyword, InboundSms};
 use pcn_activities::carrier::signature;
+use pcn_activities::consent;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
@@ -219,22 +219,25 @@ fn form_params(body: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Stores an inbound reply; a STOP keyword opts the customer out (audited). Idempotent per
-/// carrier message id.
+/// Stores an inbound reply (idempotent per carrier message id). A STOP keyword (in any language
+/// we send in) opts out every customer with that number; START/UNSTOP opts them back in — both
+/// recorded in the consent ledger ([`consent`]) and audited. Anything else is kept as IGNORED:
+/// an unknown number, an empty text, a keyword inside a sentence.
 async fn handle_inbound(state: &AppState, inbound: InboundSms) -> Result<Response, Refusal> {
-    let stop = events::is_stop_keyword(&inbound.body);
-    let result: anyhow::Result<Option<String>> = async {
+    let keyword = events::consent_keyword(&inbound.body);
+    let result: anyhow::Result<(&'static str, usize)> = async {
         let mut tx = state.pool.begin().await?;
-        let customer: Option<String> = sqlx::query_scalar(
-            "SELECT customer_id FROM customers WHERE phone_e164 = $1 ORDER BY customer_id LIMIT 1",
+        let customers: Vec<String> = sqlx::query_scalar(
+            "SELECT customer_id FROM customers WHERE phone_e164 = $1 ORDER BY customer_id",
         )
         .bind(inbound.from.as_e164())
-        .fetch_optional(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
-        let action = if stop && customer.is_some() {
-            "OPTED_OUT"
-        } else {
-            "IGNORED"
+        let action = match keyword {
+            _ if customers.is_empty() => "IGNORED",
+            Some(ConsentKeyword::OptOut) => "OPTED_OUT",
+            Some(ConsentKeyword::OptIn) => "OPTED_IN",
+            None => "IGNORED",
         };
         let inserted = sqlx::query(
             "INSERT INTO inbound_messages (carrier, carrier_message_id, phone_e164, body, customer_id, action)
@@ -245,52 +248,48 @@ async fn handle_inbound(state: &AppState, inbound: InboundSms) -> Result<Respons
         .bind(&inbound.carrier_message_id)
         .bind(inbound.from.as_e164())
         .bind(&inbound.body)
-        .bind(&customer)
+        .bind(customers.first())
         .bind(action)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        if inserted == 1
-            && action == "OPTED_OUT"
-            && let Some(customer) = &customer
-        {
-            sqlx::query(
-                "UPDATE customers SET opted_out = true, updated_at = now() WHERE customer_id = $1",
-            )
-            .bind(customer)
-            .execute(&mut *tx)
-            .await?;
-            audit::record(
-                &mut *tx,
-                &AuditEntry {
-                    actor: format!("carrier:{}", inbound.carrier.as_str()),
-                    action: "CUSTOMER_OPTED_OUT",
-                    subject_type: "customer",
-                    subject_id: customer.clone(),
-                    details: serde_json::json!({
-                        "via": "inbound SMS",
-                        "keyword": inbound.body.trim(),
-                        "carrier_message_id": inbound.carrier_message_id,
-                    }),
+        let mut changed = 0;
+        if inserted == 1 && action != "IGNORED" {
+            let actor = format!("carrier:{}", inbound.carrier.as_str());
+            let reason = format!("inbound reply {:?}", inbound.body.trim());
+            for customer in &customers {
+                let fact = consent::Fact {
+                    customer,
+                    source: consent::Source::InboundKeyword,
+                    actor: &actor,
+                    reason: Some(&reason),
+                    carrier_message_id: Some(&inbound.carrier_message_id),
                     idempotency_key: Some(format!(
-                        "opt-out/{}/{}",
+                        "inbound/{}/{}/{customer}",
                         inbound.carrier.as_str(),
                         inbound.carrier_message_id
                     )),
-                },
-            )
-            .await?;
+                };
+                let change = if action == "OPTED_OUT" {
+                    consent::opt_out(&mut tx, &fact).await?
+                } else {
+                    consent::opt_in(&mut tx, &fact).await?
+                };
+                if change == consent::Change::Changed {
+                    changed += 1;
+                }
+            }
         }
         tx.commit().await?;
-        Ok(customer.filter(|_| stop))
+        Ok((action, changed))
     }
     .await;
     match result {
-        Ok(opted_out) => {
+        Ok((action, changed)) => {
             tracing::info!(
                 from = %inbound.from.masked(),
-                stop,
-                opted_out = opted_out.is_some(),
+                action,
+                customers_changed = changed,
                 "inbound SMS stored"
             );
             Ok(StatusCode::OK.into_response())

@@ -60,8 +60,10 @@ pub struct Customer {
     pub phone: Phone,
     /// Message language.
     pub language: Language,
-    /// Opted out of messages.
-    pub opted_out: bool,
+    /// What the import row says about consent: `Some(true)` opts the customer out, `None` says
+    /// nothing (changes nothing), `Some(false)` is refused for a customer who is opted out (only
+    /// their own START reply or an admin with a reason opts them back in).
+    pub opted_out: Option<bool>,
     /// Still monitored.
     pub active: bool,
     /// First monitored business date.

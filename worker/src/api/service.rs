@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use pcn_activities::audit::{self, AuditEntry};
+use pcn_activities::consent;
 use pcn_proto::v1 as pb;
 use pcn_proto::v1::control_service_server::ControlService;
 use pcn_workflows::customer::Customer;
@@ -249,6 +250,7 @@ impl ControlService for Control {
     ) -> Result<Response<pb::UpsertCustomersResponse>, Status> {
         let caller = self.caller(&request, Role::Admin, "UpsertCustomers")?;
         let mut stream = request.into_inner();
+        let actor = caller.actor();
         let mut import = Import::default();
         let mut index: u64 = 0;
         while let Some(row) = stream.next().await {
@@ -256,10 +258,10 @@ impl ControlService for Control {
             import.add(index, &row);
             index += 1;
             if import.valid.len() >= IMPORT_CHUNK {
-                import.flush(&self.state.pool).await?;
+                import.flush(&self.state.pool, &actor).await?;
             }
         }
-        import.flush(&self.state.pool).await?;
+        import.flush(&self.state.pool, &actor).await?;
         let response = import.response(index);
         self.audit(AuditEntry {
             actor: caller.actor(),
@@ -286,51 +288,53 @@ impl ControlService for Control {
         let r = request.into_inner();
         let customer = customer_of(&r.customer_id)?;
         let reason = reason_of(&r.reason)?;
+        if !r.opted_out && reason.is_empty() {
+            return Err(invalid(DomainError::new(
+                "reason",
+                "required to opt a customer back in (say why, e.g. the customer's written consent)",
+            )));
+        }
+        let actor = caller.actor();
+        let fact = consent::Fact {
+            customer: customer.as_str(),
+            source: consent::Source::Admin,
+            actor: &actor,
+            reason: Some(&reason).filter(|r| !r.is_empty()).map(String::as_str),
+            carrier_message_id: None,
+            idempotency_key: None,
+        };
         let mut tx = self
             .state
             .pool
             .begin()
             .await
             .map_err(|e| db_error("opt-out", e))?;
-        let before: Option<bool> =
-            sqlx::query_scalar("SELECT opted_out FROM customers WHERE customer_id = $1 FOR UPDATE")
-                .bind(customer.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| db_error("opt-out", e))?;
-        let Some(before) = before else {
-            return Err(Status::not_found(format!("customer {customer} not found")));
+        let recorded = if r.opted_out {
+            consent::opt_out(&mut tx, &fact).await
+        } else {
+            consent::opt_in(&mut tx, &fact).await
         };
+        match recorded {
+            Ok(_) => {}
+            Err(consent::ConsentError::UnknownCustomer(_)) => {
+                return Err(Status::not_found(format!("customer {customer} not found")));
+            }
+            Err(consent::ConsentError::OptInRefused(what)) => {
+                return Err(invalid(DomainError::new(
+                    "reason",
+                    format!("opting a customer back in needs {what}"),
+                )));
+            }
+            Err(consent::ConsentError::Database(e)) => return Err(db_error("opt-out", e)),
+        }
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE customers SET opted_out = $2,
-                    updated_at = CASE WHEN opted_out = $2 THEN updated_at ELSE now() END
-              WHERE customer_id = $1 RETURNING {}",
+            "SELECT {} FROM customers WHERE customer_id = $1",
             convert::CUSTOMER_COLUMNS
         )))
         .bind(customer.as_str())
-        .bind(r.opted_out)
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| db_error("opt-out", e))?;
-        if before != r.opted_out {
-            audit::record(
-                &mut *tx,
-                &AuditEntry {
-                    actor: caller.actor(),
-                    action: if r.opted_out {
-                        "CUSTOMER_OPTED_OUT"
-                    } else {
-                        "CUSTOMER_OPTED_IN"
-                    },
-                    subject_type: "customer",
-                    subject_id: customer.as_str().to_owned(),
-                    details: json!({ "reason": reason, "via": "control-api" }),
-                    idempotency_key: None,
-                },
-            )
-            .await
-            .map_err(|e| db_error("opt-out audit", e))?;
-        }
         tx.commit().await.map_err(|e| db_error("opt-out", e))?;
         Ok(Response::new(convert::customer(&row)))
     }
@@ -756,7 +760,7 @@ impl Control {
             .await
             .map_err(|e| db_error("reading checks", e))?,
         };
-        let (checks, decisions, notifications, attempts) = tokio::try_join!(
+        let (checks, decisions, notifications, attempts, consent) = tokio::try_join!(
             async {
                 match checks_month {
                     None => Ok(Vec::new()),
@@ -804,6 +808,11 @@ impl Control {
                 .fetch_all(pool)
                 .await
                 .map_err(|e| db_error("reading attempts", e))
+            },
+            async {
+                consent::history(pool, customer)
+                    .await
+                    .map_err(|e| read_error("reading the consent history", e))
             },
         )?;
         let mut by_month: HashMap<chrono::NaiveDate, Vec<pb::SmsAttempt>> = HashMap::new();
@@ -857,6 +866,17 @@ impl Control {
                 .collect(),
             qualifications: decisions.iter().map(convert::qualification).collect(),
             notifications,
+            consent: consent
+                .into_iter()
+                .map(|e| pb::ConsentEvent {
+                    opted_out: e.opted_out,
+                    source: e.source.as_str().to_owned(),
+                    occurred_at: ts(e.occurred_at),
+                    actor: e.actor,
+                    reason: e.reason.unwrap_or_default(),
+                    carrier_message_id: e.carrier_message_id.unwrap_or_default(),
+                })
+                .collect(),
         })
     }
 
@@ -1060,7 +1080,7 @@ impl Import {
                 &row.language,
                 &row.monitored_since,
             ],
-            row.opted_out.unwrap_or(false),
+            row.opted_out,
             row.active.unwrap_or(true),
         );
         let customer = match parsed {
@@ -1086,7 +1106,7 @@ impl Import {
 
     /// Writes the valid rows. An account id that belongs to another customer in the database is
     /// a row error, not a failed import.
-    async fn flush(&mut self, pool: &sqlx::PgPool) -> Result<(), Status> {
+    async fn flush(&mut self, pool: &sqlx::PgPool, actor: &str) -> Result<(), Status> {
         if self.valid.is_empty() {
             return Ok(());
         }
@@ -1115,29 +1135,25 @@ impl Import {
             }
         }
         let customers: Vec<Customer> = keep.iter().map(|(_, c)| c.clone()).collect();
-        match pcn_activities::db::upsert_customers(pool, &customers).await {
-            Ok(touched) => {
-                self.written += u64::try_from(keep.len()).unwrap_or(u64::MAX);
-                self.upserted += touched;
-            }
+        match pcn_activities::db::upsert_customers(pool, &customers, actor).await {
+            Ok(upserted) => self.count(&keep, upserted),
             Err(err) => {
                 // A concurrent import took an account id between the check and the write: write
                 // row by row so only the conflicting rows fail.
                 tracing::warn!(error = %format!("{err:#}"), "import chunk failed; writing row by row");
                 for (index, customer) in keep {
+                    let one = [(index, customer)];
                     match pcn_activities::db::upsert_customers(
                         pool,
-                        std::slice::from_ref(&customer),
+                        std::slice::from_ref(&one[0].1),
+                        actor,
                     )
                     .await
                     {
-                        Ok(touched) => {
-                            self.written += 1;
-                            self.upserted += touched;
-                        }
+                        Ok(upserted) => self.count(&one, upserted),
                         Err(_) => self.reject(
                             index,
-                            customer.customer_id.as_str(),
+                            one[0].1.customer_id.as_str(),
                             "account_id",
                             "conflicts with another customer's account_id".to_owned(),
                         ),
@@ -1146,6 +1162,21 @@ impl Import {
             }
         }
         Ok(())
+    }
+
+    /// Counts a written chunk: rows refused for trying to opt a customer back in are row errors
+    /// (nothing of them was written).
+    fn count(&mut self, rows: &[(u64, Customer)], upserted: pcn_activities::db::Upserted) {
+        for (customer, why) in &upserted.refused {
+            let index = rows
+                .iter()
+                .find(|(_, c)| c.customer_id.as_str() == customer)
+                .map_or(0, |(i, _)| *i);
+            self.reject(index, customer, "opted_out", why.clone());
+        }
+        let written = rows.len().saturating_sub(upserted.refused.len());
+        self.written += u64::try_from(written).unwrap_or(u64::MAX);
+        self.upserted += upserted.touched;
     }
 
     fn response(self, received: u64) -> pb::UpsertCustomersResponse {
