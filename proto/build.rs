@@ -14,6 +14,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // A request that does not decode is INVALID_ARGUMENT, not tonic-prost's INTERNAL.
+        .codec_path("crate::codec::ArgumentCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

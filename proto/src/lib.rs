@@ -1,6 +1,8 @@
 //! Generated types, client and server of the control API `pcn.v1` (see
 //! `proto/pcn/v1/control.proto` for the documented contract).
 
+pub mod codec;
+
 /// Package `pcn.v1`.
 pub mod v1 {
     #![allow(missing_docs, clippy::all, clippy::pedantic)]

@@ -282,6 +282,22 @@ async fn bad_input_is_refused_with_a_clear_status_and_changes_nothing() {
     let viewer = TestApi::token("viewer");
     let before = snapshot(&db.pool).await;
 
+    // Bytes that do not decode as the request message: INVALID_ARGUMENT, never INTERNAL.
+    for method in ["GetMonth", "SetOptOut", "UpsertCustomers"] {
+        let err = raw_call(
+            &api_server.url,
+            method,
+            vec![0x0a, 0xff, 0x01, 0x41],
+            &admin,
+        )
+        .await;
+        assert_eq!(err.code(), Code::InvalidArgument, "{method}: {err:?}");
+        assert!(
+            err.message().contains("does not decode"),
+            "{method}: {err:?}"
+        );
+    }
+
     // Invalid months: INVALID_ARGUMENT naming the field.
     for month in ["2023-13", "23-01", "", "2023-1", "9999-99"] {
         let err = api
@@ -517,6 +533,73 @@ fn row_of(c: &pcn_workflows::customer::Customer) -> pb::CustomerRow {
         monitored_since: c.monitored_since.to_string(),
         opted_out: c.opted_out,
         active: Some(c.active),
+    }
+}
+
+/// Calls `method` with `bytes` as the request message, whatever they are.
+async fn raw_call(url: &str, method: &str, bytes: Vec<u8>, token: &str) -> tonic::Status {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path: tonic::codegen::http::uri::PathAndQuery =
+        format!("/pcn.v1.ControlService/{method}").parse().unwrap();
+    let request = authed(bytes, Some(token));
+    if method == "UpsertCustomers" {
+        let stream = tokio_stream::iter(vec![request.into_inner()]);
+        grpc.client_streaming(authed(stream, Some(token)), path, RawCodec)
+            .await
+            .unwrap_err()
+    } else {
+        grpc.unary(request, path, RawCodec).await.unwrap_err()
+    }
+}
+
+/// Sends bytes as they are; reads whatever comes back.
+#[derive(Clone, Copy)]
+struct RawCodec;
+
+struct RawEncoder;
+struct RawDecoder;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let n = bytes::Buf::remaining(buf);
+        Ok(Some(bytes::Buf::copy_to_bytes(buf, n).to_vec()))
     }
 }
 
