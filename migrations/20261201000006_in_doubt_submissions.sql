@@ -75,6 +75,8 @@ CREATE INDEX delivery_events_message_ref_idx ON delivery_events (message_ref);
 -- report about another message). Kept for audit, never applied to the notification.
 ALTER TABLE delivery_events
     ADD COLUMN flag TEXT CONSTRAINT delivery_events_flag_known CHECK (flag IN ('FOREIGN'));
+-- The monthly report counts the flagged ones (rare) by month of their reference.
+CREATE INDEX delivery_events_flagged_idx ON delivery_events (message_ref) WHERE flag IS NOT NULL;
 -- The webhook bounds every field before storage; these hold the same bounds in the database so
 -- that no single row can make a batch insert fail (NUL bytes are refused by Postgres itself).
 ALTER TABLE delivery_events

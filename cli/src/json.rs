@@ -279,6 +279,11 @@ fn delivery(d: &DeliveryMetrics) -> Value {
         "messages_sent": d.messages_sent,
         "delivered_first_attempt": d.delivered_first_attempt,
         "segments_total": d.segments_total,
+        "in_doubt_adopted": d.in_doubt_adopted,
+        "in_doubt_resubmitted": d.in_doubt_resubmitted,
+        "in_doubt_abandoned": d.in_doubt_abandoned,
+        "foreign_reports": d.foreign_reports,
+        "content_filtered": d.content_filtered,
     })
 }
 

@@ -502,6 +502,15 @@ pub fn report(r: &MonthlyReport) -> String {
             ("cancelled", d.cancelled.to_string()),
             ("messages sent", d.messages_sent.to_string()),
             ("segments", d.segments_total.to_string()),
+            (
+                "in doubt",
+                format!(
+                    "{} adopted, {} sent again, {} abandoned",
+                    d.in_doubt_adopted, d.in_doubt_resubmitted, d.in_doubt_abandoned
+                ),
+            ),
+            ("foreign reports", d.foreign_reports.to_string()),
+            ("content filtered", d.content_filtered.to_string()),
         ]);
         section(&mut out, "Delivery", &body);
     }

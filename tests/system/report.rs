@@ -198,7 +198,8 @@ fn notification(i: u64, base: DateTime<Utc>) -> Notification {
             attempts.push(earlier(1));
             attempts.push(earlier(2));
             attempts.push(last(3, "FAILED", Some(error_code(i + 5))));
-            failure_category = Some(["PROVIDER_ERROR", "CARRIER_REJECT"][(h % 2) as usize]);
+            failure_category =
+                Some(["PROVIDER_ERROR", "CARRIER_REJECT", "CONTENT_FILTERED"][(h % 3) as usize]);
         }
         "CANCELLED" if h.is_multiple_of(2) => attempts.push(last(1, "CANCELLED", None)),
         "SUBMITTED" => {
@@ -551,6 +552,80 @@ async fn seed(pool: &PgPool) {
         .map(|&i| notification(i, utc(2026, 10, 1, 8, 0, 0)))
         .collect();
     insert_notifications(pool, september.first_day().as_naive(), &noise).await;
+    insert_evidence(pool, october).await;
+    insert_evidence(pool, september).await;
+}
+
+/// In-doubt resolutions of `month` whose kind starts with `kind`, counted in Rust.
+async fn resolutions_of(pool: &PgPool, month: NaiveDate, kind: &str) -> u64 {
+    let rows: Vec<(NaiveDate, String)> =
+        sqlx::query_as("SELECT month, resolution FROM in_doubt_resolutions")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    rows.iter()
+        .filter(|(m, r)| *m == month && r.starts_with(kind))
+        .count() as u64
+}
+
+/// Delivery events flagged FOREIGN whose reference starts with `prefix`, counted in Rust.
+async fn foreign_reports_of(pool: &PgPool, prefix: &str) -> u64 {
+    let rows: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT message_ref, flag FROM delivery_events")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    rows.iter()
+        .filter(|(r, f)| r.starts_with(prefix) && f.as_deref() == Some("FOREIGN"))
+        .count() as u64
+}
+
+/// In-doubt resolutions and delivery events (some flagged FOREIGN) for the first attempts of
+/// `month`'s notifications: every kind, and noise around it.
+async fn insert_evidence(pool: &PgPool, month: YearMonth) {
+    let first = month.first_day().as_naive();
+    let refs: Vec<(String, i16, String)> = sqlx::query_as(
+        "SELECT customer_id, attempt, message_ref FROM sms_attempts
+          WHERE month = $1 ORDER BY customer_id, attempt LIMIT 24",
+    )
+    .bind(first)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let kinds = [
+        "ADOPTED_CALLBACK",
+        "ADOPTED_SIGNAL",
+        "ADOPTED_LOOKUP",
+        "RESUBMITTED",
+        "ABANDONED",
+    ];
+    for (k, (customer, attempt, reference)) in refs.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO in_doubt_resolutions (month, customer_id, attempt, message_ref, submission,
+                                               resolution, waited, workflow_id, run_id)
+             VALUES ($1, $2, $3, $4, 1, $5, interval '10 minutes', 'sms/x', 'r')",
+        )
+        .bind(first)
+        .bind(customer)
+        .bind(attempt)
+        .bind(reference)
+        .bind(kinds[k % kinds.len()])
+        .execute(pool)
+        .await
+        .expect("insert resolution");
+        sqlx::query(
+            "INSERT INTO delivery_events (carrier, carrier_message_id, status, message_ref,
+                                          workflow_id, attempt, raw, signal_state, flag)
+             VALUES ('generic', $1, 'DELIVERED', $2, 'sms/x', $3, '{}', 'NOT_SIGNALLED', $4)",
+        )
+        .bind(format!("TRK-evidence-{reference}"))
+        .bind(reference)
+        .bind(attempt)
+        .bind((k % 3 == 0).then_some("FOREIGN"))
+        .execute(pool)
+        .await
+        .expect("insert event");
+    }
 }
 
 /// `part` in percent of `whole`, to hundredths, half up — integer arithmetic only.
@@ -809,7 +884,20 @@ async fn the_monthly_report_matches_the_rows_it_summarises() {
             .iter()
             .map(|n| n.get::<Option<i16>, _>("segments").unwrap_or(0) as u64)
             .sum(),
+        in_doubt_adopted: resolutions_of(pool, first, "ADOPTED_").await,
+        in_doubt_resubmitted: resolutions_of(pool, first, "RESUBMITTED").await,
+        in_doubt_abandoned: resolutions_of(pool, first, "ABANDONED").await,
+        foreign_reports: foreign_reports_of(pool, "sms/2026-10/").await,
+        content_filtered: notifications
+            .iter()
+            .filter(|n| {
+                n.get::<Option<String>, _>("failure_category").as_deref()
+                    == Some("CONTENT_FILTERED")
+            })
+            .count() as u64,
     };
+    assert!(expected_delivery.in_doubt_adopted > 0 && expected_delivery.in_doubt_resubmitted > 0);
+    assert!(expected_delivery.foreign_reports > 0 && expected_delivery.content_filtered > 0);
     assert_eq!(r.delivery, expected_delivery);
     assert!(expected_delivery.qualified > expected_delivery.notifications);
     assert_eq!(r.failure_categories, ranked(categories));

@@ -200,7 +200,7 @@ fn figures(r: &MonthlyReport) -> Vec<Figure> {
 }
 
 /// The delivery section: machine key, label, count.
-fn delivery_counts(r: &MonthlyReport) -> [(&'static str, &'static str, u64); 12] {
+fn delivery_counts(r: &MonthlyReport) -> [(&'static str, &'static str, u64); 17] {
     let d = &r.delivery;
     [
         ("qualified", "Qualified customers", d.qualified),
@@ -219,6 +219,31 @@ fn delivery_counts(r: &MonthlyReport) -> [(&'static str, &'static str, u64); 12]
             d.delivered_first_attempt,
         ),
         ("segments_total", "SMS segments", d.segments_total),
+        (
+            "in_doubt_adopted",
+            "Submissions in doubt, adopted (the carrier had them)",
+            d.in_doubt_adopted,
+        ),
+        (
+            "in_doubt_resubmitted",
+            "Submissions in doubt, sent again (no evidence)",
+            d.in_doubt_resubmitted,
+        ),
+        (
+            "in_doubt_abandoned",
+            "Submissions in doubt, not sent again (opted out)",
+            d.in_doubt_abandoned,
+        ),
+        (
+            "foreign_reports",
+            "Delivery reports about another message (flagged)",
+            d.foreign_reports,
+        ),
+        (
+            "content_filtered",
+            "Filtered by the carrier for content (30007)",
+            d.content_filtered,
+        ),
     ]
 }
 

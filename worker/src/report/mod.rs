@@ -140,6 +140,19 @@ pub struct DeliveryMetrics {
     pub delivered_first_attempt: u64,
     /// SMS segments of the submitted notifications (what the carrier bills).
     pub segments_total: u64,
+    /// Submissions in doubt resolved by evidence that the carrier had the message (a callback,
+    /// a signal, a carrier lookup): adopted, not sent again.
+    pub in_doubt_adopted: u64,
+    /// Submissions in doubt sent again under the same reference after the reconciliation period
+    /// passed without evidence.
+    pub in_doubt_resubmitted: u64,
+    /// Submissions in doubt not sent again because the customer opted out meanwhile.
+    pub in_doubt_abandoned: u64,
+    /// Signed delivery reports that named one of the month's references but another carrier id
+    /// (kept, flagged FOREIGN, never applied).
+    pub foreign_reports: u64,
+    /// Notifications the carrier filtered for their content (30007): the template needs review.
+    pub content_filtered: u64,
 }
 
 /// A name and how often it occurred.
@@ -249,6 +262,11 @@ pub async fn build(pool: &PgPool, month: YearMonth) -> anyhow::Result<Option<Mon
         messages_sent: count(&totals, "messages_sent"),
         delivered_first_attempt: count(&totals, "delivered_first_attempt"),
         segments_total: count(&totals, "segments_total"),
+        in_doubt_adopted: count(&totals, "in_doubt_adopted"),
+        in_doubt_resubmitted: count(&totals, "in_doubt_resubmitted"),
+        in_doubt_abandoned: count(&totals, "in_doubt_abandoned"),
+        foreign_reports: count(&totals, "foreign_reports"),
+        content_filtered: count(&totals, "content_filtered"),
     };
     let checked: u64 = daily.iter().map(|d| d.checked).sum();
     let check_errors: u64 = daily
@@ -301,7 +319,7 @@ pub async fn build(pool: &PgPool, month: YearMonth) -> anyhow::Result<Option<Mon
 /// day, `$2` the last day of the month). `percentile_cont` runs over intervals so the latency
 /// stays exact (`EXTRACT` of an interval is NUMERIC): no float on the way.
 const TOTALS_SQL: &str = "
-SELECT now() AS generated_at, q.*, n.*, a.*, s.*
+SELECT now() AS generated_at, q.*, n.*, a.*, s.*, d.*, f.*
   FROM (SELECT count(*) AS decided,
                count(*) FILTER (WHERE qualified) AS qualified,
                count(*) FILTER (WHERE NOT qualified AND reason = 'BELOW_THRESHOLD'
@@ -320,6 +338,7 @@ SELECT now() AS generated_at, q.*, n.*, a.*, s.*
                count(*) FILTER (WHERE status = 'OPTED_OUT') AS opted_out,
                count(*) FILTER (WHERE status = 'CANCELLED') AS cancelled,
                coalesce(sum(segments) FILTER (WHERE attempts >= 1), 0) AS segments_total,
+               count(*) FILTER (WHERE failure_category = 'CONTENT_FILTERED') AS content_filtered,
                max(finished_at) AS last_final_at
           FROM notifications WHERE month = $1) n,
        (SELECT count(*) AS attempts,
@@ -336,7 +355,14 @@ SELECT now() AS generated_at, q.*, n.*, a.*, s.*
                    AS latency_p95
           FROM sms_attempts WHERE month = $1) a,
        (SELECT min(completed_at) AS first_sweep_at, max(completed_at) AS last_sweep_at
-          FROM daily_sweeps WHERE business_date BETWEEN $1 AND $2) s";
+          FROM daily_sweeps WHERE business_date BETWEEN $1 AND $2) s,
+       (SELECT count(*) FILTER (WHERE resolution LIKE 'ADOPTED_%') AS in_doubt_adopted,
+               count(*) FILTER (WHERE resolution = 'RESUBMITTED') AS in_doubt_resubmitted,
+               count(*) FILTER (WHERE resolution = 'ABANDONED') AS in_doubt_abandoned
+          FROM in_doubt_resolutions WHERE month = $1) d,
+       (SELECT count(*) AS foreign_reports
+          FROM delivery_events
+         WHERE flag = 'FOREIGN' AND message_ref LIKE 'sms/' || to_char($1::date, 'YYYY-MM') || '/%') f";
 
 /// The month's balance checks per business date (`$1`..=`$2`), read from
 /// `balance_checks_date_idx`.
@@ -480,6 +506,20 @@ fn recommendations(r: &MonthlyReport) -> Vec<String> {
             d.undeliverable
         ));
     }
+    if d.content_filtered > 0 {
+        out.push(format!(
+            "{} messages were filtered by the carrier for their content (30007): review the \
+             template wording with the carrier before the next month.",
+            d.content_filtered
+        ));
+    }
+    if d.foreign_reports > 0 {
+        out.push(format!(
+            "{} signed delivery reports named our messages with another carrier id and were not \
+             applied: ask the carrier why.",
+            d.foreign_reports
+        ));
+    }
     if let Some(top) = r.failure_categories.first() {
         out.push(format!(
             "The most frequent delivery failure is {} ({} notifications).",
@@ -585,6 +625,11 @@ pub(crate) mod tests {
                 messages_sent: 900,
                 delivered_first_attempt: 820,
                 segments_total: 1760,
+                in_doubt_adopted: 3,
+                in_doubt_resubmitted: 1,
+                in_doubt_abandoned: 0,
+                foreign_reports: 0,
+                content_filtered: 0,
             },
             failure_categories: vec![
                 NameCount {
