@@ -156,17 +156,28 @@ pub fn test_bank_config(base_url: &str) -> BankConfig {
 }
 
 /// Month settings for tests: defaults, with a short heartbeat timeout so a lost sweep is retried
-/// quickly, notification counts re-read every second, and the SMS send window always open (the
-/// suite runs at any hour; the window itself is tested on the time-skipping server).
+/// quickly, notification counts re-read every second, and the SMS settings of [`test_sms_settings`].
 pub fn test_month_settings() -> MonthSettings {
     MonthSettings {
         sweep_heartbeat_timeout_secs: 5,
         notification_poll_secs: 1,
-        sms: SmsSettings {
-            window: SendWindow::unrestricted(),
-            ..SmsSettings::default()
-        },
+        sms: test_sms_settings(),
         ..MonthSettings::default()
+    }
+}
+
+/// Reconciliation period of an SMS attempt in doubt in tests: far above the simulator's callback
+/// delays (well under a second), far below the production default (10 min), so a submission
+/// that timed out on a loaded machine is resolved within the test's time.
+pub const TEST_RECONCILE_SECS: u64 = 8;
+
+/// SMS settings for tests: the send window always open (the suite runs at any hour; the window
+/// itself is tested on the time-skipping server) and a short reconciliation period.
+pub fn test_sms_settings() -> SmsSettings {
+    SmsSettings {
+        window: SendWindow::unrestricted(),
+        reconcile_secs: TEST_RECONCILE_SECS,
+        ..SmsSettings::default()
     }
 }
 
@@ -266,7 +277,7 @@ pub fn carrier_config(
             base_url: base.clone(),
             api_key: Secret::new(config.generic_api_key.clone()),
             callback_url: public.join("/webhooks/sms-delivery").expect("url"),
-            timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
             ..GenericConfig::default()
         },
         twilio: TwilioConfig {
@@ -274,7 +285,7 @@ pub fn carrier_config(
             account_sid: config.twilio_account_sid.clone(),
             auth_token: Secret::new(config.twilio_auth_token.clone()),
             status_callback_base: public.join("/webhooks/twilio/status").expect("url"),
-            timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
             ..TwilioConfig::default()
         },
     }

@@ -17,10 +17,6 @@ use pcn_worker::months::start_month;
 use pcn_workflows::domain::YearMonth;
 use pcn_workflows::month::MonthSettings;
 
-/// Reconciliation period of the tests: far above the simulator's callback delay (≤ 0.4 s), far
-/// below the production default (10 min).
-pub const TEST_RECONCILE_SECS: u64 = 8;
-
 /// A carrier like the real world's, slow to answer: no deduplication, 300 ms per submission,
 /// callbacks after 200 ms (plus jitter, duplicates, stale reports and early callbacks by default).
 pub fn slow_carrier() -> SimConfig {
@@ -32,14 +28,13 @@ pub fn slow_carrier() -> SimConfig {
     }
 }
 
-/// Month settings of the crash tests: the test defaults with a short reconciliation period.
+/// Month settings of the crash tests: the test defaults (with their short reconciliation
+/// period) and a short sweep heartbeat timeout.
 pub fn crash_month_settings() -> MonthSettings {
-    let mut settings = MonthSettings {
+    MonthSettings {
         sweep_heartbeat_timeout_secs: 3,
         ..pcn_tests::test_month_settings()
-    };
-    settings.sms.reconcile_secs = TEST_RECONCILE_SECS;
-    settings
+    }
 }
 
 /// Every customer of `n` premium accounts qualifies.

@@ -13,3 +13,4 @@ mod report;
 mod sms;
 mod sms_crash;
 mod time_skipping;
+mod webhook;

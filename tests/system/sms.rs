@@ -18,15 +18,11 @@ use pcn_workflows::domain::{CustomerId, YearMonth};
 use pcn_workflows::sms::{
     NotificationState, SmsInput, SmsNotificationWorkflow, SmsSettings, SmsStatus,
 };
-use pcn_workflows::window::SendWindow;
 use temporalio_client::{Client, WorkflowQueryOptions};
 
 /// SMS settings for the dev server: real durations, window always open.
 pub fn open_window_settings() -> SmsSettings {
-    SmsSettings {
-        window: SendWindow::unrestricted(),
-        ..SmsSettings::default()
-    }
+    pcn_tests::test_sms_settings()
 }
 
 /// Starts the SMS workflow of customer `i` for `month`.
@@ -88,7 +84,7 @@ pub fn phone(i: u64) -> String {
     format!("+9725{i:08}")
 }
 
-async fn notification_state(db: &TestDb, workflow_id: &str) -> (String, i16) {
+pub async fn notification_state(db: &TestDb, workflow_id: &str) -> (String, i16) {
     sqlx::query_as("SELECT status, attempts FROM notifications WHERE workflow_id = $1")
         .bind(workflow_id)
         .fetch_one(&db.pool)
@@ -96,7 +92,7 @@ async fn notification_state(db: &TestDb, workflow_id: &str) -> (String, i16) {
         .expect("notification row")
 }
 
-async fn post_generic(url: &str, body: &str, signature: Option<&str>) -> reqwest::Response {
+pub async fn post_generic(url: &str, body: &str, signature: Option<&str>) -> reqwest::Response {
     let client = reqwest::Client::new();
     let mut request = client
         .post(format!("{url}/webhooks/sms-delivery"))
