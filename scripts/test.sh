@@ -24,6 +24,7 @@ for i in $(seq 1 "$WAIT"); do
 done
 export PCN_TEST_TEMPORAL_ADDRESS=127.0.0.1:$PORT
 export PCN_TEST_SERVER_BIN=$PWD/.pcn/bin/temporal-test-server
+export PCN_TEST_TEMPORAL_BIN=$PWD/.pcn/bin/temporal
 # Databases left by earlier runs (each test creates its own).
 psql -h 127.0.0.1 -U postgres -d postgres -Atc \
   "SELECT 'DROP DATABASE ' || datname || ';' FROM pg_database WHERE datname LIKE 'pcn_test_%'" \

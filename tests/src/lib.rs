@@ -10,7 +10,9 @@
 //! - [`WorkerProcess`]: the real `pcn-worker` binary, for kill -9.
 //! - [`customers_for`]: customers matching the simulator's accounts.
 //! - [`time_skipping`]: the time-skipping test server, with a startup wait that holds under load.
+//! - [`dev_server`]: a file-backed Temporal dev server of a test's own, to kill -9 and restart.
 
+pub mod dev_server;
 pub mod time_skipping;
 
 use std::path::PathBuf;

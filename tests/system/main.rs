@@ -10,6 +10,7 @@ mod ops;
 mod qualification_rule;
 mod replay;
 mod report;
+mod restarts;
 mod sms;
 mod sms_crash;
 mod time_skipping;
