@@ -112,8 +112,16 @@ pub async fn assert_exactly_once(db: &TestDb, carrier: &TestCarrier, n: u64) {
     }
 }
 
-/// One month of `n` customers whose worker aborts at `point`, then runs again unarmed.
-async fn crash_at(point: &str, month: &str, kind: CarrierKind, config: SimConfig) -> Crashed {
+/// One month of `n` customers whose worker aborts at `point`, then runs again unarmed. With
+/// `fixture`, the history of an SMS run that resolved an attempt in doubt is checked to replay
+/// and saved under that name (`PCN_WRITE_FIXTURES`).
+async fn crash_at(
+    point: &str,
+    month: &str,
+    kind: CarrierKind,
+    config: SimConfig,
+    fixture: Option<&str>,
+) -> Crashed {
     pcn_tests::init();
     let n: u64 = 12;
     let db = TestDb::with_customers(n).await;
@@ -150,6 +158,14 @@ async fn crash_at(point: &str, month: &str, kind: CarrierKind, config: SimConfig
     assert_exactly_once(&db, &carrier, n).await;
     let resolutions = resolutions(&db.pool).await;
     eprintln!("{point}: in-doubt resolutions {resolutions:?}");
+    if let Some(fixture) = fixture {
+        let id: String =
+            sqlx::query_scalar("SELECT workflow_id FROM in_doubt_resolutions ORDER BY id LIMIT 1")
+                .fetch_one(&db.pool)
+                .await
+                .expect("an in-doubt resolution");
+        crate::replay::check_and_maybe_save_workflow(&client, &id, fixture).await;
+    }
     Crashed { resolutions }
 }
 
@@ -174,6 +190,7 @@ async fn a_crash_after_the_attempt_row_is_written_sends_once_after_the_reconcili
         "2022-01",
         CarrierKind::Generic,
         slow_carrier(),
+        Some("sms-in-doubt-resubmitted.json"),
     )
     .await;
     // The aborted send never reached the carrier: nothing to find, so it was sent again once.
@@ -191,6 +208,7 @@ async fn a_crash_after_the_carrier_accepted_adopts_the_message_instead_of_resend
         "2022-02",
         CarrierKind::Generic,
         slow_carrier(),
+        Some("sms-in-doubt-adopted.json"),
     )
     .await;
     // The carrier had the message; its callback (which names our reference) was the evidence.
@@ -204,6 +222,7 @@ async fn a_crash_after_the_carrier_id_is_stored_sends_nothing_again() {
         "2022-03",
         CarrierKind::Generic,
         slow_carrier(),
+        None,
     )
     .await;
     // The stored id answers the re-run submission; whatever else was in flight at the abort was
@@ -218,6 +237,7 @@ async fn a_crash_between_the_final_state_and_its_audit_entry_audits_it_once() {
         "2022-04",
         CarrierKind::Generic,
         slow_carrier(),
+        None,
     )
     .await;
     eprintln!("{:?}", crashed.resolutions);
@@ -236,6 +256,7 @@ async fn a_lost_twilio_answer_is_found_in_the_message_list() {
             early_callback_ppm: 0,
             ..slow_carrier()
         },
+        None,
     )
     .await;
     assert!(
