@@ -237,23 +237,14 @@ pub async fn submit(
                     let adopted =
                         attempts::adopt(&mut tx, &doubt, &carrier_message_id, evidence).await?;
                     if adopted {
-                        mark_submitted(&mut tx, key, input.attempt, &recipient, &message).await?;
-                        delivery_events::flag_others_foreign(
-                            &mut tx,
-                            carrier,
-                            &reference.to_string(),
-                            &carrier_message_id,
-                        )
-                        .await?;
+                        let id = &carrier_message_id;
+                        with_carrier_id(&mut tx, input, carrier, id, &recipient, &message).await?;
                     }
                     tx.commit().await?;
                     if !adopted {
                         return Ok(SubmitResult::InDoubt { recheck_secs: 1 });
                     }
-                    metrics
-                        .sms_in_doubt_resolutions
-                        .with_label_values(&[&evidence.as_str().to_lowercase()])
-                        .inc();
+                    count_resolution(metrics, evidence);
                     tracing::warn!(%reference, resolution = evidence.as_str(), waited_secs = row.since_last_send.as_secs(), "in-doubt SMS attempt adopted: the carrier has it");
                     return Ok(SubmitResult::Submitted {
                         carrier: carrier.to_owned(),
@@ -347,14 +338,8 @@ async fn send(
             let stored =
                 attempts::store_accepted(&mut tx, key, input.attempt, &carrier_message_id).await?;
             if stored {
-                mark_submitted(&mut tx, key, input.attempt, recipient, message).await?;
-                delivery_events::flag_others_foreign(
-                    &mut tx,
-                    carrier,
-                    &reference.to_string(),
-                    &carrier_message_id,
-                )
-                .await?;
+                let id = &carrier_message_id;
+                with_carrier_id(&mut tx, input, carrier, id, recipient, message).await?;
             }
             tx.commit().await?;
             failpoint::hit(failpoint::SUBMIT_AFTER_ID_STORED);
@@ -392,6 +377,27 @@ async fn send(
             Ok(SubmitResult::Rejected { category, code })
         }
     }
+}
+
+/// Once the attempt's carrier id is stored (sent, or adopted from evidence): the notification is
+/// SUBMITTED, and reports of the reference that name another id are flagged FOREIGN.
+async fn with_carrier_id(
+    conn: &mut sqlx::PgConnection,
+    input: &SubmitInput,
+    carrier: &str,
+    carrier_message_id: &str,
+    recipient: &Recipient,
+    message: &RenderedMessage,
+) -> anyhow::Result<()> {
+    mark_submitted(conn, &input.key, input.attempt, recipient, message).await?;
+    delivery_events::flag_others_foreign(
+        conn,
+        carrier,
+        &input.key.attempt(input.attempt).to_string(),
+        carrier_message_id,
+    )
+    .await?;
+    Ok(())
 }
 
 /// The notification is with the carrier: SUBMITTED, with the attempt count and the message size.
