@@ -61,6 +61,15 @@ impl AttemptStatus {
         }
     }
 
+    /// Every stored spelling (the CHECK list of `sms_attempts.status`).
+    pub fn spellings() -> Vec<&'static str> {
+        Self::OWN
+            .iter()
+            .map(|(_, text)| *text)
+            .chain(AttemptOutcome::ALL.iter().map(|o| o.as_str()))
+            .collect()
+    }
+
     /// Parses the stored spelling.
     pub fn parse(s: &str) -> Option<Self> {
         Self::OWN

@@ -14,4 +14,5 @@ mod restarts;
 mod sms;
 mod sms_crash;
 mod time_skipping;
+mod vocabulary;
 mod webhook;

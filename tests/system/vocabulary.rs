@@ -1,0 +1,52 @@
+//! One word, one enum: the `CHECK` lists of the tables that store a vocabulary hold exactly the
+//! spellings of the Rust enum that writes them.
+
+use std::collections::BTreeSet;
+
+use pcn_activities::attempts::{AttemptStatus, Resolution};
+use pcn_activities::consent::Source;
+use pcn_tests::TestDb;
+use pcn_workflows::sms::NotificationState;
+
+/// The quoted values of a CHECK constraint.
+async fn check_values(db: &TestDb, constraint: &str) -> BTreeSet<String> {
+    let definition: String = sqlx::query_scalar(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = $1",
+    )
+    .bind(constraint)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap_or_else(|e| panic!("constraint {constraint}: {e}"));
+    definition
+        .split('\'')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+fn set<'a>(words: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+    words.into_iter().map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn check_lists_match_the_enums() {
+    pcn_tests::init();
+    let db = TestDb::new().await;
+    assert_eq!(
+        check_values(&db, "sms_attempts_status_known").await,
+        set(AttemptStatus::spellings())
+    );
+    assert_eq!(
+        check_values(&db, "in_doubt_resolutions_known").await,
+        set(Resolution::ALL.map(Resolution::as_str))
+    );
+    assert_eq!(
+        check_values(&db, "consent_events_source_known").await,
+        set(Source::ALL.map(Source::as_str))
+    );
+    assert_eq!(
+        check_values(&db, "notifications_status_known").await,
+        set(NotificationState::ALL.map(NotificationState::as_str))
+    );
+}
