@@ -17,6 +17,7 @@
 //! several executions racing (a local activity that outlived its workflow task, a restarted
 //! worker) exactly one sends.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -479,6 +480,159 @@ async fn record_resolution(
         )
         .await?;
     }
+    Ok(())
+}
+
+/// The attempt rows of `references`, by reference (one statement, for a batch).
+pub async fn load_many(
+    pool: &PgPool,
+    references: &[String],
+) -> anyhow::Result<HashMap<String, Attempt>> {
+    let rows = sqlx::query(
+        "SELECT message_ref, status, carrier, carrier_message_id, error_code, submissions,
+                created_at, phone_e164, body,
+                greatest(extract(epoch FROM now() - last_submitted_at), 0)::float8 AS since_secs
+           FROM sms_attempts WHERE message_ref = ANY($1)",
+    )
+    .bind(references)
+    .fetch_all(pool)
+    .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let status: String = row.get("status");
+        out.insert(
+            row.get("message_ref"),
+            Attempt {
+                status: AttemptStatus::parse(&status)
+                    .ok_or_else(|| anyhow::anyhow!("unknown attempt status {status:?}"))?,
+                carrier: row.get("carrier"),
+                carrier_message_id: row.get("carrier_message_id"),
+                error_code: row.get("error_code"),
+                submissions: row.get("submissions"),
+                since_last_send: Duration::from_secs_f64(row.get::<f64, _>("since_secs")),
+                created_at: row.get("created_at"),
+                phone_e164: row.get("phone_e164"),
+                body: row.get("body"),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Claims, for a batch, the first sends of `new` (rows inserted SUBMITTING) and the sends of the
+/// UNSENT attempts `unsent` (moved to SUBMITTING), two statements in all. Returns the references
+/// this call claimed with their submission number; the others were claimed by someone else.
+pub async fn claim_many(
+    pool: &PgPool,
+    carrier: &str,
+    new: &[NewAttempt<'_>],
+    unsent: &[String],
+) -> anyhow::Result<HashMap<String, i16>> {
+    let mut months = Vec::with_capacity(new.len());
+    let mut customers = Vec::with_capacity(new.len());
+    let mut numbers = Vec::with_capacity(new.len());
+    let mut references = Vec::with_capacity(new.len());
+    let mut phones = Vec::with_capacity(new.len());
+    let mut bodies = Vec::with_capacity(new.len());
+    for n in new {
+        months.push(n.reference.month.first_day().as_naive());
+        customers.push(n.reference.customer.as_str().to_owned());
+        numbers.push(attempt_no(n.reference.attempt)?);
+        references.push(n.reference.to_string());
+        phones.push(n.phone_e164.to_owned());
+        bodies.push(n.body.to_owned());
+    }
+    let mut claimed: HashMap<String, i16> = sqlx::query_as(
+        "INSERT INTO sms_attempts (month, customer_id, attempt, message_ref, carrier, phone_e164, body)
+         SELECT u.month, u.customer_id, u.attempt, u.message_ref, $7, u.phone, u.body
+           FROM UNNEST($1::date[], $2::text[], $3::int2[], $4::text[], $5::text[], $6::text[])
+                AS u(month, customer_id, attempt, message_ref, phone, body)
+         ON CONFLICT DO NOTHING
+         RETURNING message_ref, submissions",
+    )
+    .bind(&months)
+    .bind(&customers)
+    .bind(&numbers)
+    .bind(&references)
+    .bind(&phones)
+    .bind(&bodies)
+    .bind(carrier)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .collect();
+    if !unsent.is_empty() {
+        let again: Vec<(String, i16)> = sqlx::query_as(
+            "UPDATE sms_attempts SET status = 'SUBMITTING', last_submitted_at = now()
+              WHERE message_ref = ANY($1) AND status = 'UNSENT'
+              RETURNING message_ref, submissions",
+        )
+        .bind(unsent)
+        .fetch_all(pool)
+        .await?;
+        claimed.extend(again);
+    }
+    Ok(claimed)
+}
+
+/// [`mark_unsent`] for a batch: `(reference, submission)` pairs the carrier certainly did not
+/// take.
+pub async fn mark_unsent_many(pool: &PgPool, sends: &[(String, i16)]) -> anyhow::Result<()> {
+    let (references, submissions): (Vec<String>, Vec<i16>) = sends.iter().cloned().unzip();
+    sqlx::query(
+        "UPDATE sms_attempts a SET status = 'UNSENT'
+           FROM UNNEST($1::text[], $2::int2[]) AS u(message_ref, submission)
+          WHERE a.message_ref = u.message_ref AND a.status = 'SUBMITTING'
+            AND a.carrier_message_id IS NULL AND a.submissions = u.submission",
+    )
+    .bind(&references)
+    .bind(&submissions)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// [`store_accepted`] for a batch: `(reference, carrier id)` pairs. Returns the references whose
+/// id this call stored (the others had one already: reload them).
+pub async fn store_accepted_many(
+    conn: &mut PgConnection,
+    accepted: &[(String, String)],
+) -> anyhow::Result<Vec<String>> {
+    let (references, ids): (Vec<String>, Vec<String>) = accepted.iter().cloned().unzip();
+    Ok(sqlx::query_scalar(
+        "UPDATE sms_attempts a
+            SET status = 'SUBMITTED', carrier_message_id = u.id, submitted_at = now()
+           FROM UNNEST($1::text[], $2::text[]) AS u(message_ref, id)
+          WHERE a.message_ref = u.message_ref AND a.carrier_message_id IS NULL
+            AND a.status IN ('SUBMITTING', 'UNSENT')
+          RETURNING a.message_ref",
+    )
+    .bind(&references)
+    .bind(&ids)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// [`store_rejected`] for a batch: `(reference, code, category)`.
+pub async fn store_rejected_many(
+    conn: &mut PgConnection,
+    rejected: &[(String, String, FailureCategory)],
+) -> anyhow::Result<()> {
+    let references: Vec<&str> = rejected.iter().map(|(r, ..)| r.as_str()).collect();
+    let codes: Vec<&str> = rejected.iter().map(|(_, c, _)| c.as_str()).collect();
+    let categories: Vec<&str> = rejected.iter().map(|(.., k)| k.as_str()).collect();
+    sqlx::query(
+        "UPDATE sms_attempts a
+            SET status = 'REJECTED', error_code = u.code, failure_category = u.category,
+                finished_at = now()
+           FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(message_ref, code, category)
+          WHERE a.message_ref = u.message_ref AND a.status IN ('SUBMITTING', 'UNSENT')",
+    )
+    .bind(&references)
+    .bind(&codes)
+    .bind(&categories)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

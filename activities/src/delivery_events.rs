@@ -62,3 +62,24 @@ pub async fn flag_others_foreign(
     .await?
     .rows_affected())
 }
+
+/// [`flag_others_foreign`] for a batch of `(reference, carrier id)` pairs.
+pub async fn flag_others_foreign_many(
+    conn: &mut sqlx::PgConnection,
+    carrier: &str,
+    pairs: &[(String, String)],
+) -> anyhow::Result<u64> {
+    let (references, ids): (Vec<String>, Vec<String>) = pairs.iter().cloned().unzip();
+    Ok(sqlx::query(
+        "UPDATE delivery_events e SET flag = 'FOREIGN'
+           FROM UNNEST($1::text[], $2::text[]) AS u(message_ref, id)
+          WHERE e.message_ref = u.message_ref AND e.carrier = $3
+            AND e.carrier_message_id <> u.id AND e.flag IS NULL",
+    )
+    .bind(&references)
+    .bind(&ids)
+    .bind(carrier)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}

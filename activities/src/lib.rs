@@ -14,6 +14,8 @@
 //! - [`in_doubt`]: the resolution rule of an attempt whose submission outcome is unknown.
 //! - [`delivery_events`]: the evidence reads and FOREIGN flags of stored delivery events.
 //! - [`failpoint`]: named crash points for the crash tests (`PCN_FAILPOINT`).
+//! - [`gateway`]: the submission gateway — batches across workflows, admission control.
+//! - [`budget`]: the owner of `carrier_budgets`, the per-carrier rate shared by all workers.
 //! - [`audit`]: the append-only audit log.
 //! - [`consent`]: the consent ledger, the only way `customers.opted_out` changes.
 //! - [`metrics`]: Prometheus metrics of our own (the SDK exports its own).
@@ -22,11 +24,13 @@
 pub mod attempts;
 pub mod audit;
 pub mod bank;
+pub mod budget;
 pub mod carrier;
 pub mod consent;
 pub mod db;
 pub mod delivery_events;
 pub mod failpoint;
+pub mod gateway;
 pub mod in_doubt;
 pub mod metrics;
 pub mod qualify;

@@ -19,6 +19,13 @@ pub struct Metrics {
     /// In-doubt attempts resolved, by resolution (adopted_callback, adopted_signal,
     /// adopted_lookup, resubmitted, abandoned).
     pub sms_in_doubt_resolutions: IntCounterVec,
+    /// Carrier requests of the submission gateway (one per batch).
+    pub sms_batches: IntCounter,
+    /// Messages per carrier request.
+    pub sms_batch_size: Histogram,
+    /// Submissions deferred by the gateway, by reason: `queue` (full), `rate` (carrier budget),
+    /// `429` (the carrier asked us to wait).
+    pub sms_deferred: IntCounterVec,
 }
 
 impl Metrics {
@@ -61,8 +68,30 @@ impl Metrics {
             &["resolution"],
         )
         .expect("valid metric");
+        let sms_batches = IntCounter::new(
+            "pcn_sms_carrier_requests_total",
+            "Carrier requests of the SMS submission gateway (one per batch)",
+        )
+        .expect("valid metric");
+        let sms_batch_size = Histogram::with_opts(
+            HistogramOpts::new("pcn_sms_batch_size", "Messages per carrier request").buckets(vec![
+                1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0,
+            ]),
+        )
+        .expect("valid metric");
+        let sms_deferred = IntCounterVec::new(
+            Opts::new(
+                "pcn_sms_deferred_total",
+                "SMS submissions told to come back later, by reason (queue, rate, 429)",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(checks.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(sms_batches.clone()),
+            Box::new(sms_batch_size.clone()),
+            Box::new(sms_deferred.clone()),
             Box::new(bank_answers.clone()),
             Box::new(sweep_duration.clone()),
             Box::new(sms_in_doubt.clone()),
@@ -77,6 +106,9 @@ impl Metrics {
             sweep_duration,
             sms_in_doubt,
             sms_in_doubt_resolutions,
+            sms_batches,
+            sms_batch_size,
+            sms_deferred,
         }
     }
 

@@ -33,6 +33,7 @@ use temporalio_common::search_attributes::SearchAttributes;
 use crate::attempts::{self, Attempt, AttemptStatus, NewAttempt, Resolution};
 use crate::audit::{self, AuditEntry};
 use crate::carrier::{AnyCarrier, OutboundSms, SmsCarrier, SubmitOutcome};
+use crate::gateway::{Gateway, GatewaySettings};
 use crate::in_doubt::{self, Verdict};
 use crate::metrics::Metrics;
 use crate::{consent, delivery_events, failpoint};
@@ -43,6 +44,31 @@ pub struct SmsDeps {
     pub carrier: AnyCarrier,
     /// The message templates (validated at load).
     pub templates: TemplateSet,
+    /// How the submission gateway gathers and admits.
+    pub gateway: GatewaySettings,
+    /// The gateway, started by the first submission.
+    pub(crate) running: std::sync::OnceLock<Gateway>,
+}
+
+impl SmsDeps {
+    /// The SMS dependencies with the default gateway settings.
+    pub fn new(carrier: AnyCarrier, templates: TemplateSet) -> Self {
+        Self::with_gateway(carrier, templates, GatewaySettings::default())
+    }
+
+    /// The SMS dependencies with `gateway` settings.
+    pub fn with_gateway(
+        carrier: AnyCarrier,
+        templates: TemplateSet,
+        gateway: GatewaySettings,
+    ) -> Self {
+        Self {
+            carrier,
+            templates,
+            gateway,
+            running: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 /// What the fan-out needs.
@@ -55,11 +81,123 @@ pub struct FanoutDeps {
 }
 
 /// A customer as the SMS steps need them.
-struct Recipient {
-    first_name: FirstName,
-    phone: Phone,
-    language: Language,
-    opted_out: bool,
+pub(crate) struct Recipient {
+    pub(crate) first_name: FirstName,
+    pub(crate) phone: Phone,
+    pub(crate) language: Language,
+    pub(crate) opted_out: bool,
+}
+
+impl Recipient {
+    fn from_row(row: &sqlx::postgres::PgRow) -> anyhow::Result<Self> {
+        Ok(Self {
+            first_name: FirstName::parse(row.get("first_name"))?,
+            phone: Phone::parse(row.get("phone_e164"))?,
+            language: Language::parse(row.get("language"))?,
+            opted_out: row.get("opted_out"),
+        })
+    }
+}
+
+/// The customers of a batch as the SMS steps need them, by customer id (consent read now).
+pub(crate) async fn load_recipients(
+    pool: &PgPool,
+    customers: &[String],
+) -> anyhow::Result<std::collections::HashMap<String, Recipient>> {
+    let rows = sqlx::query(
+        "SELECT customer_id, first_name, phone_e164, language, opted_out
+           FROM customers WHERE customer_id = ANY($1)",
+    )
+    .bind(customers)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.get("customer_id"), Recipient::from_row(row)?)))
+        .collect()
+}
+
+/// [`ensure_notification`] for a batch.
+pub(crate) async fn ensure_notifications(
+    pool: &PgPool,
+    keys: &[&NotificationKey],
+) -> anyhow::Result<()> {
+    let months: Vec<_> = keys
+        .iter()
+        .map(|k| k.month.first_day().as_naive())
+        .collect();
+    let customers: Vec<&str> = keys.iter().map(|k| k.customer.as_str()).collect();
+    let ids: Vec<String> = keys
+        .iter()
+        .map(|k| sms::workflow_id(k.month, &k.customer))
+        .collect();
+    sqlx::query(
+        "INSERT INTO notifications (month, customer_id, workflow_id)
+         SELECT * FROM UNNEST($1::date[], $2::text[], $3::text[])
+         ON CONFLICT (month, customer_id) DO NOTHING",
+    )
+    .bind(&months)
+    .bind(&customers)
+    .bind(&ids)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// One notification of a batch whose attempt went to the carrier.
+pub(crate) struct Submitted<'a> {
+    pub(crate) key: &'a NotificationKey,
+    pub(crate) attempt: u32,
+    /// The carrier took it (false: refused at submission).
+    pub(crate) accepted: bool,
+    pub(crate) language: &'static str,
+    pub(crate) encoding: &'static str,
+    pub(crate) segments: u32,
+}
+
+/// [`mark_submitted`] for a batch; refused ones only count their attempt.
+pub(crate) async fn mark_submitted_many(
+    conn: &mut sqlx::PgConnection,
+    rows: &[Submitted<'_>],
+) -> anyhow::Result<()> {
+    let months: Vec<_> = rows
+        .iter()
+        .map(|r| r.key.month.first_day().as_naive())
+        .collect();
+    let customers: Vec<&str> = rows.iter().map(|r| r.key.customer.as_str()).collect();
+    let attempts: Vec<i16> = rows
+        .iter()
+        .map(|r| i16::try_from(r.attempt).unwrap_or(i16::MAX))
+        .collect();
+    let accepted: Vec<bool> = rows.iter().map(|r| r.accepted).collect();
+    let languages: Vec<&str> = rows.iter().map(|r| r.language).collect();
+    let encodings: Vec<&str> = rows.iter().map(|r| r.encoding).collect();
+    let segments: Vec<i16> = rows
+        .iter()
+        .map(|r| i16::try_from(r.segments).unwrap_or(i16::MAX))
+        .collect();
+    sqlx::query(
+        "UPDATE notifications n
+            SET status = CASE WHEN u.accepted THEN 'SUBMITTED' ELSE n.status END,
+                attempts = greatest(n.attempts, u.attempt),
+                language = CASE WHEN u.accepted THEN u.language ELSE n.language END,
+                encoding = CASE WHEN u.accepted THEN u.encoding ELSE n.encoding END,
+                segments = CASE WHEN u.accepted THEN u.segments ELSE n.segments END,
+                updated_at = now()
+           FROM UNNEST($1::date[], $2::text[], $3::int2[], $4::bool[], $5::text[], $6::text[],
+                       $7::int2[])
+                AS u(month, customer_id, attempt, accepted, language, encoding, segments)
+          WHERE n.month = u.month AND n.customer_id = u.customer_id AND n.finished_at IS NULL",
+    )
+    .bind(&months)
+    .bind(&customers)
+    .bind(&attempts)
+    .bind(&accepted)
+    .bind(&languages)
+    .bind(&encodings)
+    .bind(&segments)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Creates the notification row when the workflow was started some other way than the fan-out
@@ -84,13 +222,7 @@ async fn load_recipient(pool: &PgPool, customer: &CustomerId) -> anyhow::Result<
     .bind(customer.as_str())
     .fetch_optional(pool)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some(Recipient {
-        first_name: FirstName::parse(row.get("first_name"))?,
-        phone: Phone::parse(row.get("phone_e164"))?,
-        language: Language::parse(row.get("language"))?,
-        opted_out: row.get("opted_out"),
-    }))
+    row.as_ref().map(Recipient::from_row).transpose()
 }
 
 /// `PrepareNotification`: the customer exists, has not opted out, and the message renders;

@@ -14,6 +14,7 @@ use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use crate::PcnActivities;
+use crate::gateway::Gateway;
 use crate::qualify;
 use crate::sms::{self, FanoutDeps, SmsDeps};
 use crate::sweep::{self, SweepError};
@@ -119,7 +120,20 @@ impl PcnActivities {
         _ctx: ActivityContext,
         input: SubmitInput,
     ) -> Result<SubmitResult, ActivityError> {
-        Ok(sms::submit(&self.pool, self.sms_deps()?, &self.metrics, &input).await?)
+        let deps = self.sms.clone().ok_or_else(|| {
+            ActivityError::from(anyhow::anyhow!("this worker has no SMS carrier configured"))
+        })?;
+        let gateway = deps
+            .running
+            .get_or_init(|| {
+                Gateway::spawn(
+                    self.pool.clone(),
+                    std::sync::Arc::clone(&deps),
+                    self.metrics.clone(),
+                )
+            })
+            .clone();
+        Ok(gateway.submit(input).await?)
     }
 
     /// Polls the carrier for an attempt's status.

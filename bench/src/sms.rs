@@ -545,10 +545,7 @@ async fn sms_path(
             concurrency: 8,
         },
         metrics: Metrics::new(),
-        sms: Some(Arc::new(SmsDeps {
-            carrier: carrier.build()?,
-            templates,
-        })),
+        sms: Some(Arc::new(SmsDeps::new(carrier.build()?, templates))),
         fanout: Some(fanout.clone()),
     };
     let task_queue = format!("pcn-bench-sms-{run_tag}");

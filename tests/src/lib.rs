@@ -360,10 +360,10 @@ impl InProcessWorker {
                         concurrency: 32,
                     },
                     metrics: Metrics::new(),
-                    sms: Some(Arc::new(SmsDeps {
-                        carrier: carrier.build().expect("carrier client"),
-                        templates: test_templates(),
-                    })),
+                    sms: Some(Arc::new(SmsDeps::new(
+                        carrier.build().expect("carrier client"),
+                        test_templates(),
+                    ))),
                     fanout: Some(FanoutDeps {
                         client: client.clone(),
                         concurrency: 32,

@@ -29,6 +29,9 @@ pub struct ConnectionArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/pcn"
     )]
     pub database_url: String,
+    /// Postgres connections of a serving process (worker, webhook, API).
+    #[arg(long, env = "PCN_DATABASE_POOL", default_value_t = 16)]
+    pub database_pool: u32,
     /// Temporal frontend, host:port or URL.
     #[arg(
         long,
@@ -163,6 +166,56 @@ pub struct CarrierArgs {
     /// SMS workflow starts in flight at once during the fan-out.
     #[arg(long, env = "PCN_FANOUT_CONCURRENCY", default_value_t = 32)]
     pub fanout_concurrency: usize,
+    /// Most messages the submission gateway puts in one carrier request.
+    #[arg(long, env = "PCN_SMS_BATCH_MAX", default_value_t = 500)]
+    pub sms_batch_max: usize,
+    /// Longest a submission waits for others to join its carrier request, milliseconds.
+    #[arg(long, env = "PCN_SMS_BATCH_LINGER_MS", default_value_t = 200)]
+    pub sms_batch_linger_ms: u64,
+    /// Submissions waiting for a batch at most in this worker; beyond it they are deferred (the
+    /// workflow comes back after a timer).
+    #[arg(long, env = "PCN_SMS_QUEUE_LIMIT", default_value_t = 1_000)]
+    pub sms_queue_limit: usize,
+    /// Messages per second the carrier takes, for every worker together (a token bucket in
+    /// Postgres). Unset: no limit is set by this worker (one set before stays).
+    #[arg(long, env = "PCN_CARRIER_RATE_PER_SEC")]
+    pub carrier_rate_per_sec: Option<u32>,
+}
+
+/// How SMS are submitted: the gateway's batching and admission, and the carrier's rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubmissionSettings {
+    /// Batching and admission of the submission gateway.
+    pub gateway: pcn_activities::gateway::GatewaySettings,
+    /// The carrier's rate, when configured.
+    pub rate: Option<pcn_activities::budget::Rate>,
+}
+
+impl CarrierArgs {
+    /// The validated submission settings.
+    pub fn submission(&self) -> Result<SubmissionSettings, DomainError> {
+        in_range("sms_batch_max", self.sms_batch_max, 1..=1_000)?;
+        in_range("sms_batch_linger_ms", self.sms_batch_linger_ms, 1..=10_000)?;
+        in_range("sms_queue_limit", self.sms_queue_limit, 1..=100_000)?;
+        let rate = match self.carrier_rate_per_sec {
+            None => None,
+            Some(n) => Some(pcn_activities::budget::Rate::per_sec(n).ok_or_else(|| {
+                DomainError::new(
+                    "carrier_rate_per_sec",
+                    "must be positive (unset it for no limit)",
+                )
+            })?),
+        };
+        Ok(SubmissionSettings {
+            gateway: pcn_activities::gateway::GatewaySettings {
+                max_batch: self.sms_batch_max,
+                linger: Duration::from_millis(self.sms_batch_linger_ms),
+                queue_limit: self.sms_queue_limit,
+                ..pcn_activities::gateway::GatewaySettings::default()
+            },
+            rate,
+        })
+    }
 }
 
 impl CarrierArgs {

@@ -255,7 +255,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn run_webhook(conn: &ConnectionArgs, args: &WebhookArgs) -> anyhow::Result<()> {
     let config = args.parse()?;
-    let pool = db::connect(&conn.database_url, 16).await?;
+    let pool = db::connect(&conn.database_url, conn.database_pool).await?;
     db::migrate(&pool).await?;
     let slot = dispatch::ClientSlot::new(&conn.temporal_address, &conn.temporal_namespace);
     let dispatcher = dispatch::spawn(
@@ -283,7 +283,7 @@ async fn run_api(conn: &ConnectionArgs, args: &ApiArgs) -> anyhow::Result<()> {
         tracing::warn!("no API tokens configured (PCN_API_TOKENS): every call will be refused");
     }
     let month_settings = args.month.parse()?;
-    let pool = db::connect(&conn.database_url, 16).await?;
+    let pool = db::connect(&conn.database_url, conn.database_pool).await?;
     db::migrate(&pool).await?;
     let listener = tokio::net::TcpListener::bind(args.api_bind)
         .await
@@ -315,6 +315,7 @@ async fn run_worker(
     pcn_activities::failpoint::validate()?;
     let (bank_config, sweep) = bank.parse()?;
     let (carrier_config, limits) = carrier.parse()?;
+    let submission = carrier.submission()?;
     let templates = pcn_activities::templates::load_dir(&carrier.sms_templates, limits)
         .with_context(|| {
             format!(
@@ -322,8 +323,16 @@ async fn run_worker(
                 carrier.sms_templates.display()
             )
         })?;
-    let pool = db::connect(&conn.database_url, 16).await?;
+    let pool = db::connect(&conn.database_url, conn.database_pool).await?;
     db::migrate(&pool).await?;
+    if let Some(rate) = submission.rate {
+        pcn_activities::budget::configure(&pool, carrier_config.kind.as_str(), rate).await?;
+        tracing::info!(
+            carrier = carrier_config.kind.as_str(),
+            per_sec = rate.per_sec,
+            "carrier rate set for every worker"
+        );
+    }
     let metrics = Metrics::new();
     let (addr, _ops_task) = http::serve(ops.http_bind, pool.clone(), metrics.clone()).await?;
     tracing::info!(%addr, "health and metrics endpoint listening");
@@ -360,10 +369,13 @@ async fn run_worker(
         bank: BankClient::new(bank_config)?,
         sweep,
         metrics,
-        sms: Some(std::sync::Arc::new(pcn_activities::sms::SmsDeps {
-            carrier: carrier_config.build()?,
-            templates,
-        })),
+        sms: Some(std::sync::Arc::new(
+            pcn_activities::sms::SmsDeps::with_gateway(
+                carrier_config.build()?,
+                templates,
+                submission.gateway,
+            ),
+        )),
         fanout: Some(pcn_activities::sms::FanoutDeps {
             client: client.clone(),
             concurrency: carrier.fanout_concurrency,

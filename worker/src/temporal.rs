@@ -13,6 +13,7 @@ use temporalio_common::protos::temporal::api::operatorservice::v1::{
     AddSearchAttributesRequest, ListSearchAttributesRequest,
 };
 use temporalio_sdk::runtime::PollerBehavior;
+use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
 use temporalio_sdk::{Worker, WorkerOptions};
 use url::Url;
 
@@ -46,6 +47,17 @@ pub fn build_worker(
         // One workflow poller (the default) halves throughput on this server; see TEMPORAL_NOTES.
         .workflow_task_poller_behavior(PollerBehavior::SimpleMaximum(20))
         .activity_task_poller_behavior(PollerBehavior::SimpleMaximum(10))
+        // Local activities in flight: the SMS submissions of every running workflow wait in the
+        // gateway (bounded itself, it defers the rest), never in the SDK's queue, where their time
+        // would count against their workflow tasks.
+        .tuner(
+            TunerHolder::builder()
+                .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(100))
+                .activity_task_slot_supplier(FixedSizeSlotSupplier::new(100))
+                .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(2_000))
+                .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(10))
+                .build(),
+        )
         .register_activities(activities)
         .register_workflow::<MonthlyQualificationWorkflow>()?
         .register_workflow::<ScheduledMonthStart>()?

@@ -319,6 +319,12 @@ pub enum SubmitResult {
         /// When to ask again.
         recheck_secs: u64,
     },
+    /// Not now: the worker's submission queue is full or the carrier's rate is used up. Nothing
+    /// was claimed or sent; ask again after `retry_secs` (a durable timer, not a failure).
+    Deferred {
+        /// When to ask again.
+        retry_secs: u64,
+    },
 }
 
 /// Input of [`PollDelivery`].

@@ -329,10 +329,19 @@ impl SmsNotificationWorkflow {
                     submit_options(budget),
                 )
                 .await;
-            if !matches!(submitted, Ok(SubmitResult::InDoubt { .. })) {
+            if !matches!(
+                submitted,
+                Ok(SubmitResult::InDoubt { .. } | SubmitResult::Deferred { .. })
+            ) {
                 ctx.state_mut(|s| s.in_doubt = None);
             }
             let (outcome, code, category) = match submitted {
+                Ok(SubmitResult::Deferred { retry_secs }) => {
+                    // Nothing was sent: the worker's queue was full or the carrier's rate used
+                    // up. Come back after a durable timer (or a cancel).
+                    defer(ctx, retry_secs).await;
+                    continue;
+                }
                 Ok(SubmitResult::InDoubt { recheck_secs }) => {
                     // The carrier may have this attempt: never send it blindly again. Wait for
                     // the recheck time or a delivery signal naming it, then ask again (the
@@ -701,6 +710,21 @@ async fn await_evidence(
         _ = ctx.wait_condition(move |s: &SmsNotificationWorkflow| {
             s.cancel_reason.is_some() || reports_of(s) > known
         }) => {}
+    }
+}
+
+/// Waits `retry_secs` before asking the gateway again (or until cancelled); the timer is left to
+/// lapse when a cancel wakes the run.
+async fn defer(ctx: &WorkflowContext<SmsNotificationWorkflow>, retry_secs: u64) {
+    let now = workflow_now(ctx);
+    let wait = Duration::from_secs(retry_secs.max(1));
+    ctx.state_mut(|s| {
+        s.next_wake_at = Some(now + chrono::Duration::seconds(secs_i64(wait.as_secs())));
+    });
+    let mut timer = std::pin::pin!(ctx.timer(wait));
+    select! {
+        _ = timer.as_mut() => {}
+        _ = ctx.wait_condition(|s: &SmsNotificationWorkflow| s.cancel_reason.is_some()) => {}
     }
 }
 
