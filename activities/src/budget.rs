@@ -17,6 +17,19 @@ pub struct Rate {
     pub burst: u32,
 }
 
+impl Grant {
+    /// Seconds until `waiting` more messages have had their turn at the carrier's rate (at
+    /// least 1).
+    pub fn turn_of(&self, waiting: usize) -> u64 {
+        let rate = self.rate_per_sec.unwrap_or(Decimal::ONE).max(Decimal::ONE);
+        (Decimal::from(waiting) / rate)
+            .ceil()
+            .to_u64()
+            .unwrap_or(60)
+            .max(1)
+    }
+}
+
 impl Rate {
     /// `per_sec` messages a second with the default burst. None for 0 (refused: a carrier that
     /// takes nothing is a configuration error, not a rate).
@@ -60,8 +73,10 @@ pub async fn unconfigure(pool: &PgPool, carrier: &str) -> anyhow::Result<()> {
 pub struct Grant {
     /// Messages that may go now (≤ asked).
     pub granted: usize,
-    /// When the rest may be asked for again.
+    /// When the next slice of the rest may be asked for.
     pub retry_after: Duration,
+    /// The carrier's rate (None: no bucket).
+    pub rate_per_sec: Option<Decimal>,
 }
 
 /// Takes up to `want` tokens from `carrier`'s bucket: all of them when it has no bucket.
@@ -70,42 +85,49 @@ pub async fn take(pool: &PgPool, carrier: &str, want: usize) -> anyhow::Result<G
         return Ok(Grant {
             granted: 0,
             retry_after: Duration::ZERO,
+            rate_per_sec: None,
         });
     }
     let want_i = i64::try_from(want).unwrap_or(i64::MAX);
-    let row: Option<(i64, Decimal, Decimal)> = sqlx::query_as(
+    let row: Option<(i64, Decimal, Decimal, Decimal)> = sqlx::query_as(
         "WITH cur AS (
-             SELECT carrier, rate_per_sec,
+             SELECT carrier, rate_per_sec, burst,
                     least(burst, tokens + rate_per_sec *
                           greatest(0, extract(epoch FROM clock_timestamp() - refilled_at))) AS avail,
                     blocked_until > clock_timestamp() AS blocked
                FROM carrier_budgets WHERE carrier = $1 FOR UPDATE),
-         g AS (SELECT carrier, rate_per_sec, avail,
+         g AS (SELECT carrier, rate_per_sec, burst, avail,
                       CASE WHEN blocked THEN 0
                            ELSE greatest(0, least(floor(avail)::int8, $2)) END AS granted
                  FROM cur)
          UPDATE carrier_budgets b
             SET tokens = g.avail - g.granted, refilled_at = clock_timestamp()
            FROM g WHERE b.carrier = g.carrier
-         RETURNING g.granted, g.avail - g.granted, g.rate_per_sec",
+         RETURNING g.granted, g.avail - g.granted, g.rate_per_sec, g.burst",
     )
     .bind(carrier)
     .bind(want_i)
     .fetch_optional(pool)
     .await?;
-    let Some((granted, left, rate)) = row else {
+    let Some((granted, left, rate, burst)) = row else {
         return Ok(Grant {
             granted: want,
             retry_after: Duration::ZERO,
+            rate_per_sec: None,
         });
     };
     let granted = usize::try_from(granted).unwrap_or(0);
-    // The rest waits until the bucket holds what is missing.
-    let missing = Decimal::from(want_i - i64::try_from(granted).unwrap_or(0)) - left;
-    let secs = (missing.max(Decimal::ONE) / rate).to_f64().unwrap_or(1.0);
+    // The next slice may go when the bucket holds as much of the rest as one take can give.
+    let rest = Decimal::from(want_i - i64::try_from(granted).unwrap_or(0));
+    let missing = rest.min(burst) - left;
+    let millis = (missing.max(Decimal::ONE) * Decimal::ONE_THOUSAND / rate)
+        .ceil()
+        .to_u64()
+        .unwrap_or(1_000);
     Ok(Grant {
         granted,
-        retry_after: Duration::from_secs_f64(secs.clamp(0.05, 3600.0)),
+        retry_after: Duration::from_millis(millis.clamp(50, 3_600_000)),
+        rate_per_sec: Some(rate),
     })
 }
 

@@ -40,8 +40,11 @@ use crate::{budget, delivery_events, failpoint};
 pub struct GatewaySettings {
     /// Most messages in one carrier request.
     pub max_batch: usize,
-    /// Longest a submission waits for others to join its batch.
+    /// A batch closes when no submission joined it for this long.
     pub linger: Duration,
+    /// … and at the latest this long after its first submission: kept well inside the SMS
+    /// workflows' task timeout, so a waiting submission never outlives its workflow task.
+    pub max_wait: Duration,
     /// Submissions waiting for a batch at most; beyond it they are deferred.
     pub queue_limit: usize,
     /// Submissions already in doubt resolved at once (each may call the carrier).
@@ -52,7 +55,8 @@ impl Default for GatewaySettings {
     fn default() -> Self {
         Self {
             max_batch: 500,
-            linger: Duration::from_millis(200),
+            linger: Duration::from_secs(1),
+            max_wait: Duration::from_secs(8),
             queue_limit: 1_000,
             in_doubt_concurrency: 8,
         }
@@ -141,9 +145,10 @@ impl Worker {
         loop {
             let Some(first) = rx.recv().await else { return };
             let mut batch = vec![first];
-            let deadline = tokio::time::Instant::now() + this.settings.linger;
+            let latest = tokio::time::Instant::now() + this.settings.max_wait;
             while batch.len() < this.settings.max_batch {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                let quiet = tokio::time::Instant::now() + this.settings.linger;
+                match tokio::time::timeout_at(quiet.min(latest), rx.recv()).await {
                     Ok(Some(request)) => batch.push(request),
                     Ok(None) | Err(_) => break,
                 }
@@ -256,32 +261,50 @@ impl Worker {
         });
     }
 
-    /// Takes the carrier's rate, claims, sends one request, stores the answers, replies.
-    async fn send(&self, mut sends: Vec<Send>) -> anyhow::Result<()> {
+    /// Sends the batch within the carrier's rate: what the shared budget allows now goes at
+    /// once; the rest waits for tokens up to `max_wait` more (slice by slice), and what is still
+    /// left then is deferred — told when its turn should come.
+    async fn send(&self, sends: Vec<Send>) -> anyhow::Result<()> {
         let carrier = self.deps.carrier.name().as_str();
-        let grant = match budget::take(&self.pool, carrier, sends.len()).await {
-            Ok(grant) => grant,
-            Err(err) => {
-                fail_all(sends.into_iter().map(|s| s.request).collect(), &err);
-                return Err(err);
+        let deadline = tokio::time::Instant::now() + self.settings.max_wait;
+        let mut rest = sends;
+        loop {
+            let grant = match budget::take(&self.pool, carrier, rest.len()).await {
+                Ok(grant) => grant,
+                Err(err) => {
+                    fail_all(rest.into_iter().map(|s| s.request).collect(), &err);
+                    return Err(err);
+                }
+            };
+            let later = rest.split_off(grant.granted.min(rest.len()));
+            if !rest.is_empty() {
+                self.send_now(rest).await?;
             }
-        };
-        if grant.granted < sends.len() {
-            let wait = grant.retry_after.as_secs().max(1);
-            for s in sends.split_off(grant.granted) {
-                self.metrics.sms_deferred.with_label_values(&["rate"]).inc();
-                answer(
-                    s.request,
-                    SubmitResult::Deferred {
-                        retry_secs: wait + jitter(0, wait.min(30)),
-                    },
-                );
+            if later.is_empty() {
+                return Ok(());
             }
+            if tokio::time::Instant::now() + grant.retry_after > deadline {
+                // Their turn comes when the tokens for everyone before them have come in.
+                let wait = grant.turn_of(later.len());
+                for s in later {
+                    self.metrics.sms_deferred.with_label_values(&["rate"]).inc();
+                    answer(
+                        s.request,
+                        SubmitResult::Deferred {
+                            retry_secs: wait + jitter(0, wait.min(30)),
+                        },
+                    );
+                }
+                return Ok(());
+            }
+            tokio::time::sleep(grant.retry_after).await;
+            rest = later;
         }
-        if sends.is_empty() {
-            return Ok(());
-        }
+    }
 
+    /// Claims, sends one carrier request, stores the answers, replies.
+    async fn send_now(&self, sends: Vec<Send>) -> anyhow::Result<()> {
+        let carrier = self.deps.carrier.name().as_str();
         // Claim every send: exactly one execution sends each attempt.
         let new: Vec<NewAttempt<'_>> = sends
             .iter()

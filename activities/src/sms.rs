@@ -745,8 +745,15 @@ pub async fn status_counts(pool: &PgPool, month: YearMonth) -> anyhow::Result<No
     Ok(counts)
 }
 
+/// Workflow task timeout of the SMS workflows: a submission waits in the gateway for its batch
+/// (at most `max_wait`, 8 s by default, and as long again for the carrier's rate) and for the
+/// carrier's answer inside its workflow task; 30 s keeps that inside the task (the server's
+/// default is 10 s).
+pub const SMS_TASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Options of one SMS workflow start: business id, reuse rejected (a second start of the same
-/// customer-month — even after the first finished — is refused by the server), search attributes.
+/// customer-month — even after the first finished — is refused by the server), search
+/// attributes, the task timeout of [`SMS_TASK_TIMEOUT`].
 pub fn sms_start_options(
     task_queue: &str,
     month: YearMonth,
@@ -763,6 +770,7 @@ pub fn sms_start_options(
     WorkflowStartOptions::new(task_queue, sms::workflow_id(month, customer))
         .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
         .maybe_search_attributes(attributes)
+        .task_timeout(SMS_TASK_TIMEOUT)
         .build()
 }
 

@@ -22,6 +22,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use pcn_activities::bank::{BankClient, BankConfig, Secret};
 use pcn_activities::carrier::{CarrierConfig, CarrierKind, GenericConfig, TwilioConfig};
+use pcn_activities::gateway::GatewaySettings;
 use pcn_activities::metrics::Metrics;
 use pcn_activities::sms::{FanoutDeps, SmsDeps};
 use pcn_activities::sweep::SweepSettings;
@@ -317,6 +318,25 @@ impl InProcessWorker {
         bank: BankConfig,
         carrier: CarrierSetup,
     ) -> Self {
+        Self::start_with_gateway(
+            temporal_address,
+            task_queue,
+            database_url,
+            bank,
+            carrier,
+            GatewaySettings::default(),
+        )
+    }
+
+    /// Like [`Self::start`], with the submission gateway's settings.
+    pub fn start_with_gateway(
+        temporal_address: String,
+        task_queue: String,
+        database_url: String,
+        bank: BankConfig,
+        carrier: CarrierSetup,
+        gateway: GatewaySettings,
+    ) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -360,9 +380,10 @@ impl InProcessWorker {
                         concurrency: 32,
                     },
                     metrics: Metrics::new(),
-                    sms: Some(Arc::new(SmsDeps::new(
+                    sms: Some(Arc::new(SmsDeps::with_gateway(
                         carrier.build().expect("carrier client"),
                         test_templates(),
+                        gateway,
                     ))),
                     fanout: Some(FanoutDeps {
                         client: client.clone(),

@@ -11,6 +11,7 @@ mod qualification_rule;
 mod replay;
 mod report;
 mod restarts;
+mod scale;
 mod sms;
 mod sms_crash;
 mod time_skipping;

@@ -169,9 +169,14 @@ pub struct CarrierArgs {
     /// Most messages the submission gateway puts in one carrier request.
     #[arg(long, env = "PCN_SMS_BATCH_MAX", default_value_t = 500)]
     pub sms_batch_max: usize,
-    /// Longest a submission waits for others to join its carrier request, milliseconds.
-    #[arg(long, env = "PCN_SMS_BATCH_LINGER_MS", default_value_t = 200)]
+    /// A carrier request closes when no submission joined it for this long, milliseconds.
+    #[arg(long, env = "PCN_SMS_BATCH_LINGER_MS", default_value_t = 1_000)]
     pub sms_batch_linger_ms: u64,
+    /// … and at the latest this long after its first submission, milliseconds (at most 10 s:
+    /// with a rate wait of the same length and the carrier's answer, still inside the SMS
+    /// workflows' 30 s task timeout).
+    #[arg(long, env = "PCN_SMS_BATCH_MAX_WAIT_MS", default_value_t = 8_000)]
+    pub sms_batch_max_wait_ms: u64,
     /// Submissions waiting for a batch at most in this worker; beyond it they are deferred (the
     /// workflow comes back after a timer).
     #[arg(long, env = "PCN_SMS_QUEUE_LIMIT", default_value_t = 1_000)]
@@ -196,6 +201,11 @@ impl CarrierArgs {
     pub fn submission(&self) -> Result<SubmissionSettings, DomainError> {
         in_range("sms_batch_max", self.sms_batch_max, 1..=1_000)?;
         in_range("sms_batch_linger_ms", self.sms_batch_linger_ms, 1..=10_000)?;
+        in_range(
+            "sms_batch_max_wait_ms",
+            self.sms_batch_max_wait_ms,
+            1..=10_000,
+        )?;
         in_range("sms_queue_limit", self.sms_queue_limit, 1..=100_000)?;
         let rate = match self.carrier_rate_per_sec {
             None => None,
@@ -210,6 +220,7 @@ impl CarrierArgs {
             gateway: pcn_activities::gateway::GatewaySettings {
                 max_batch: self.sms_batch_max,
                 linger: Duration::from_millis(self.sms_batch_linger_ms),
+                max_wait: Duration::from_millis(self.sms_batch_max_wait_ms),
                 queue_limit: self.sms_queue_limit,
                 ..pcn_activities::gateway::GatewaySettings::default()
             },

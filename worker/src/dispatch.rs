@@ -130,15 +130,37 @@ impl Default for DispatchSettings {
 #[derive(Clone)]
 pub struct Dispatcher {
     tx: mpsc::UnboundedSender<DispatchItem>,
+    /// Events queued or being signalled: the reconciler does not queue them a second time
+    /// (under load the live path can take longer than the reconciler's grace, and every event
+    /// signalled twice is a history event and a workflow task the server pays for).
+    in_flight: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
 }
 
 impl Dispatcher {
-    /// Queues events for signalling.
+    /// Queues events for signalling (those already queued are not queued again).
     pub fn submit(&self, items: Vec<DispatchItem>) {
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for item in items {
+            if !in_flight.insert(item.id) {
+                continue;
+            }
             // The receiver lives as long as the process; a closed channel only happens at
             // shutdown, and the reconciler delivers what was left pending.
             let _ = self.tx.send(item);
+        }
+    }
+
+    /// The events of `ids` are marked (signalled or left pending): they may be queued again.
+    fn settled(&self, ids: &[i64]) {
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for id in ids {
+            in_flight.remove(id);
         }
     }
 
@@ -146,14 +168,20 @@ impl Dispatcher {
     /// acknowledgement path alone.
     pub fn disabled() -> Self {
         let (tx, _rx) = mpsc::unbounded_channel();
-        Self { tx }
+        Self {
+            tx,
+            in_flight: Arc::default(),
+        }
     }
 }
 
 /// Starts the dispatch task and the reconciler.
 pub fn spawn(pool: PgPool, slot: ClientSlot, settings: DispatchSettings) -> Dispatcher {
     let (tx, rx) = mpsc::unbounded_channel::<DispatchItem>();
-    let dispatcher = Dispatcher { tx };
+    let dispatcher = Dispatcher {
+        tx,
+        in_flight: Arc::default(),
+    };
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
@@ -161,6 +189,7 @@ pub fn spawn(pool: PgPool, slot: ClientSlot, settings: DispatchSettings) -> Disp
         let pool = pool.clone();
         let slot = slot.clone();
         let concurrency = settings.concurrency.max(1);
+        let dispatcher = dispatcher.clone();
         tokio::spawn(async move {
             let mut results = stream
                 .map(|item| {
@@ -171,7 +200,9 @@ pub fn spawn(pool: PgPool, slot: ClientSlot, settings: DispatchSettings) -> Disp
                 .ready_chunks(256)
                 .boxed();
             while let Some(chunk) = results.next().await {
+                let ids: Vec<i64> = chunk.iter().map(|d| d.id).collect();
                 mark(&pool, chunk).await;
+                dispatcher.settled(&ids);
             }
         });
     }

@@ -363,7 +363,14 @@ async fn run_worker(
             .build()
             .map_err(|e| anyhow::anyhow!("runtime options: {e}"))?,
     )?;
-    let client = temporal::connect(&conn.temporal_address, &conn.temporal_namespace).await?;
+    // A worker that starts while Temporal is briefly away (a restart, a deployment order) waits
+    // for it rather than exiting.
+    let client = temporal::connect_patiently(
+        &conn.temporal_address,
+        &conn.temporal_namespace,
+        std::time::Duration::from_secs(120),
+    )
+    .await?;
     let activities = PcnActivities {
         pool,
         bank: BankClient::new(bank_config)?,

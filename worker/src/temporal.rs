@@ -36,6 +36,30 @@ pub async fn connect(address: &str, namespace: &str) -> anyhow::Result<Client> {
         .context("building the Temporal client")
 }
 
+/// [`connect`], tried again every 2 s for up to `wait` (a clear error naming the address and the
+/// last failure after that).
+pub async fn connect_patiently(
+    address: &str,
+    namespace: &str,
+    wait: std::time::Duration,
+) -> anyhow::Result<Client> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match connect(address, namespace).await {
+            Ok(client) => return Ok(client),
+            Err(err) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %format!("{err:#}"), "Temporal not reachable yet; trying again in 2 s");
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+            Err(err) => {
+                return Err(err.context(format!(
+                    "Temporal at {address} was not reachable within {wait:?}"
+                )));
+            }
+        }
+    }
+}
+
 /// The worker serving both workflows and the activities on `task_queue`.
 pub fn build_worker(
     runtime: &temporalio_sdk::Runtime,
@@ -52,7 +76,9 @@ pub fn build_worker(
         // would count against their workflow tasks.
         .tuner(
             TunerHolder::builder()
-                .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(100))
+                // Workflow tasks in flight: a submission waiting for its batch keeps its workflow
+                // task open, so the batch can only be as large as this.
+                .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(1_000))
                 .activity_task_slot_supplier(FixedSizeSlotSupplier::new(100))
                 .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(2_000))
                 .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(10))

@@ -95,6 +95,7 @@ pub(crate) async fn submit(
     {
         return bad_request(&st, "messageId must be 1 to 128 characters");
     }
+    bump(&st.stats.submit_requests);
     let now = Utc::now();
     let mut items = Vec::with_capacity(req.messages.len());
     let mut accepted = Vec::new();

@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 pub struct Stats {
     /// Messages submitted (see above).
     pub submissions: u64,
+    /// Submit requests processed (a generic batch is one; each Twilio create is one): with
+    /// `submissions`, the messages per carrier request.
+    pub submit_requests: u64,
     /// New messages accepted and recorded.
     pub accepted: u64,
     /// Resubmissions of a known generic `messageId` or Twilio idempotency token answered from
@@ -56,6 +59,7 @@ pub struct Stats {
 #[derive(Default)]
 pub(crate) struct StatsCollector {
     pub(crate) submissions: AtomicU64,
+    pub(crate) submit_requests: AtomicU64,
     pub(crate) accepted: AtomicU64,
     pub(crate) duplicate_submissions: AtomicU64,
     pub(crate) repeated_references: AtomicU64,
@@ -88,9 +92,10 @@ impl StatsCollector {
         *map.entry(status).or_insert(0) += 1;
     }
 
-    fn counters(&self) -> [&AtomicU64; 14] {
+    fn counters(&self) -> [&AtomicU64; 15] {
         [
             &self.submissions,
+            &self.submit_requests,
             &self.accepted,
             &self.duplicate_submissions,
             &self.repeated_references,
@@ -111,6 +116,7 @@ impl StatsCollector {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Stats {
             submissions: load(&self.submissions),
+            submit_requests: load(&self.submit_requests),
             accepted: load(&self.accepted),
             duplicate_submissions: load(&self.duplicate_submissions),
             repeated_references: load(&self.repeated_references),

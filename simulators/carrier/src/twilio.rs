@@ -189,6 +189,7 @@ pub(crate) async fn create(
     let (answer, accepted) = {
         let mut store = st.store();
         bump(&st.stats.submissions);
+        bump(&st.stats.submit_requests);
         let cached = token
             .as_ref()
             .filter(|_| cfg.dedup_references)

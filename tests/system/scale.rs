@@ -1,0 +1,260 @@
+//! The SMS phase at a scale the suite can afford: submissions of concurrent workflows go out in
+//! batches, a carrier rate holds across two workers, and a burst of workflows facing a slow
+//! carrier no longer piles local activities up behind their workflow tasks (the collapse of the
+//! 100,000-customer month).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use pcn_activities::budget::{self, Rate};
+use pcn_activities::carrier::CarrierKind;
+use pcn_activities::gateway::GatewaySettings;
+use pcn_carrier_sim::SimConfig;
+use pcn_tests::{
+    CarrierSetup, InProcessWorker, TestCarrier, TestDb, temporal_address, temporal_client,
+    test_bank_config, unique_task_queue,
+};
+use pcn_workflows::domain::YearMonth;
+use temporalio_client::{Client, WorkflowFetchHistoryOptions};
+use temporalio_common::protos::temporal::api::enums::v1::TimeoutType;
+use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+
+use crate::sms::{open_window_settings, start_sms};
+
+/// Starts the SMS workflows of customers `0..n` for `month` (no worker needs to run yet).
+async fn start_all(client: &Client, queue: &str, month: YearMonth, n: u64) -> Vec<String> {
+    let settings = open_window_settings();
+    let mut ids = Vec::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(64) {
+        let started = futures::future::join_all(
+            chunk
+                .iter()
+                .map(|&i| start_sms(client, queue, month, i, &settings)),
+        )
+        .await;
+        ids.extend(started);
+    }
+    ids
+}
+
+/// Waits until `n` notifications are final; panics after `timeout`.
+async fn wait_all_final(db: &TestDb, n: i64, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let done: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM notifications WHERE finished_at IS NOT NULL")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        if done >= n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{done} of {n} notifications final after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_thousand_notifications_reach_the_carrier_in_at_most_ten_requests() {
+    pcn_tests::init();
+    let n: u64 = 2_000;
+    let db = TestDb::with_customers(n).await;
+    let bank = pcn_tests::spawn_sim(n, 1, Default::default()).await;
+    // A carrier that takes 3 s per request ("dispatch under 5 s per batch"): while one batch is
+    // with it, the next gathers.
+    let carrier = TestCarrier::start(
+        &db.pool,
+        &temporal_address(),
+        CarrierKind::Generic,
+        SimConfig {
+            answer_delay: Duration::from_secs(3),
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    let queue = unique_task_queue("batches");
+    let client = temporal_client().await;
+    let month = YearMonth::parse("2022-11").unwrap();
+    // Every workflow is started before a worker polls: their submissions arrive together, as
+    // the fan-out's do when the server is faster than the carrier.
+    start_all(&client, &queue, month, n).await;
+    let worker = InProcessWorker::start_with_gateway(
+        temporal_address(),
+        queue.clone(),
+        db.url.clone(),
+        test_bank_config(&bank.base_url()),
+        CarrierSetup::External(Box::new(carrier.carrier_config())),
+        GatewaySettings {
+            queue_limit: 2_000,
+            ..GatewaySettings::default()
+        },
+    );
+    wait_all_final(&db, i64::try_from(n).unwrap(), Duration::from_secs(300)).await;
+    worker.stop();
+    let stats = carrier.sim.stats();
+    assert_eq!(stats.accepted, n, "{stats:?}");
+    assert_eq!(stats.repeated_references, 0, "{stats:?}");
+    assert!(
+        stats.submit_requests <= 10,
+        "{} carrier requests for {n} messages",
+        stats.submit_requests
+    );
+    eprintln!(
+        "{n} messages in {} carrier requests ({:.4} requests per message)",
+        stats.submit_requests,
+        stats.submit_requests as f64 / n as f64
+    );
+}
+
+#[tokio::test]
+async fn a_carrier_rate_holds_across_two_workers_and_every_message_is_delivered() {
+    pcn_tests::init();
+    let n: u64 = 400;
+    let rate = Rate::per_sec(50).unwrap();
+    let db = TestDb::with_customers(n).await;
+    let bank = pcn_tests::spawn_sim(n, 1, Default::default()).await;
+    let carrier = TestCarrier::start(
+        &db.pool,
+        &temporal_address(),
+        CarrierKind::Generic,
+        SimConfig::default(),
+    )
+    .await;
+    budget::configure(&db.pool, "generic", rate).await.unwrap();
+    let queue = unique_task_queue("rate");
+    let client = temporal_client().await;
+    let month = YearMonth::parse("2022-12").unwrap();
+    let ids = start_all(&client, &queue, month, n).await;
+    let workers: Vec<InProcessWorker> = (0..2)
+        .map(|_| InProcessWorker::with_carrier(&queue, &db, &bank, &carrier))
+        .collect();
+    wait_all_final(&db, i64::try_from(n).unwrap(), Duration::from_secs(300)).await;
+    for w in workers {
+        w.stop();
+    }
+    let mut accepted: Vec<DateTime<Utc>> = carrier
+        .sim
+        .messages()
+        .iter()
+        .map(|m| m.accepted_at)
+        .collect();
+    accepted.sort_unstable();
+    assert_eq!(accepted.len() as u64, n);
+    // The most messages in any one-second window.
+    let mut most = 0;
+    let mut start = 0;
+    for end in 0..accepted.len() {
+        while accepted[end] - accepted[start] >= chrono::Duration::seconds(1) {
+            start += 1;
+        }
+        most = most.max(end - start + 1);
+    }
+    let allowed = (rate.per_sec + rate.burst) as usize;
+    assert!(
+        most <= allowed,
+        "{most} messages in one second (limit {}, burst {})",
+        rate.per_sec,
+        rate.burst
+    );
+    let span = (*accepted.last().unwrap() - accepted[0]).num_milliseconds();
+    eprintln!(
+        "{n} messages over {span} ms, at most {most} in any second (rate {} + burst {})",
+        rate.per_sec, rate.burst
+    );
+    let delivered: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 'DELIVERED'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        delivered,
+        i64::try_from(n).unwrap(),
+        "every message delivered"
+    );
+    assert_eq!(ids.len() as u64, n);
+    assert_eq!(carrier.sim.stats().repeated_references, 0);
+}
+
+/// Workflow-task timeouts and the longest history among `ids`.
+async fn histories(client: &Client, ids: &[String]) -> (usize, usize) {
+    let mut timeouts = 0;
+    let mut longest = 0;
+    for id in ids {
+        let events = client
+            .get_workflow_handle::<pcn_workflows::sms::SmsNotificationWorkflow>(id.clone())
+            .fetch_history(WorkflowFetchHistoryOptions::builder().build())
+            .into_events()
+            .await
+            .expect("history");
+        if events.len() > longest && std::env::var_os("PCN_DEBUG_HISTORY").is_some() {
+            let kinds: Vec<String> = events
+                .iter()
+                .map(|e| format!("{:?}", e.event_type()))
+                .collect();
+            eprintln!("{id}: {}", kinds.join(" "));
+        }
+        longest = longest.max(events.len());
+        // Only a task that ran out of time while being worked on (start to close): a sticky task
+        // that waited for a poller (schedule to start) on a loaded machine is moved, not lost.
+        timeouts += events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    &e.attributes,
+                    Some(Attributes::WorkflowTaskTimedOutEventAttributes(a))
+                        if a.timeout_type() == TimeoutType::StartToClose
+                )
+            })
+            .count();
+    }
+    (timeouts, longest)
+}
+
+#[tokio::test]
+async fn a_burst_of_workflows_facing_a_slow_carrier_does_not_outlive_its_workflow_tasks() {
+    pcn_tests::init();
+    let n: u64 = 1_000;
+    let db = TestDb::with_customers(n).await;
+    let bank = pcn_tests::spawn_sim(n, 1, Default::default()).await;
+    // Two seconds per submission: a thousand one-message requests through the SDK's local
+    // activity slots (100 by default) kept submissions waiting longer than a workflow task may
+    // take — the task timed out, replayed, and ran the local activity again.
+    let carrier = TestCarrier::start(
+        &db.pool,
+        &temporal_address(),
+        CarrierKind::Generic,
+        SimConfig {
+            answer_delay: Duration::from_secs(2),
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    let queue = unique_task_queue("burst");
+    let client = temporal_client().await;
+    let month = YearMonth::parse("2023-04").unwrap();
+    let ids = start_all(&client, &queue, month, n).await;
+    let started = tokio::time::Instant::now();
+    let worker = InProcessWorker::with_carrier(&queue, &db, &bank, &carrier);
+    wait_all_final(&db, i64::try_from(n).unwrap(), Duration::from_secs(300)).await;
+    let took = started.elapsed();
+    worker.stop();
+    let (timeouts, longest) = histories(&client, &ids).await;
+    let stats = carrier.sim.stats();
+    eprintln!(
+        "{n} SMS in {took:?}: {} carrier requests, {timeouts} workflow-task timeouts, longest history {longest} events",
+        stats.submit_requests
+    );
+    assert_eq!(timeouts, 0, "no workflow task outlived");
+    assert_eq!(stats.accepted, n);
+    assert_eq!(stats.repeated_references, 0);
+    let resolutions: i64 = sqlx::query_scalar("SELECT count(*) FROM in_doubt_resolutions")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(resolutions, 0, "no submission ran twice");
+    // 13 events on the happy path; a callback that overtook the answer or a deferral adds a few.
+    assert!(longest <= 22, "longest history {longest} events");
+}
