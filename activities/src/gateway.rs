@@ -56,7 +56,7 @@ impl Default for GatewaySettings {
         Self {
             max_batch: 500,
             linger: Duration::from_secs(1),
-            max_wait: Duration::from_secs(8),
+            max_wait: Duration::from_secs(4),
             queue_limit: 1_000,
             in_doubt_concurrency: 8,
         }

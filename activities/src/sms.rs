@@ -746,7 +746,7 @@ pub async fn status_counts(pool: &PgPool, month: YearMonth) -> anyhow::Result<No
 }
 
 /// Workflow task timeout of the SMS workflows: a submission waits in the gateway for its batch
-/// (at most `max_wait`, 8 s by default, and as long again for the carrier's rate) and for the
+/// (at most `max_wait`, 4 s by default, and as long again for the carrier's rate) and for the
 /// carrier's answer inside its workflow task; 30 s keeps that inside the task (the server's
 /// default is 10 s).
 pub const SMS_TASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);

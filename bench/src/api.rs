@@ -17,6 +17,8 @@
 //! - `api_get_customer_p50_ms`, `api_get_customer_p99_ms`, `api_get_customer_per_s`:
 //!   `GetCustomer` of random customers (31 checks, a decision, most a notification) under the
 //!   same load.
+//! - `customer_month_checks_buffers`: shared buffers one customer's month of checks touches
+//!   (`EXPLAIN (ANALYZE, BUFFERS)`), beside the heap read it replaced (index-only scans off).
 //!
 //! The month's run: running the real month workflow on this data would fan out tens of thousands
 //! of SMS workflows, so the closed run is a stand-in — a trivial workflow completed under the
@@ -71,6 +73,7 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
     seed_notifications(&pool, month).await?;
 
     report(&pool, month, args.customers, figures).await?;
+    customer_buffers(&pool, month, args.customers, figures).await?;
 
     println!(
         "API: starting a Temporal dev server on 127.0.0.1:{}...",
@@ -138,6 +141,74 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     result
+}
+
+/// Random customers of the buffer figures.
+const BUFFER_SAMPLES: u64 = 200;
+
+/// `customer_month_checks_buffers`: shared buffers (hit + read) the per-customer read of a month
+/// of checks touches — the statement `GetCustomer` runs — averaged over random customers, from
+/// `EXPLAIN (ANALYZE, BUFFERS)`: a figure no noisy machine can move, and what a cold cache turns
+/// into random reads. Baseline in the same run: the same statement with index-only scans off,
+/// i.e. reading the heap, where a customer's 31 days lie in 31 pages. The table is vacuumed
+/// first, as autovacuum does after each daily sweep (migration 000009), so its pages are marked
+/// all-visible.
+async fn customer_buffers(
+    pool: &PgPool,
+    month: YearMonth,
+    customers: u64,
+    figures: &mut Vec<Figure>,
+) -> anyhow::Result<()> {
+    sqlx::query("VACUUM (ANALYZE) balance_checks")
+        .execute(pool)
+        .await
+        .context("vacuuming balance_checks")?;
+    let mut conn = pool.acquire().await?;
+    let mut touched = [0u64; 2];
+    for (i, index_only) in [true, false].into_iter().enumerate() {
+        sqlx::query(if index_only {
+            "SET enable_indexonlyscan = on"
+        } else {
+            "SET enable_indexonlyscan = off"
+        })
+        .execute(&mut *conn)
+        .await?;
+        for k in 0..BUFFER_SAMPLES {
+            let customer = pcn_bank_sim::customer_id((k * 7_919) % customers.max(1));
+            let plan: serde_json::Value = sqlx::query_scalar(
+                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
+                 SELECT business_date, outcome, amount, threshold, detail, fetched_at
+                   FROM balance_checks
+                  WHERE customer_id = $1 AND business_date >= $2
+                    AND business_date < ($2 + interval '1 month')::date
+                  ORDER BY business_date",
+            )
+            .bind(&customer)
+            .bind(month.first_day().as_naive())
+            .fetch_one(&mut *conn)
+            .await?;
+            let top = &plan[0]["Plan"];
+            touched[i] += top["Shared Hit Blocks"].as_u64().unwrap_or(0)
+                + top["Shared Read Blocks"].as_u64().unwrap_or(0);
+        }
+    }
+    sqlx::query("RESET enable_indexonlyscan")
+        .execute(&mut *conn)
+        .await?;
+    let per_call = |t: u64| t as f64 / BUFFER_SAMPLES as f64;
+    let (covered, heap) = (per_call(touched[0]), per_call(touched[1]));
+    println!(
+        "GetCustomer's month of checks: {covered:.1} shared buffers per call (heap read: {heap:.1})"
+    );
+    figures.push(figure(
+        "customer_month_checks_buffers",
+        covered,
+        "shared buffers per call",
+        heap,
+        if covered > 0.0 { heap / covered } else { 0.0 },
+        "<= 10",
+    ));
+    Ok(())
 }
 
 /// `pcn_bench` with the month's checks and decisions: the sweep benchmark's when it left them,
