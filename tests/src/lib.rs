@@ -58,11 +58,16 @@ pub fn temporal_address() -> String {
     })
 }
 
-/// A Temporal client on the dev server.
+/// A Temporal client on the dev server, tried again for up to 120 s: on a loaded 2-core machine
+/// the server can be slow to answer a new connection.
 pub async fn temporal_client() -> Client {
-    pcn_worker::temporal::connect(&temporal_address(), "default")
-        .await
-        .expect("connect to the Temporal dev server")
+    pcn_worker::temporal::connect_patiently(
+        &temporal_address(),
+        "default",
+        std::time::Duration::from_secs(120),
+    )
+    .await
+    .expect("connect to the Temporal dev server")
 }
 
 /// A unique task queue, so tests sharing the dev server never steal each other's tasks.
@@ -348,9 +353,13 @@ impl InProcessWorker {
             rt.block_on(async move {
                 let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())
                     .expect("sdk runtime");
-                let client = pcn_worker::temporal::connect(&temporal_address, "default")
-                    .await
-                    .expect("worker client");
+                let client = pcn_worker::temporal::connect_patiently(
+                    &temporal_address,
+                    "default",
+                    Duration::from_secs(120),
+                )
+                .await
+                .expect("worker client");
                 let pool = db::connect(&database_url, 16).await.expect("worker pool");
                 // Kept alive for the worker's lifetime.
                 let mut _embedded = None;
