@@ -562,17 +562,33 @@ pub async fn claim_many(
     .into_iter()
     .collect();
     if !unsent.is_empty() {
+        // A reference sent only once, and certainly not taken then, may go through another
+        // carrier (failover); one sent again after a doubt stays where it was in doubt (the
+        // gateway routes those to the single path).
         let again: Vec<(String, i16)> = sqlx::query_as(
-            "UPDATE sms_attempts SET status = 'SUBMITTING', last_submitted_at = now()
+            "UPDATE sms_attempts SET status = 'SUBMITTING', last_submitted_at = now(),
+                    carrier = $2
               WHERE message_ref = ANY($1) AND status = 'UNSENT'
+                AND (submissions = 1 OR carrier = $2)
               RETURNING message_ref, submissions",
         )
         .bind(unsent)
+        .bind(carrier)
         .fetch_all(pool)
         .await?;
         claimed.extend(again);
     }
     Ok(claimed)
+}
+
+/// The carrier an attempt was claimed for, by its reference.
+pub async fn carrier_of(pool: &PgPool, reference: &str) -> anyhow::Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT carrier FROM sms_attempts WHERE message_ref = $1")
+            .bind(reference)
+            .fetch_optional(pool)
+            .await?,
+    )
 }
 
 /// [`mark_unsent`] for a batch: `(reference, submission)` pairs the carrier certainly did not

@@ -30,7 +30,8 @@ use sqlx::PgPool;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::attempts::{self, AttemptStatus, NewAttempt};
-use crate::carrier::{CarrierError, OutboundSms, SmsCarrier, SubmitOutcome};
+use crate::breaker::{Admission, Outcome};
+use crate::carrier::{AnyCarrier, CarrierError, OutboundSms, SmsCarrier, SubmitOutcome};
 use crate::metrics::Metrics;
 use crate::sms::{self, Recipient, SmsDeps, Submitted};
 use crate::{budget, delivery_events, failpoint};
@@ -79,6 +80,7 @@ impl Gateway {
     /// Starts the gateway task (on the current Tokio runtime).
     pub fn spawn(pool: PgPool, deps: Arc<SmsDeps>, metrics: Metrics) -> Self {
         let settings = deps.gateway;
+        deps.breakers.publish_to(metrics.carrier_breaker.clone());
         let (tx, rx) = mpsc::channel(settings.queue_limit.max(1));
         let worker = Worker {
             pool,
@@ -212,9 +214,11 @@ impl Worker {
                         );
                         continue;
                     }
-                    AttemptStatus::Unsent => {}
+                    // Sent only once and certainly not taken: may go through any carrier.
+                    AttemptStatus::Unsent if row.submissions == 1 => {}
                     _ => {
-                        // In doubt: resolved alone, by evidence (rare).
+                        // In doubt, or resent after a doubt: resolved alone, by evidence, at
+                        // the carrier that may have it (rare).
                         Arc::clone(&self).resolve_alone(request);
                         continue;
                     }
@@ -261,11 +265,47 @@ impl Worker {
         });
     }
 
+    /// The carrier this batch goes through: the primary while its breaker lets it, else the
+    /// secondary (when configured and its own breaker lets it); `Err(wait)` when neither does.
+    fn route(&self) -> Result<&AnyCarrier, Duration> {
+        let primary = &self.deps.carrier;
+        let wait = match self.deps.breakers.admit(primary.name().as_str()) {
+            Admission::Refused(wait) => wait,
+            _ => return Ok(primary),
+        };
+        match &self.deps.secondary {
+            Some(secondary) => match self.deps.breakers.admit(secondary.name().as_str()) {
+                Admission::Refused(other) => Err(wait.min(other)),
+                _ => Ok(secondary),
+            },
+            None => Err(wait),
+        }
+    }
+
     /// Sends the batch within the carrier's rate: what the shared budget allows now goes at
     /// once; the rest waits for tokens up to `max_wait` more (slice by slice), and what is still
-    /// left then is deferred — told when its turn should come.
+    /// left then is deferred — told when its turn should come. While no carrier's breaker lets
+    /// a request through, the whole batch is deferred until one may.
     async fn send(&self, sends: Vec<Send>) -> anyhow::Result<()> {
-        let carrier = self.deps.carrier.name().as_str();
+        let via = match self.route() {
+            Ok(via) => via,
+            Err(wait) => {
+                for s in sends {
+                    self.metrics
+                        .sms_deferred
+                        .with_label_values(&["breaker"])
+                        .inc();
+                    answer(
+                        s.request,
+                        SubmitResult::Deferred {
+                            retry_secs: wait.as_secs().max(1) + jitter(0, 10),
+                        },
+                    );
+                }
+                return Ok(());
+            }
+        };
+        let carrier = via.name().as_str();
         let deadline = tokio::time::Instant::now() + self.settings.max_wait;
         let mut rest = sends;
         loop {
@@ -278,7 +318,7 @@ impl Worker {
             };
             let later = rest.split_off(grant.granted.min(rest.len()));
             if !rest.is_empty() {
-                self.send_now(rest).await?;
+                self.send_now(via, rest).await?;
             }
             if later.is_empty() {
                 return Ok(());
@@ -303,8 +343,8 @@ impl Worker {
     }
 
     /// Claims, sends one carrier request, stores the answers, replies.
-    async fn send_now(&self, sends: Vec<Send>) -> anyhow::Result<()> {
-        let carrier = self.deps.carrier.name().as_str();
+    async fn send_now(&self, via: &AnyCarrier, sends: Vec<Send>) -> anyhow::Result<()> {
+        let carrier = via.name().as_str();
         // Claim every send: exactly one execution sends each attempt.
         let new: Vec<NewAttempt<'_>> = sends
             .iter()
@@ -351,7 +391,19 @@ impl Worker {
             .collect();
         self.metrics.sms_batches.inc();
         self.metrics.sms_batch_size.observe(outbound.len() as f64);
-        let answer_of = self.deps.carrier.submit(&outbound).await;
+        let answer_of = via.submit(&outbound).await;
+        self.deps.breakers.record(
+            carrier,
+            match &answer_of {
+                Ok(outcomes) if outcomes.len() == mine.len() => Outcome::Success,
+                Ok(_) => Outcome::Failure,
+                Err(CarrierError::RateLimited { .. } | CarrierError::Unauthorized) => {
+                    Outcome::Neutral
+                }
+                Err(CarrierError::Refused(_)) => Outcome::Success,
+                Err(_) => Outcome::Failure,
+            },
+        );
         let submission_of = |s: &Send| claimed.get(&s.reference.to_string()).copied().unwrap_or(1);
         let outcomes = match answer_of {
             Ok(outcomes) if outcomes.len() == mine.len() => outcomes,
@@ -394,7 +446,7 @@ impl Worker {
                 return self.in_doubt_all(mine);
             }
         };
-        self.store(mine, outcomes).await
+        self.store(carrier, mine, outcomes).await
     }
 
     /// Every send of the batch is in doubt: answered so, resolved later by evidence.
@@ -408,8 +460,12 @@ impl Worker {
     }
 
     /// Stores the carrier's answers in one transaction and answers each workflow.
-    async fn store(&self, mine: Vec<Send>, outcomes: Vec<SubmitOutcome>) -> anyhow::Result<()> {
-        let carrier = self.deps.carrier.name().as_str();
+    async fn store(
+        &self,
+        carrier: &str,
+        mine: Vec<Send>,
+        outcomes: Vec<SubmitOutcome>,
+    ) -> anyhow::Result<()> {
         let mut accepted = Vec::new();
         let mut rejected = Vec::new();
         for (s, outcome) in mine.iter().zip(&outcomes) {

@@ -24,6 +24,7 @@
 pub mod attempts;
 pub mod audit;
 pub mod bank;
+pub mod breaker;
 pub mod budget;
 pub mod carrier;
 pub mod consent;

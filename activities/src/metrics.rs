@@ -1,7 +1,9 @@
 //! Our Prometheus metrics (the Temporal SDK exports its own on the same endpoint's registry
 //! neighbour, see the worker).
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 
 /// Metrics of the balance monitoring.
 #[derive(Clone)]
@@ -26,6 +28,8 @@ pub struct Metrics {
     /// Submissions deferred by the gateway, by reason: `queue` (full), `rate` (carrier budget),
     /// `429` (the carrier asked us to wait).
     pub sms_deferred: IntCounterVec,
+    /// Each carrier's circuit breaker: 0 closed, 1 half-open, 2 open.
+    pub carrier_breaker: IntGaugeVec,
 }
 
 impl Metrics {
@@ -87,8 +91,17 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let carrier_breaker = IntGaugeVec::new(
+            Opts::new(
+                "pcn_carrier_breaker_state",
+                "Circuit breaker of each carrier in this worker: 0 closed, 1 half-open, 2 open",
+            ),
+            &["carrier"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(checks.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(carrier_breaker.clone()),
             Box::new(sms_batches.clone()),
             Box::new(sms_batch_size.clone()),
             Box::new(sms_deferred.clone()),
@@ -109,6 +122,7 @@ impl Metrics {
             sms_batches,
             sms_batch_size,
             sms_deferred,
+            carrier_breaker,
         }
     }
 

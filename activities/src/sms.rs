@@ -32,6 +32,7 @@ use temporalio_common::search_attributes::SearchAttributes;
 
 use crate::attempts::{self, Attempt, AttemptStatus, NewAttempt, Resolution};
 use crate::audit::{self, AuditEntry};
+use crate::breaker::{BreakerSettings, Breakers};
 use crate::carrier::{AnyCarrier, OutboundSms, SmsCarrier, SubmitOutcome};
 use crate::gateway::{Gateway, GatewaySettings};
 use crate::in_doubt::{self, Verdict};
@@ -40,8 +41,12 @@ use crate::{consent, delivery_events, failpoint};
 
 /// What the SMS steps need besides the pool.
 pub struct SmsDeps {
-    /// The configured carrier.
+    /// The primary carrier.
     pub carrier: AnyCarrier,
+    /// The secondary carrier (another adapter), used while the primary's breaker is open.
+    pub secondary: Option<AnyCarrier>,
+    /// The circuit breaker of each carrier (this worker's view).
+    pub breakers: Breakers,
     /// The message templates (validated at load).
     pub templates: TemplateSet,
     /// How the submission gateway gathers and admits.
@@ -64,9 +69,37 @@ impl SmsDeps {
     ) -> Self {
         Self {
             carrier,
+            secondary: None,
+            breakers: Breakers::new(BreakerSettings::default()),
             templates,
             gateway,
             running: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// With a secondary carrier for failover, and the breakers' settings.
+    pub fn with_failover(
+        mut self,
+        secondary: Option<AnyCarrier>,
+        breaker: BreakerSettings,
+    ) -> anyhow::Result<Self> {
+        if let Some(secondary) = &secondary {
+            anyhow::ensure!(
+                secondary.name() != self.carrier.name(),
+                "the secondary carrier must be another adapter than the primary ({})",
+                self.carrier.name().as_str()
+            );
+        }
+        self.secondary = secondary;
+        self.breakers = Breakers::new(breaker);
+        Ok(self)
+    }
+
+    /// The carrier called `name` (an attempt row's `carrier`); the primary when none is.
+    pub fn carrier_named(&self, name: &str) -> &AnyCarrier {
+        match &self.secondary {
+            Some(secondary) if secondary.name().as_str() == name => secondary,
+            _ => &self.carrier,
         }
     }
 }
@@ -299,7 +332,12 @@ pub async fn submit(
     let message = deps
         .templates
         .render(recipient.language, &recipient.first_name, key.month);
-    let carrier = deps.carrier.name().as_str();
+    // An attempt stays with the carrier it was first claimed for: one in doubt there is never
+    // sent through another before its fate there is known.
+    let via = existing
+        .as_ref()
+        .map_or(&deps.carrier, |row| deps.carrier_named(&row.carrier));
+    let carrier = via.name().as_str();
     let run = input.run.clone().unwrap_or_else(|| RunRef {
         workflow_id: reference.workflow_id(),
         run_id: String::new(),
@@ -339,15 +377,8 @@ pub async fn submit(
             // In doubt: the carrier may have it.
             let outbound = stored_message(&reference, &row)?;
             let period = Duration::from_secs(input.reconcile_secs);
-            let verdict = in_doubt::judge(
-                pool,
-                &deps.carrier,
-                &row,
-                &outbound,
-                &input.reported_ids,
-                period,
-            )
-            .await?;
+            let verdict =
+                in_doubt::judge(pool, via, &row, &outbound, &input.reported_ids, period).await?;
             let doubt = attempts::InDoubt {
                 key,
                 attempt: input.attempt,
@@ -405,7 +436,7 @@ pub async fn submit(
     };
     failpoint::hit(failpoint::SUBMIT_AFTER_ATTEMPT_ROW);
     send(
-        pool, deps, metrics, input, &outbound, submission, &recipient, &message,
+        pool, via, metrics, input, &outbound, submission, &recipient, &message,
     )
     .await
 }
@@ -430,7 +461,7 @@ fn stored_message(reference: &MessageRef, row: &Attempt) -> anyhow::Result<Outbo
 #[allow(clippy::too_many_arguments)]
 async fn send(
     pool: &PgPool,
-    deps: &SmsDeps,
+    via: &AnyCarrier,
     metrics: &Metrics,
     input: &SubmitInput,
     outbound: &OutboundSms,
@@ -440,7 +471,7 @@ async fn send(
 ) -> anyhow::Result<SubmitResult> {
     let key = &input.key;
     let reference = &outbound.reference;
-    let answer = deps.carrier.submit(std::slice::from_ref(outbound)).await;
+    let answer = via.submit(std::slice::from_ref(outbound)).await;
     let outcome = match answer {
         Ok(mut outcomes) if outcomes.len() == 1 => outcomes.pop().context("one outcome")?,
         Ok(_) => {
@@ -462,7 +493,7 @@ async fn send(
             });
         }
     };
-    let carrier = deps.carrier.name().as_str();
+    let carrier = via.name().as_str();
     match outcome {
         SubmitOutcome::Accepted { carrier_message_id } => {
             failpoint::hit(failpoint::SUBMIT_AFTER_CARRIER_ACCEPT);
@@ -564,7 +595,10 @@ pub async fn poll(
     deps: &SmsDeps,
     input: &PollInput,
 ) -> anyhow::Result<Option<DeliveryReport>> {
-    let report = match deps.carrier.status(&input.carrier_message_id).await {
+    // Asked of the carrier that has the attempt (after a failover, the secondary).
+    let carrier = attempts::carrier_of(pool, &input.reference.to_string()).await?;
+    let via = carrier.map_or(&deps.carrier, |name| deps.carrier_named(&name));
+    let report = match via.status(&input.carrier_message_id).await {
         Ok(report) => report,
         Err(err) => {
             tracing::warn!(reference = %input.reference, error = %err, "status poll unanswered");
@@ -578,7 +612,7 @@ pub async fn poll(
          ON CONFLICT (carrier, carrier_message_id, status) DO NOTHING
          RETURNING id",
     )
-    .bind(deps.carrier.name().as_str())
+    .bind(via.name().as_str())
     .bind(&input.carrier_message_id)
     .bind(report.status.as_str())
     .bind(&report.error_code)

@@ -270,6 +270,30 @@ impl TestCarrier {
     }
 }
 
+/// The test workers' circuit breakers: open after 3 failed requests in a row, probe after 2 s.
+pub const TEST_BREAKER: pcn_activities::breaker::BreakerSettings =
+    pcn_activities::breaker::BreakerSettings {
+        failures: 3,
+        open_for: Duration::from_secs(2),
+    };
+
+/// The configuration of `primary` with `secondary` (the other adapter) to fail over to.
+pub fn failover_config(primary: &TestCarrier, secondary: &TestCarrier) -> CarrierConfig {
+    assert_ne!(primary.kind, secondary.kind, "failover needs both adapters");
+    let first = primary.carrier_config();
+    let second = secondary.carrier_config();
+    let (generic, twilio) = match primary.kind {
+        CarrierKind::Generic => (first.generic, second.twilio),
+        CarrierKind::Twilio => (second.generic, first.twilio),
+    };
+    CarrierConfig {
+        kind: primary.kind,
+        secondary: Some(secondary.kind),
+        generic,
+        twilio,
+    }
+}
+
 /// A carrier configuration for `sim` with callbacks to `webhook_base`.
 pub fn carrier_config(
     kind: CarrierKind,
@@ -281,6 +305,7 @@ pub fn carrier_config(
     let public = url::Url::parse(webhook_base).expect("webhook URL");
     CarrierConfig {
         kind,
+        secondary: None,
         generic: GenericConfig {
             base_url: base.clone(),
             api_key: Secret::new(config.generic_api_key.clone()),
@@ -389,11 +414,18 @@ impl InProcessWorker {
                         concurrency: 32,
                     },
                     metrics: Metrics::new(),
-                    sms: Some(Arc::new(SmsDeps::with_gateway(
-                        carrier.build().expect("carrier client"),
-                        test_templates(),
-                        gateway,
-                    ))),
+                    sms: Some(Arc::new(
+                        SmsDeps::with_gateway(
+                            carrier.build().expect("carrier client"),
+                            test_templates(),
+                            gateway,
+                        )
+                        .with_failover(
+                            carrier.build_secondary().expect("secondary carrier client"),
+                            TEST_BREAKER,
+                        )
+                        .expect("failover"),
+                    )),
                     fanout: Some(FanoutDeps {
                         client: client.clone(),
                         concurrency: 32,

@@ -5,6 +5,7 @@ mod api;
 mod consent;
 mod crash;
 mod exactly_once;
+mod failover;
 mod month;
 mod ops;
 mod qualification_rule;

@@ -186,6 +186,19 @@ pub struct CarrierArgs {
     /// Postgres). Unset: no limit is set by this worker (one set before stays).
     #[arg(long, env = "PCN_CARRIER_RATE_PER_SEC")]
     pub carrier_rate_per_sec: Option<u32>,
+    /// The secondary carrier (failover while the primary's circuit breaker is open): the other
+    /// adapter, `generic` or `twilio`, with its credentials from the same settings. Unset: none.
+    #[arg(long, env = "PCN_CARRIER_SECONDARY")]
+    pub carrier_secondary: Option<String>,
+    /// Base URL of the secondary carrier's API.
+    #[arg(long, env = "PCN_CARRIER_SECONDARY_URL")]
+    pub carrier_secondary_url: Option<String>,
+    /// Failed carrier requests in a row that open a carrier's circuit breaker.
+    #[arg(long, env = "PCN_CARRIER_BREAKER_FAILURES", default_value_t = 5)]
+    pub carrier_breaker_failures: u32,
+    /// How long an open breaker refuses before one probe request, seconds.
+    #[arg(long, env = "PCN_CARRIER_BREAKER_OPEN_SECS", default_value_t = 30)]
+    pub carrier_breaker_open_secs: u64,
 }
 
 /// How SMS are submitted: the gateway's batching and admission, and the carrier's rate.
@@ -195,6 +208,8 @@ pub struct SubmissionSettings {
     pub gateway: pcn_activities::gateway::GatewaySettings,
     /// The carrier's rate, when configured.
     pub rate: Option<pcn_activities::budget::Rate>,
+    /// When a carrier's circuit breaker opens, and for how long.
+    pub breaker: pcn_activities::breaker::BreakerSettings,
 }
 
 impl CarrierArgs {
@@ -208,6 +223,16 @@ impl CarrierArgs {
             1..=10_000,
         )?;
         in_range("sms_queue_limit", self.sms_queue_limit, 1..=100_000)?;
+        in_range(
+            "carrier_breaker_failures",
+            self.carrier_breaker_failures,
+            1..=1_000,
+        )?;
+        in_range(
+            "carrier_breaker_open_secs",
+            self.carrier_breaker_open_secs,
+            1..=3_600,
+        )?;
         let rate = match self.carrier_rate_per_sec {
             None => None,
             Some(n) => Some(pcn_activities::budget::Rate::per_sec(n).ok_or_else(|| {
@@ -226,6 +251,10 @@ impl CarrierArgs {
                 ..pcn_activities::gateway::GatewaySettings::default()
             },
             rate,
+            breaker: pcn_activities::breaker::BreakerSettings {
+                failures: self.carrier_breaker_failures,
+                open_for: Duration::from_secs(self.carrier_breaker_open_secs),
+            },
         })
     }
 }
@@ -251,17 +280,47 @@ impl CarrierArgs {
             return Err(DomainError::new("twilio_auth_token", "must not be empty"));
         }
         let timeout = Duration::from_secs(self.carrier_timeout_secs);
+        let secondary = match (&self.carrier_secondary, &self.carrier_secondary_url) {
+            (None, None) => None,
+            (Some(name), Some(url)) => {
+                let other = CarrierKind::parse(name)?;
+                if other == kind {
+                    return Err(DomainError::new(
+                        "carrier_secondary",
+                        "must be the other adapter than carrier (one carrier cannot fail over to itself)",
+                    ));
+                }
+                Some((other, parse_url("carrier_secondary_url", url)?))
+            }
+            (None, Some(_)) => {
+                return Err(DomainError::new(
+                    "carrier_secondary",
+                    "is needed with carrier_secondary_url",
+                ));
+            }
+            (Some(_), None) => {
+                return Err(DomainError::new(
+                    "carrier_secondary_url",
+                    "is needed with carrier_secondary",
+                ));
+            }
+        };
+        let url_of = |k: CarrierKind| match &secondary {
+            Some((other, url)) if *other == k => url.clone(),
+            _ => base.clone(),
+        };
         let config = CarrierConfig {
             kind,
+            secondary: secondary.as_ref().map(|(other, _)| *other),
             generic: GenericConfig {
-                base_url: base.clone(),
+                base_url: url_of(CarrierKind::Generic),
                 api_key: Secret::new(self.carrier_api_key.clone()),
                 callback_url: join("/webhooks/sms-delivery")?,
                 timeout,
                 ..GenericConfig::default()
             },
             twilio: TwilioConfig {
-                base_url: base,
+                base_url: url_of(CarrierKind::Twilio),
                 account_sid: self.twilio_account_sid.clone(),
                 auth_token: Secret::new(self.twilio_auth_token.clone()),
                 from: self.twilio_from.clone(),
@@ -571,5 +630,68 @@ mod tests {
             sweep_concurrency: 4,
         };
         assert!(args.parse().unwrap_err().to_string().contains("bank_url"));
+    }
+
+    fn carrier_args(extra: &[&str]) -> CarrierArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            carrier: CarrierArgs,
+        }
+        let args = std::iter::once("pcn").chain(extra.iter().copied());
+        <Cli as clap::Parser>::try_parse_from(args).unwrap().carrier
+    }
+
+    #[test]
+    fn a_secondary_carrier_is_the_other_adapter_with_its_own_url() {
+        let args = carrier_args(&[
+            "--carrier-secondary",
+            "twilio",
+            "--carrier-secondary-url",
+            "http://backup.example:9000",
+        ]);
+        let (config, _) = args.parse().unwrap();
+        assert_eq!(config.kind, CarrierKind::Generic);
+        assert_eq!(config.secondary, Some(CarrierKind::Twilio));
+        assert_eq!(
+            config.twilio.base_url.as_str(),
+            "http://backup.example:9000/"
+        );
+        assert_eq!(config.generic.base_url.as_str(), "http://127.0.0.1:8082/");
+    }
+
+    #[test]
+    fn a_secondary_identical_to_the_primary_or_without_its_url_is_refused() {
+        let same = carrier_args(&[
+            "--carrier-secondary",
+            "generic",
+            "--carrier-secondary-url",
+            "http://backup.example",
+        ]);
+        assert!(
+            same.parse()
+                .unwrap_err()
+                .to_string()
+                .contains("carrier_secondary")
+        );
+        let no_url = carrier_args(&["--carrier-secondary", "twilio"]);
+        assert!(
+            no_url
+                .parse()
+                .unwrap_err()
+                .to_string()
+                .contains("carrier_secondary_url")
+        );
+    }
+
+    #[test]
+    fn a_breaker_that_never_opens_is_refused() {
+        let args = carrier_args(&["--carrier-breaker-failures", "0"]);
+        assert!(
+            args.submission()
+                .unwrap_err()
+                .to_string()
+                .contains("carrier_breaker_failures")
+        );
     }
 }

@@ -381,7 +381,8 @@ async fn run_worker(
                 carrier_config.build()?,
                 templates,
                 submission.gateway,
-            ),
+            )
+            .with_failover(carrier_config.build_secondary()?, submission.breaker)?,
         )),
         fanout: Some(pcn_activities::sms::FanoutDeps {
             client: client.clone(),

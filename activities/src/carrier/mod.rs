@@ -393,6 +393,8 @@ impl SmsCarrier for AnyCarrier {
 pub struct CarrierConfig {
     /// The carrier messages are submitted through.
     pub kind: CarrierKind,
+    /// The other adapter as secondary carrier (failover), if any.
+    pub secondary: Option<CarrierKind>,
     /// Settings of the generic carrier.
     pub generic: GenericConfig,
     /// Settings of the Twilio-compatible carrier.
@@ -403,7 +405,16 @@ impl CarrierConfig {
     /// Builds the client of the configured carrier (no request is made). Like every reqwest
     /// client here, it needs a rustls crypto provider installed first (the worker does).
     pub fn build(&self) -> anyhow::Result<AnyCarrier> {
-        Ok(match self.kind {
+        self.build_kind(self.kind)
+    }
+
+    /// The client of the secondary carrier, when one is configured.
+    pub fn build_secondary(&self) -> anyhow::Result<Option<AnyCarrier>> {
+        self.secondary.map(|kind| self.build_kind(kind)).transpose()
+    }
+
+    fn build_kind(&self, kind: CarrierKind) -> anyhow::Result<AnyCarrier> {
+        Ok(match kind {
             CarrierKind::Generic => AnyCarrier::Generic(GenericCarrier::new(self.generic.clone())?),
             CarrierKind::Twilio => AnyCarrier::Twilio(TwilioCarrier::new(self.twilio.clone())?),
         })

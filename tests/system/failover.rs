@@ -1,0 +1,155 @@
+//! Failover: the primary carrier goes down in the middle of a fan-out; its circuit breaker opens,
+//! the rest go out through the secondary (the other adapter), nobody gets two messages from the
+//! two non-deduplicating carriers together, and the breaker closes once the primary is back.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use pcn_activities::carrier::CarrierKind;
+use pcn_activities::gateway::GatewaySettings;
+use pcn_carrier_sim::SimConfig;
+use pcn_tests::{
+    CarrierSetup, InProcessWorker, TEST_BREAKER, TestCarrier, TestDb, failover_config,
+    temporal_address, temporal_client, test_bank_config, unique_task_queue,
+};
+use pcn_workflows::domain::YearMonth;
+use temporalio_client::Client;
+
+use crate::sms::{open_window_settings, start_sms};
+
+/// Starts the SMS workflows of customers `range`.
+async fn start_range(client: &Client, queue: &str, month: YearMonth, range: std::ops::Range<u64>) {
+    let settings = open_window_settings();
+    for i in range {
+        start_sms(client, queue, month, i, &settings).await;
+    }
+}
+
+/// Waits until `n` notifications are final.
+async fn wait_final(db: &TestDb, n: i64, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
+    loop {
+        let done: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM notifications WHERE finished_at IS NOT NULL")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        if done >= n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {done} of {n} notifications final after 240 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_primary_going_down_mid_fan_out_fails_over_without_a_second_message() {
+    pcn_tests::init();
+    let wave: u64 = 60;
+    let n = 3 * wave;
+    let db = TestDb::with_customers(n).await;
+    let bank = pcn_tests::spawn_sim(n, 1, Default::default()).await;
+    // Neither carrier deduplicates a repeated reference (the defaults): a message sent through
+    // both would reach the phone twice.
+    let sim = SimConfig {
+        callback_delay: Duration::from_millis(100),
+        ..SimConfig::default()
+    };
+    let primary = TestCarrier::start(
+        &db.pool,
+        &temporal_address(),
+        CarrierKind::Generic,
+        sim.clone(),
+    )
+    .await;
+    let secondary =
+        TestCarrier::start(&db.pool, &temporal_address(), CarrierKind::Twilio, sim).await;
+    let queue = unique_task_queue("failover");
+    let client = temporal_client().await;
+    let month = YearMonth::parse("2023-06").unwrap();
+    let worker = InProcessWorker::start_with_gateway(
+        temporal_address(),
+        queue.clone(),
+        db.url.clone(),
+        test_bank_config(&bank.base_url()),
+        CarrierSetup::External(Box::new(failover_config(&primary, &secondary))),
+        GatewaySettings {
+            max_batch: 10,
+            linger: Duration::from_millis(100),
+            ..GatewaySettings::default()
+        },
+    );
+
+    // 1. Both up: everything through the primary.
+    start_range(&client, &queue, month, 0..wave).await;
+    wait_final(&db, i64::try_from(wave).unwrap(), "primary up").await;
+    assert_eq!(primary.sim.stats().accepted, wave);
+    assert_eq!(secondary.sim.stats().accepted, 0);
+
+    // 2. The primary answers 503 to everything: its breaker opens after TEST_BREAKER.failures
+    // requests, and the wave goes out through the secondary.
+    primary.sim.start_outage(Duration::from_secs(3_600));
+    start_range(&client, &queue, month, wave..2 * wave).await;
+    wait_final(&db, i64::try_from(2 * wave).unwrap(), "primary down").await;
+    assert_eq!(
+        primary.sim.stats().accepted,
+        wave,
+        "nothing more reached the primary"
+    );
+    assert_eq!(secondary.sim.stats().accepted, wave);
+    let refusals = primary.sim.stats().outage_refusals;
+    assert!(
+        refusals >= u64::from(TEST_BREAKER.failures),
+        "{refusals} requests refused by the primary before its breaker opened"
+    );
+
+    // 3. The primary is back: after the open period a probe closes the breaker, and the last wave
+    // goes through the primary again.
+    primary.sim.end_outage();
+    tokio::time::sleep(TEST_BREAKER.open_for + Duration::from_millis(500)).await;
+    start_range(&client, &queue, month, 2 * wave..n).await;
+    wait_final(&db, i64::try_from(n).unwrap(), "primary back").await;
+    worker.stop();
+    let (p, s) = (primary.sim.stats(), secondary.sim.stats());
+    assert_eq!(
+        p.accepted,
+        2 * wave,
+        "the primary took the last wave: {p:?}"
+    );
+    assert_eq!(s.accepted, wave, "{s:?}");
+
+    // Nobody twice, over both carriers together.
+    assert_eq!(p.repeated_references + s.repeated_references, 0);
+    let mut per_phone: HashMap<String, u64> = primary.sim.message_counts_by_phone();
+    for (phone, count) in secondary.sim.message_counts_by_phone() {
+        *per_phone.entry(phone).or_default() += count;
+    }
+    assert_eq!(per_phone.len() as u64, n, "every customer got a message");
+    let twice: Vec<_> = per_phone.values().filter(|&&c| c > 1).collect();
+    assert!(twice.is_empty(), "{} phones got two messages", twice.len());
+
+    // Every notification delivered, and each attempt row names the carrier that has it.
+    let by_carrier: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT carrier, count(*) FROM sms_attempts WHERE carrier_message_id IS NOT NULL
+          GROUP BY carrier ORDER BY carrier",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        by_carrier,
+        vec![
+            ("generic".to_owned(), i64::try_from(2 * wave).unwrap()),
+            ("twilio".to_owned(), i64::try_from(wave).unwrap()),
+        ]
+    );
+    let delivered: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 'DELIVERED'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(delivered, i64::try_from(n).unwrap());
+}
