@@ -313,6 +313,13 @@ pub fn report(r: &MonthlyReport) -> Value {
         "delivery": optional(r.delivery.as_ref(), delivery),
         "failure_categories": list(&r.failure_categories, category_count),
         "top_error_codes": list(&r.top_error_codes, category_count),
+        "carriers": r.carriers.iter().map(|c| json!({
+            "carrier": c.carrier,
+            "attempts": c.attempts,
+            "accepted": c.accepted,
+            "delivered": c.delivered,
+            "failed": c.failed,
+        })).collect::<Vec<_>>(),
         "processing": optional(r.processing.as_ref(), processing),
         "recommendations": r.recommendations,
     })

@@ -524,6 +524,17 @@ pub fn report(r: &MonthlyReport) -> String {
         "Top error codes",
         &categories(&r.top_error_codes, "ERROR_CODE"),
     );
+    let mut carriers = Table::new(&["CARRIER", "ATTEMPTS", "ACCEPTED", "DELIVERED", "FAILED"]);
+    for c in &r.carriers {
+        carriers.push(vec![
+            c.carrier.clone(),
+            c.attempts.to_string(),
+            c.accepted.to_string(),
+            c.delivered.to_string(),
+            c.failed.to_string(),
+        ]);
+    }
+    section(&mut out, "Carriers", &table_or_none(&carriers));
     if let Some(p) = &r.processing {
         let body = pairs(&[
             ("days swept", p.days_swept.to_string()),

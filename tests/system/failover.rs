@@ -152,4 +152,21 @@ async fn the_primary_going_down_mid_fan_out_fails_over_without_a_second_message(
             .await
             .unwrap();
     assert_eq!(delivered, i64::try_from(n).unwrap());
+
+    // The month's report splits the attempts by carrier.
+    let report = pcn_worker::report::build(&db.pool, month)
+        .await
+        .unwrap()
+        .expect("a report");
+    let shares: Vec<(&str, u64, u64)> = report
+        .carriers
+        .iter()
+        .map(|c| (c.carrier.as_str(), c.accepted, c.delivered))
+        .collect();
+    assert_eq!(
+        shares,
+        vec![("generic", 2 * wave, 2 * wave), ("twilio", wave, wave)]
+    );
+    let html = pcn_worker::report::export::html(&report);
+    assert!(html.contains("Carriers") && html.contains("twilio"));
 }

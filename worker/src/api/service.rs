@@ -1277,5 +1277,16 @@ fn report_message(r: &crate::report::MonthlyReport) -> pb::MonthlyReport {
             submission_reject_rate: pct(r.processing.submission_reject_rate),
         }),
         recommendations: r.recommendations.clone(),
+        carriers: r
+            .carriers
+            .iter()
+            .map(|c| pb::CarrierFigures {
+                carrier: c.carrier.clone(),
+                attempts: c.attempts,
+                accepted: c.accepted,
+                delivered: c.delivered,
+                failed: c.failed,
+            })
+            .collect(),
     }
 }

@@ -130,6 +130,21 @@ fn figures(r: &MonthlyReport) -> Vec<Figure> {
     }
     out.extend(named("failure_categories", &r.failure_categories));
     out.extend(named("top_error_codes", &r.top_error_codes));
+    for c in &r.carriers {
+        for (metric, label, n) in [
+            ("attempts", "attempts", c.attempts),
+            ("accepted", "accepted", c.accepted),
+            ("delivered", "delivered", c.delivered),
+            ("failed", "failed", c.failed),
+        ] {
+            out.push(fig(
+                "carriers",
+                &format!("{}_{metric}", c.carrier),
+                &format!("{}: {label}", c.carrier),
+                Count(n),
+            ));
+        }
+    }
     out.extend([
         fig(
             "processing",
@@ -670,8 +685,23 @@ fn failures_sheet(r: &MonthlyReport, fmt: &Formats) -> anyhow::Result<Worksheet>
     ws.set_column_width(0, 24)?;
     ws.set_column_width(1, 14)?;
     ws.set_column_width(2, 4)?;
+    headers(
+        &mut ws,
+        0,
+        6,
+        &["Carrier", "Attempts", "Accepted", "Delivered", "Failed"],
+        fmt,
+    )?;
+    for (row, c) in (1..).zip(&r.carriers) {
+        ws.write_string(row, 6, &c.carrier)?;
+        for (col, n) in (7..).zip([c.attempts, c.accepted, c.delivered, c.failed]) {
+            ws.write_number_with_format(row, col, number(n), &fmt.count)?;
+        }
+    }
     ws.set_column_width(3, 22)?;
     ws.set_column_width(4, 12)?;
+    ws.set_column_width(5, 4)?;
+    ws.set_column_width(6, 14)?;
     Ok(ws)
 }
 
@@ -749,6 +779,10 @@ pub fn html(r: &MonthlyReport) -> String {
     h.push_str("</div><div><h3>Top carrier error codes</h3>");
     name_table(&mut h, "Error code", "Attempts", &r.top_error_codes);
     h.push_str("</div></div>\n</section>\n");
+
+    section_start(&mut h, "Carriers");
+    carrier_table(&mut h, r);
+    h.push_str("</section>\n");
 
     section_start(&mut h, "System performance");
     figure_rows(&mut h, &all, &["processing"]);
@@ -957,6 +991,30 @@ fn name_table(h: &mut String, name: &str, count: &str, items: &[NameCount]) {
             "<tr><td>{}</td><td class=\"num\">{}</td></tr>",
             esc(&i.name),
             grouped(i.count)
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+fn carrier_table(h: &mut String, r: &MonthlyReport) {
+    if r.carriers.is_empty() {
+        h.push_str("<p class=\"empty\">No attempts.</p>\n");
+        return;
+    }
+    h.push_str(
+        "<table><tr><th>Carrier</th><th class=\"num\">Attempts</th><th class=\"num\">Accepted</th>\
+         <th class=\"num\">Delivered</th><th class=\"num\">Failed</th></tr>\n",
+    );
+    for c in &r.carriers {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            esc(&c.carrier),
+            grouped(c.attempts),
+            grouped(c.accepted),
+            grouped(c.delivered),
+            grouped(c.failed)
         );
     }
     h.push_str("</table>\n");

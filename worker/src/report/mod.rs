@@ -41,6 +41,10 @@ pub struct MonthlyReport {
     pub failure_categories: Vec<NameCount>,
     /// The carriers' most frequent error codes over all attempts (at most 10), largest first.
     pub top_error_codes: Vec<NameCount>,
+    /// The month's attempts by the carrier that took (or was to take) them: after a failover,
+    /// the primary and the secondary.
+    #[serde(default)]
+    pub carriers: Vec<CarrierFigures>,
     /// System performance: when each stage ran, latencies and error rates.
     pub processing: Processing,
     /// What to look at, derived from the figures; `["No issues found."]` when nothing stands out.
@@ -155,6 +159,21 @@ pub struct DeliveryMetrics {
     pub content_filtered: u64,
 }
 
+/// One carrier's share of the month.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CarrierFigures {
+    /// The carrier (`generic`, `twilio`).
+    pub carrier: String,
+    /// Attempts claimed for it.
+    pub attempts: u64,
+    /// Attempts it accepted (they have its message id).
+    pub accepted: u64,
+    /// Attempts it reported delivered.
+    pub delivered: u64,
+    /// Attempts it refused or reported failed, undeliverable or never confirmed.
+    pub failed: u64,
+}
+
 /// A name and how often it occurred.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NameCount {
@@ -222,6 +241,11 @@ pub async fn build(pool: &PgPool, month: YearMonth) -> anyhow::Result<Option<Mon
         .fetch_all(&mut *tx)
         .await
         .context("reading reasons, failure categories and error codes")?;
+    let carriers = sqlx::query(CARRIERS_SQL)
+        .bind(first)
+        .fetch_all(&mut *tx)
+        .await
+        .context("reading the attempts by carrier")?;
     tx.commit().await.context("ending the report snapshot")?;
 
     let daily: Vec<DailyRow> = daily.iter().map(daily_row).collect();
@@ -308,6 +332,16 @@ pub async fn build(pool: &PgPool, month: YearMonth) -> anyhow::Result<Option<Mon
         delivery,
         failure_categories,
         top_error_codes,
+        carriers: carriers
+            .iter()
+            .map(|row| CarrierFigures {
+                carrier: row.get("carrier"),
+                attempts: count(row, "attempts"),
+                accepted: count(row, "accepted"),
+                delivered: count(row, "delivered"),
+                failed: count(row, "failed"),
+            })
+            .collect(),
         processing,
         recommendations: Vec::new(),
     };
@@ -400,6 +434,18 @@ SELECT kind, name, n FROM (
       LIMIT 10)
 ) named
 ORDER BY kind, n DESC, name COLLATE "C""#;
+
+/// The month's attempts by carrier, in byte order of the carrier's name.
+const CARRIERS_SQL: &str = r#"
+SELECT carrier,
+       count(*) AS attempts,
+       count(carrier_message_id) AS accepted,
+       count(*) FILTER (WHERE status = 'DELIVERED') AS delivered,
+       count(*) FILTER (WHERE status IN ('REJECTED', 'FAILED', 'UNDELIVERABLE', 'NO_CONFIRMATION'))
+           AS failed
+  FROM sms_attempts WHERE month = $1
+ GROUP BY carrier
+ ORDER BY carrier COLLATE "C""#;
 
 fn daily_row(row: &PgRow) -> DailyRow {
     let checked = count(row, "checked");
@@ -657,6 +703,13 @@ pub(crate) mod tests {
                 check_error_rate: percent(102, 31_000),
                 submission_reject_rate: percent(3, 903),
             },
+            carriers: vec![CarrierFigures {
+                carrier: "generic".into(),
+                attempts: 10,
+                accepted: 9,
+                delivered: 8,
+                failed: 1,
+            }],
             recommendations: Vec::new(),
         };
         r.recommendations = recommendations(&r);
