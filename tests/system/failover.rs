@@ -170,3 +170,91 @@ async fn the_primary_going_down_mid_fan_out_fails_over_without_a_second_message(
     let html = pcn_worker::report::export::html(&report);
     assert!(html.contains("Carriers") && html.contains("twilio"));
 }
+
+#[tokio::test]
+async fn messages_in_doubt_at_the_primary_are_never_sent_through_the_secondary() {
+    pcn_tests::init();
+    let wave: u64 = 60;
+    let db = TestDb::with_customers(wave).await;
+    let bank = pcn_tests::spawn_sim(wave, 1, Default::default()).await;
+    let sim = SimConfig {
+        callback_delay: Duration::from_millis(100),
+        ..SimConfig::default()
+    };
+    let primary = TestCarrier::start(
+        &db.pool,
+        &temporal_address(),
+        CarrierKind::Generic,
+        sim.clone(),
+    )
+    .await;
+    let secondary =
+        TestCarrier::start(&db.pool, &temporal_address(), CarrierKind::Twilio, sim).await;
+    // The primary takes every message but holds its answer past our 1 s timeout: each of its
+    // batches is in doubt, and it really has them (its callbacks will say so).
+    primary
+        .sim
+        .update_config(|c| c.answer_delay = Duration::from_secs(3));
+    let mut config = failover_config(&primary, &secondary);
+    config.generic.timeout = Duration::from_secs(1);
+    let queue = unique_task_queue("failover-doubt");
+    let client = temporal_client().await;
+    let month = YearMonth::parse("2023-07").unwrap();
+    let worker = InProcessWorker::start_with_gateway(
+        temporal_address(),
+        queue.clone(),
+        db.url.clone(),
+        test_bank_config(&bank.base_url()),
+        CarrierSetup::External(Box::new(config)),
+        GatewaySettings {
+            max_batch: 10,
+            linger: Duration::from_millis(200),
+            ..GatewaySettings::default()
+        },
+    );
+    start_range(&client, &queue, month, 0..wave).await;
+    wait_final(&db, i64::try_from(wave).unwrap(), "in doubt at the primary").await;
+    worker.stop();
+
+    let (p, s) = (primary.sim.stats(), secondary.sim.stats());
+    assert!(
+        p.accepted >= u64::from(TEST_BREAKER.failures),
+        "the primary took the batches before its breaker opened: {p:?}"
+    );
+    assert!(s.accepted > 0, "the rest went through the secondary: {s:?}");
+    assert_eq!(p.repeated_references + s.repeated_references, 0);
+    let mut per_phone: HashMap<String, u64> = primary.sim.message_counts_by_phone();
+    for (phone, count) in secondary.sim.message_counts_by_phone() {
+        *per_phone.entry(phone).or_default() += count;
+    }
+    assert_eq!(per_phone.len() as u64, wave, "every customer got a message");
+    assert!(
+        per_phone.values().all(|&c| c == 1),
+        "a phone got two messages: {:?}",
+        per_phone.values().filter(|&&c| c > 1).count()
+    );
+    // Every doubt was resolved by the primary's own evidence, never by sending again.
+    let resolutions: Vec<(String, i64)> =
+        sqlx::query_as("SELECT resolution, count(*) FROM in_doubt_resolutions GROUP BY resolution")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert!(!resolutions.is_empty(), "batches were in doubt");
+    assert!(
+        resolutions.iter().all(|(r, _)| r.starts_with("ADOPTED_")),
+        "{resolutions:?}"
+    );
+    let generic: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sms_attempts WHERE carrier = 'generic' AND carrier_message_id IS NOT NULL",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(u64::try_from(generic).unwrap(), p.accepted);
+    let delivered: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 'DELIVERED'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(delivered, i64::try_from(wave).unwrap());
+}
