@@ -9,7 +9,8 @@
 //! not a failure: it counts neither way.
 //!
 //! Each worker keeps its own breakers (what it saw itself), publishes their state in the metric
-//! `pcn_carrier_breaker_state{carrier}` (0 closed, 1 half-open, 2 open) and logs every change.
+//! `pcn_carrier_breaker_state{carrier}` (0 closed, 1 half-open, 2 open), logs every change and
+//! writes it to `carrier_breakers` (owned here), which the control API shows in `GetMonth`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -150,6 +151,7 @@ pub struct Breakers {
     settings: BreakerSettings,
     states: Mutex<HashMap<String, BreakerState>>,
     gauge: std::sync::OnceLock<prometheus::IntGaugeVec>,
+    pool: std::sync::OnceLock<sqlx::PgPool>,
 }
 
 impl Breakers {
@@ -159,7 +161,13 @@ impl Breakers {
             settings,
             states: Mutex::new(HashMap::new()),
             gauge: std::sync::OnceLock::new(),
+            pool: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Writes every state change to `carrier_breakers` on `pool` from now on.
+    pub fn record_to(&self, pool: sqlx::PgPool) {
+        let _ = self.pool.set(pool);
     }
 
     /// Publishes every state change to `gauge` (labelled by carrier) from now on.
@@ -211,6 +219,15 @@ impl Breakers {
         if before.name() == after.name() {
             return;
         }
+        if let (Some(pool), Ok(runtime)) = (self.pool.get(), tokio::runtime::Handle::try_current())
+        {
+            let (pool, carrier) = (pool.clone(), carrier.to_owned());
+            runtime.spawn(async move {
+                if let Err(err) = store(&pool, &carrier, after).await {
+                    tracing::warn!(error = %format!("{err:#}"), carrier, "breaker state not stored");
+                }
+            });
+        }
         match after {
             BreakerState::Open { .. } => tracing::error!(
                 carrier,
@@ -233,6 +250,57 @@ impl Breakers {
             }
         }
     }
+}
+
+/// The latest change `carrier`'s breaker went through, as this worker saw it.
+async fn store(pool: &sqlx::PgPool, carrier: &str, state: BreakerState) -> anyhow::Result<()> {
+    let worker = format!(
+        "{}@{}",
+        std::process::id(),
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_owned())
+    );
+    sqlx::query(
+        "INSERT INTO carrier_breakers (carrier, state, worker) VALUES ($1, $2, $3)
+         ON CONFLICT (carrier) DO UPDATE
+            SET state = EXCLUDED.state, worker = EXCLUDED.worker, changed_at = clock_timestamp()",
+    )
+    .bind(carrier)
+    .bind(state.name())
+    .bind(worker.chars().take(200).collect::<String>())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A carrier's breaker as last stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBreaker {
+    /// `generic` or `twilio`.
+    pub carrier: String,
+    /// `closed`, `half_open` or `open`.
+    pub state: String,
+    /// When the change was seen.
+    pub changed_at: chrono::DateTime<chrono::Utc>,
+    /// The worker that saw it.
+    pub worker: String,
+}
+
+/// Every carrier's breaker as last stored, by carrier name.
+pub async fn stored(pool: &sqlx::PgPool) -> anyhow::Result<Vec<StoredBreaker>> {
+    let rows: Vec<(String, String, chrono::DateTime<chrono::Utc>, String)> = sqlx::query_as(
+        "SELECT carrier, state, changed_at, worker FROM carrier_breakers ORDER BY carrier",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(carrier, state, changed_at, worker)| StoredBreaker {
+            carrier,
+            state,
+            changed_at,
+            worker,
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -81,6 +81,7 @@ impl Gateway {
     pub fn spawn(pool: PgPool, deps: Arc<SmsDeps>, metrics: Metrics) -> Self {
         let settings = deps.gateway;
         deps.breakers.publish_to(metrics.carrier_breaker.clone());
+        deps.breakers.record_to(pool.clone());
         let (tx, rx) = mpsc::channel(settings.queue_limit.max(1));
         let worker = Worker {
             pool,

@@ -95,6 +95,14 @@ pub fn month(m: &Month) -> Value {
         "notifications": optional(m.notifications.as_ref(), notification_counts),
         "fanout_started": m.fanout_started,
         "days": list(&m.days, day_counts),
+        "carriers": m.carriers.iter().map(|b| json!({
+            "carrier": b.carrier,
+            "state": pcn_proto::v1::BreakerState::try_from(b.state)
+                .map(|s| s.as_str_name())
+                .unwrap_or("BREAKER_STATE_UNSPECIFIED"),
+            "changed_at": b.changed_at,
+            "worker": b.worker,
+        })).collect::<Vec<_>>(),
         "as_of": m.as_of,
     })
 }

@@ -144,13 +144,26 @@ pub fn month(m: &Month) -> String {
     if let Some(n) = &m.notifications {
         rows.push(("notifications", notification_counts(n)));
     }
-    rows.extend([
-        (
-            "fan-out",
-            format!("{} SMS workflows started", m.fanout_started),
-        ),
-        ("as of", dash(&m.as_of)),
-    ]);
+    rows.extend([(
+        "fan-out",
+        format!("{} SMS workflows started", m.fanout_started),
+    )]);
+    for b in &m.carriers {
+        let state = match pcn_proto::v1::BreakerState::try_from(b.state) {
+            Ok(pcn_proto::v1::BreakerState::Open) => "OPEN",
+            Ok(pcn_proto::v1::BreakerState::HalfOpen) => "half-open",
+            Ok(pcn_proto::v1::BreakerState::Closed) => "closed",
+            _ => "unknown",
+        };
+        rows.push((
+            "carrier breaker",
+            format!(
+                "{} {state} since {} ({})",
+                b.carrier, b.changed_at, b.worker
+            ),
+        ));
+    }
+    rows.push(("as of", dash(&m.as_of)));
     let mut out = pairs(&rows);
     if !m.days.is_empty() {
         let mut days = Table::new(&[

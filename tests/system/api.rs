@@ -666,6 +666,21 @@ async fn pause_resume_and_cancel_a_live_month() {
         m.phase == pb::MonthPhase::Monitoring as i32
     })
     .await;
+    // A carrier's breaker, as a worker stores it when it opens, shows in GetMonth.
+    sqlx::query(
+        "INSERT INTO carrier_breakers (carrier, state, worker) VALUES ('twilio', 'open', '7@w1')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let seen = watch(&mut api, &month, Duration::from_secs(30), |m| {
+        !m.carriers.is_empty()
+    })
+    .await;
+    assert_eq!(seen.carriers.len(), 1);
+    assert_eq!(seen.carriers[0].carrier, "twilio");
+    assert_eq!(seen.carriers[0].state, pb::BreakerState::Open as i32);
+    assert_eq!(seen.carriers[0].worker, "7@w1");
     // Resume while running is an illegal transition.
     let err = api
         .resume_month(authed(action("x"), Some(&op)))

@@ -25,6 +25,25 @@ async fn start_range(client: &Client, queue: &str, month: YearMonth, range: std:
     }
 }
 
+/// Waits until the stored breaker of `carrier` (what `GetMonth` shows) is `state`.
+async fn wait_breaker(db: &TestDb, carrier: &str, state: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let stored = pcn_activities::breaker::stored(&db.pool).await.unwrap();
+        if stored
+            .iter()
+            .any(|b| b.carrier == carrier && b.state == state)
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "breaker of {carrier} not {state}: {stored:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until `n` notifications are final.
 async fn wait_final(db: &TestDb, n: i64, what: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
@@ -105,6 +124,7 @@ async fn the_primary_going_down_mid_fan_out_fails_over_without_a_second_message(
         refusals >= u64::from(TEST_BREAKER.failures),
         "{refusals} requests refused by the primary before its breaker opened"
     );
+    wait_breaker(&db, "generic", "open").await;
 
     // 3. The primary is back: after the open period a probe closes the breaker, and the last wave
     // goes through the primary again.
@@ -112,6 +132,7 @@ async fn the_primary_going_down_mid_fan_out_fails_over_without_a_second_message(
     tokio::time::sleep(TEST_BREAKER.open_for + Duration::from_millis(500)).await;
     start_range(&client, &queue, month, 2 * wave..n).await;
     wait_final(&db, i64::try_from(n).unwrap(), "primary back").await;
+    wait_breaker(&db, "generic", "closed").await;
     worker.stop();
     let (p, s) = (primary.sim.stats(), secondary.sim.stats());
     assert_eq!(

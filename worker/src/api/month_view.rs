@@ -148,7 +148,7 @@ async fn compute(
     let as_of = chrono::Utc::now();
     let first = month.first_day().as_naive();
     let last = month.last_day().as_naive();
-    let (run, decisions, notifications, days) = tokio::try_join!(
+    let (run, decisions, notifications, days, breakers) = tokio::try_join!(
         run_state(client, month),
         async {
             pcn_activities::qualify::month_summary(pool, month)
@@ -170,6 +170,11 @@ async fn compute(
             .fetch_all(pool)
             .await
             .map_err(|e| db_error("reading days", e))
+        },
+        async {
+            pcn_activities::breaker::stored(pool)
+                .await
+                .map_err(|e| read_error("reading carrier breakers", e))
         },
     )?;
     if run.is_none() && decisions.customers == 0 && notifications.total == 0 && days.is_empty() {
@@ -238,5 +243,20 @@ async fn compute(
             .unwrap_or(0),
         days,
         as_of: ts(as_of),
+        carriers: breakers
+            .into_iter()
+            .map(|b| pb::CarrierBreaker {
+                state: match b.state.as_str() {
+                    "closed" => pb::BreakerState::Closed,
+                    "half_open" => pb::BreakerState::HalfOpen,
+                    "open" => pb::BreakerState::Open,
+                    _ => pb::BreakerState::Unspecified,
+                }
+                .into(),
+                carrier: b.carrier,
+                changed_at: ts(b.changed_at),
+                worker: b.worker,
+            })
+            .collect(),
     })
 }
