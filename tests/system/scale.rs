@@ -304,3 +304,61 @@ async fn a_burst_of_workflows_facing_a_slow_carrier_does_not_outlive_its_workflo
         seen.longest.join(" ")
     );
 }
+
+#[tokio::test]
+async fn a_carrier_answering_429_loses_and_repeats_nothing() {
+    pcn_tests::init();
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let n: u64 = 300;
+    let db = TestDb::with_customers(n).await;
+    let bank = pcn_tests::spawn_sim(n, 1, Default::default()).await;
+    // The carrier takes 40 messages a second and says 429 + Retry-After beyond; we configure no
+    // rate of our own, so only its answers slow us down.
+    let carrier = TestCarrier::start(
+        &db.pool,
+        &temporal_address(),
+        CarrierKind::Generic,
+        SimConfig {
+            faults: pcn_carrier_sim::Faults {
+                rate_limit_per_sec: Some(40),
+                ..Default::default()
+            },
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    let queue = unique_task_queue("carrier-429");
+    let client = temporal_client().await;
+    let month = YearMonth::parse("2023-05").unwrap();
+    start_all(&client, &queue, month, n).await;
+    let worker = InProcessWorker::start_with_gateway(
+        temporal_address(),
+        queue.clone(),
+        db.url.clone(),
+        test_bank_config(&bank.base_url()),
+        CarrierSetup::External(Box::new(carrier.carrier_config())),
+        GatewaySettings {
+            max_batch: 25,
+            ..GatewaySettings::default()
+        },
+    );
+    wait_all_final(&db, i64::try_from(n).unwrap(), Duration::from_secs(300)).await;
+    worker.stop();
+    let stats = carrier.sim.stats();
+    eprintln!("{n} messages against a 40/s carrier: {stats:?}");
+    assert!(stats.rate_limited > 0, "the carrier said 429: {stats:?}");
+    assert_eq!(stats.accepted, n, "every message sent once: {stats:?}");
+    assert_eq!(stats.repeated_references, 0);
+    let delivered: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 'DELIVERED'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(delivered, i64::try_from(n).unwrap(), "a 429 failed nobody");
+    // A 429 never costs an attempt: every notification was sent by its first.
+    let second: i64 = sqlx::query_scalar("SELECT count(*) FROM sms_attempts WHERE attempt > 1")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(second, 0);
+}

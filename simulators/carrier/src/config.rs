@@ -68,6 +68,8 @@ pub struct SimConfig {
     /// recorded, callbacks scheduled): a carrier slow to answer. Unlike
     /// [`Faults::latency_ms`], which delays before processing.
     pub answer_delay: Duration,
+    /// Most messages in one generic batch (at most [`MAX_BATCH`]); a larger batch gets a 400.
+    pub max_batch: usize,
     /// Send a SENT / `sent` callback (at half the delay) before the final one.
     pub intermediate: bool,
     /// Where [`SimHandle::send_inbound`](crate::SimHandle::send_inbound) posts generic inbound
@@ -101,6 +103,7 @@ impl Default for SimConfig {
             early_callback_ppm: 10_000,
             dedup_references: false,
             answer_delay: Duration::ZERO,
+            max_batch: MAX_BATCH,
             intermediate: false,
             inbound_generic_url: None,
             inbound_twilio_url: None,

@@ -1,7 +1,7 @@
 //! Injectable faults: latency, a rate limit and outages.
 
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 pub struct Faults {
     /// Milliseconds added to every submit and status request.
     pub latency_ms: u64,
-    /// Token bucket over all submit requests of both APIs (one second of burst); over the
-    /// limit a submit gets `429` with `Retry-After: 1` and code 20429. `None`: unlimited.
+    /// The carrier's capacity in messages per second: a token bucket over the messages of all
+    /// submit requests of both APIs (one second of burst; a generic batch takes one token per
+    /// message, all or none). Over it a submit gets `429` with `Retry-After` (whole seconds until
+    /// the tokens would be there, at least 1) and code 20429. `None`: unlimited.
     pub rate_limit_per_sec: Option<u32>,
     /// While `true`, submit and status requests get a 503.
     pub outage: bool,
@@ -55,9 +57,10 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one token at `rate` per second; `false` when the bucket is empty. A changed rate
-    /// starts from a full bucket.
-    pub(crate) fn try_acquire(&self, rate: u32, now: Instant) -> bool {
+    /// Takes `n` tokens (one per message) at `rate` per second, all or none; `Err(wait)` with
+    /// the time until they would be there when the bucket holds fewer. A batch larger than the
+    /// rate needs a full bucket. A changed rate starts from a full bucket.
+    pub(crate) fn try_acquire(&self, rate: u32, n: u32, now: Instant) -> Result<(), Duration> {
         let mut b = self
             .inner
             .lock()
@@ -76,11 +79,16 @@ impl RateLimiter {
             b.milli_tokens = b.milli_tokens.saturating_add(refill).min(capacity);
             b.last = now;
         }
-        if b.milli_tokens >= MILLI {
-            b.milli_tokens -= MILLI;
-            true
+        let need = u64::from(n.max(1)) * MILLI;
+        let need = need.min(capacity);
+        if b.milli_tokens >= need {
+            b.milli_tokens -= need;
+            Ok(())
         } else {
-            false
+            let missing = need - b.milli_tokens;
+            // missing milli-tokens at rate * 1000 per second.
+            let wait_ms = missing.div_ceil(u64::from(rate.max(1)));
+            Err(Duration::from_millis(wait_ms))
         }
     }
 }
@@ -89,7 +97,6 @@ impl RateLimiter {
 mod tests {
     use super::*;
     use chrono::TimeDelta;
-    use std::time::Duration;
 
     #[test]
     fn an_outage_lasts_until_its_deadline() {
@@ -108,12 +115,42 @@ mod tests {
     fn the_bucket_allows_one_second_of_burst_then_refills() {
         let r = RateLimiter::new();
         let t0 = Instant::now();
-        assert_eq!((0..20).filter(|_| r.try_acquire(10, t0)).count(), 10);
-        assert!(!r.try_acquire(10, t0 + Duration::from_millis(50)));
-        assert!(r.try_acquire(10, t0 + Duration::from_millis(150)));
-        assert!(!r.try_acquire(10, t0 + Duration::from_millis(160)));
+        assert_eq!(
+            (0..20).filter(|_| r.try_acquire(10, 1, t0).is_ok()).count(),
+            10
+        );
+        assert!(
+            r.try_acquire(10, 1, t0 + Duration::from_millis(50))
+                .is_err()
+        );
+        assert!(
+            r.try_acquire(10, 1, t0 + Duration::from_millis(150))
+                .is_ok()
+        );
+        assert!(
+            r.try_acquire(10, 1, t0 + Duration::from_millis(160))
+                .is_err()
+        );
         let later = t0 + Duration::from_secs(10);
-        assert_eq!((0..20).filter(|_| r.try_acquire(10, later)).count(), 10);
+        assert_eq!(
+            (0..20)
+                .filter(|_| r.try_acquire(10, 1, later).is_ok())
+                .count(),
+            10
+        );
+    }
+
+    #[test]
+    fn a_batch_takes_a_token_per_message_all_or_none_and_says_how_long_to_wait() {
+        let r = RateLimiter::new();
+        let t0 = Instant::now();
+        assert!(r.try_acquire(100, 60, t0).is_ok());
+        // 40 left: a batch of 50 waits for 10 more, 100 ms at 100/s; nothing is taken.
+        assert_eq!(r.try_acquire(100, 50, t0), Err(Duration::from_millis(100)));
+        assert!(r.try_acquire(100, 40, t0).is_ok());
+        // Larger than the rate: needs a full bucket.
+        let later = t0 + Duration::from_secs(5);
+        assert!(r.try_acquire(100, 500, later).is_ok());
     }
 
     #[test]

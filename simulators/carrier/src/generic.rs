@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::config::{MAX_BATCH, MAX_MESSAGE_ID_LEN};
 use crate::early;
 use crate::model::{Api, Outcome, SentMessage, mask_phone};
-use crate::server::{AppState, Record, gate, json_response, rfc3339, still_queued};
+use crate::server::{AppState, Record, capacity, gate, json_response, rfc3339, still_queued};
 use crate::stats::bump;
 
 /// The generic API's per-message answer (cached for deduplicated resubmission).
@@ -76,7 +76,7 @@ pub(crate) async fn submit(
 ) -> Response {
     let cfg = st.config();
     let authorized = bearer_ok(&headers, &cfg.generic_api_key);
-    if let Err(refusal) = gate(&st, &cfg, authorized, true, refusal).await {
+    if let Err(refusal) = gate(&st, &cfg, authorized, 0, refusal).await {
         return refusal;
     }
     let Ok(req) = serde_json::from_slice::<BatchRequest>(&body) else {
@@ -85,8 +85,11 @@ pub(crate) async fn submit(
     if req.messages.is_empty() {
         return bad_request(&st, "no messages");
     }
-    if req.messages.len() > MAX_BATCH {
-        return bad_request(&st, "more than 1000 messages");
+    if req.messages.len() > cfg.max_batch.min(MAX_BATCH) {
+        return bad_request(
+            &st,
+            &format!("more than {} messages", cfg.max_batch.min(MAX_BATCH)),
+        );
     }
     if req
         .messages
@@ -94,6 +97,10 @@ pub(crate) async fn submit(
         .any(|m| m.message_id.is_empty() || m.message_id.len() > MAX_MESSAGE_ID_LEN)
     {
         return bad_request(&st, "messageId must be 1 to 128 characters");
+    }
+    let n = u32::try_from(req.messages.len()).unwrap_or(u32::MAX);
+    if let Err(refusal) = capacity(&st, &cfg, n, refusal) {
+        return refusal;
     }
     bump(&st.stats.submit_requests);
     let now = Utc::now();
@@ -185,7 +192,7 @@ pub(crate) async fn status(
 ) -> Response {
     let cfg = st.config();
     let authorized = bearer_ok(&headers, &cfg.generic_api_key);
-    if let Err(refusal) = gate(&st, &cfg, authorized, false, refusal).await {
+    if let Err(refusal) = gate(&st, &cfg, authorized, 0, refusal).await {
         return refusal;
     }
     bump(&st.stats.status_queries);

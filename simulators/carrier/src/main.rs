@@ -60,6 +60,9 @@ struct Args {
     /// Milliseconds a submission's answer is held after the submission was processed.
     #[arg(long, env = "PCN_CARRIER_SIM_ANSWER_DELAY_MS", default_value_t = ms(defaults().answer_delay))]
     answer_delay_ms: u64,
+    /// Most messages in one generic batch (at most 1000); larger batches get a 400.
+    #[arg(long, env = "PCN_CARRIER_SIM_MAX_BATCH", default_value_t = defaults().max_batch)]
+    max_batch: usize,
     /// Share (ppm) of messages that fail (code 30003, unreachable handset: retried).
     #[arg(long, env = "PCN_CARRIER_SIM_FAILED_PPM", default_value_t = defaults().mix.failed_ppm)]
     failed_ppm: u32,
@@ -69,7 +72,8 @@ struct Args {
     /// Share (ppm) of messages that never get a callback (status stays SENT).
     #[arg(long, env = "PCN_CARRIER_SIM_SILENT_PPM", default_value_t = defaults().mix.silent_ppm)]
     silent_ppm: u32,
-    /// Submit requests per second before 429s (token bucket over both APIs).
+    /// Capacity in messages per second before 429s with `Retry-After` (token bucket over both
+    /// APIs; a generic batch takes one token per message).
     #[arg(long, env = "PCN_CARRIER_SIM_RATE_LIMIT_PER_SEC")]
     rate_limit_per_sec: Option<u32>,
     /// Milliseconds added to every submit and status request, before it is processed.
@@ -168,6 +172,7 @@ impl Args {
             early_callback_ppm: self.early_callback_ppm,
             dedup_references: self.dedup_references,
             answer_delay: Duration::from_millis(self.answer_delay_ms),
+            max_batch: self.max_batch,
             intermediate: self.intermediate,
             inbound_generic_url: self.inbound_generic_url,
             inbound_twilio_url: self.inbound_twilio_url,

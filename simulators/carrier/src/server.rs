@@ -312,19 +312,21 @@ pub(crate) fn json_text(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-fn with_retry_after(mut resp: Response) -> Response {
+fn with_retry_after(mut resp: Response, wait: Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
     resp
 }
 
-/// The request-level gates shared by both APIs, in order: latency, outage, auth, then (submits
-/// only) the rate limit. `Err` is the refusal to send.
+/// The request-level gates shared by both APIs, in order: latency, outage, auth, then the
+/// capacity for `messages` (0: not a submit; a generic batch passes 0 here and calls
+/// [`capacity`] once it knows its size). `Err` is the refusal to send.
 pub(crate) async fn gate(
     st: &AppState,
     cfg: &SimConfig,
     authorized: bool,
-    submit: bool,
+    messages: u32,
     refuse: impl Fn(StatusCode) -> Response,
 ) -> Result<(), Response> {
     if cfg.faults.latency_ms > 0 {
@@ -338,12 +340,26 @@ pub(crate) async fn gate(
         bump(&st.stats.unauthorized);
         return Err(refuse(StatusCode::UNAUTHORIZED));
     }
-    if submit
+    capacity(st, cfg, messages, refuse)
+}
+
+/// The carrier's capacity (`Faults::rate_limit_per_sec`) for `messages` (none taken for 0):
+/// `429` with `Retry-After` when they do not fit now.
+pub(crate) fn capacity(
+    st: &AppState,
+    cfg: &SimConfig,
+    messages: u32,
+    refuse: impl Fn(StatusCode) -> Response,
+) -> Result<(), Response> {
+    if messages > 0
         && let Some(rate) = cfg.faults.rate_limit_per_sec
-        && !st.limiter.try_acquire(rate, Instant::now())
+        && let Err(wait) = st.limiter.try_acquire(rate, messages, Instant::now())
     {
         bump(&st.stats.rate_limited);
-        return Err(with_retry_after(refuse(StatusCode::TOO_MANY_REQUESTS)));
+        return Err(with_retry_after(
+            refuse(StatusCode::TOO_MANY_REQUESTS),
+            wait,
+        ));
     }
     Ok(())
 }

@@ -145,7 +145,7 @@ pub(crate) async fn create(
 ) -> Response {
     let cfg = st.config();
     let authorized = basic_ok(&headers, &cfg, &account_sid);
-    if let Err(refusal) = gate(&st, &cfg, authorized, true, refusal).await {
+    if let Err(refusal) = gate(&st, &cfg, authorized, 1, refusal).await {
         return refusal;
     }
     let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
@@ -261,7 +261,7 @@ pub(crate) async fn fetch(
 ) -> Response {
     let cfg = st.config();
     let authorized = basic_ok(&headers, &cfg, &account_sid);
-    if let Err(refusal) = gate(&st, &cfg, authorized, false, refusal).await {
+    if let Err(refusal) = gate(&st, &cfg, authorized, 0, refusal).await {
         return refusal;
     }
     bump(&st.stats.status_queries);

@@ -284,7 +284,7 @@ pub(crate) async fn list(
 ) -> Response {
     let cfg = st.config();
     let authorized = twilio::basic_ok(&headers, &cfg, &account_sid);
-    if let Err(refusal) = gate(&st, &cfg, authorized, false, twilio::refusal).await {
+    if let Err(refusal) = gate(&st, &cfg, authorized, 0, twilio::refusal).await {
         return refusal;
     }
     bump(&st.stats.status_queries);

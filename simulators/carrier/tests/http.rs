@@ -947,6 +947,38 @@ async fn callbacks_are_sent_concurrently() {
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
+async fn capacity_is_in_messages_and_a_batch_over_the_maximum_is_refused() {
+    let sim = spawn_sim(SimConfig {
+        faults: Faults {
+            rate_limit_per_sec: Some(10),
+            ..Faults::default()
+        },
+        max_batch: 6,
+        ..fast()
+    })
+    .await;
+    let c = client();
+    let batch = |from: usize, n: usize| -> Vec<Value> {
+        (from..from + n)
+            .map(|i| generic_message(&format!("b{i}"), PHONE, None))
+            .collect()
+    };
+    let (status, _) = submit_generic(&c, &sim, batch(0, 7)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "7 > max_batch 6");
+    let (status, _) = submit_generic(&c, &sim, batch(10, 6)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    // 4 tokens left of 10: a batch of 6 does not fit and takes none.
+    let (status, body) = submit_generic(&c, &sim, batch(20, 6)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let (status, _) = submit_generic(&c, &sim, batch(30, 4)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let s = sim.stats();
+    assert_eq!(s.accepted, 10);
+    assert_eq!(s.rate_limited, 1);
+    assert_eq!(s.bad_requests, 1);
+}
+
+#[tokio::test]
 async fn over_the_rate_limit_submits_get_429_with_retry_after() {
     let sim = spawn_sim(SimConfig {
         faults: Faults {
