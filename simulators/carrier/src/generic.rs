@@ -99,7 +99,7 @@ pub(crate) async fn submit(
         return bad_request(&st, "messageId must be 1 to 128 characters");
     }
     let n = u32::try_from(req.messages.len()).unwrap_or(u32::MAX);
-    if let Err(refusal) = capacity(&st, &cfg, n, refusal) {
+    if let Some(refusal) = capacity(&st, &cfg, n, refusal) {
         return refusal;
     }
     bump(&st.stats.submit_requests);

@@ -340,28 +340,31 @@ pub(crate) async fn gate(
         bump(&st.stats.unauthorized);
         return Err(refuse(StatusCode::UNAUTHORIZED));
     }
-    capacity(st, cfg, messages, refuse)
+    match capacity(st, cfg, messages, refuse) {
+        Some(refusal) => Err(refusal),
+        None => Ok(()),
+    }
 }
 
 /// The carrier's capacity (`Faults::rate_limit_per_sec`) for `messages` (none taken for 0):
-/// `429` with `Retry-After` when they do not fit now.
+/// the refusal (`429` with `Retry-After`) when they do not fit now.
 pub(crate) fn capacity(
     st: &AppState,
     cfg: &SimConfig,
     messages: u32,
     refuse: impl Fn(StatusCode) -> Response,
-) -> Result<(), Response> {
+) -> Option<Response> {
     if messages > 0
         && let Some(rate) = cfg.faults.rate_limit_per_sec
         && let Err(wait) = st.limiter.try_acquire(rate, messages, Instant::now())
     {
         bump(&st.stats.rate_limited);
-        return Err(with_retry_after(
+        return Some(with_retry_after(
             refuse(StatusCode::TOO_MANY_REQUESTS),
             wait,
         ));
     }
-    Ok(())
+    None
 }
 
 #[cfg(test)]
