@@ -208,10 +208,19 @@ pub(crate) fn classify_http(status: u16, retry_after: Option<&str>) -> Option<Ca
     }
 }
 
-/// `Retry-After` in delta-seconds (the form both carriers use); an HTTP date or garbage is ignored.
+/// `Retry-After` in delta-seconds (the form both carriers use), at most [`MAX_RETRY_AFTER_SECS`];
+/// an HTTP date or garbage is ignored (the caller waits its own default).
 pub(crate) fn parse_retry_after(header: Option<&str>) -> Option<Duration> {
-    header?.trim().parse::<u64>().ok().map(Duration::from_secs)
+    header?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|secs| Duration::from_secs(secs.min(MAX_RETRY_AFTER_SECS)))
 }
+
+/// The longest `Retry-After` we honour: a carrier asking for more (or for nonsense such as
+/// `99999999999`) is asked again after an hour, rather than holding the month's SMS for years.
+pub const MAX_RETRY_AFTER_SECS: u64 = 3_600;
 
 /// The `Retry-After` header of a response, as text.
 /// Reads the answer to a status fetch: the HTTP-level refusals (auth, rate limit, 5xx) and 404
@@ -501,6 +510,11 @@ pub(crate) mod tests {
             None
         );
         assert_eq!(parse_retry_after(Some("-1")), None);
+        assert_eq!(
+            parse_retry_after(Some("99999999999")),
+            Some(Duration::from_secs(MAX_RETRY_AFTER_SECS))
+        );
+        assert_eq!(parse_retry_after(Some("999999999999999999999999")), None);
         assert_eq!(parse_retry_after(Some("1.5")), None);
         assert_eq!(parse_retry_after(None), None);
     }
