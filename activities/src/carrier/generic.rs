@@ -129,13 +129,24 @@ impl SmsCarrier for GenericCarrier {
         CarrierKind::Generic
     }
 
-    /// Sends the batch in chunks of at most [`MAX_BATCH`], one after the other. An error on a later
-    /// chunk loses the answers of the earlier ones; submitting the whole batch again is safe (the
-    /// carrier answers known `messageId`s with their first answer).
+    /// Sends the batch in chunks of at most [`MAX_BATCH`], one after the other (the gateway's
+    /// batches are never larger, so this is one request). The carrier does not deduplicate a
+    /// `messageId`: an error on a later chunk, after earlier ones were accepted, is answered as
+    /// a protocol error, so the whole batch is in doubt and resolved by evidence — never marked
+    /// "not taken" and sent again.
     async fn submit(&self, batch: &[OutboundSms]) -> Result<Vec<SubmitOutcome>, CarrierError> {
         let mut outcomes = Vec::with_capacity(batch.len());
         for chunk in batch.chunks(MAX_BATCH) {
-            outcomes.extend(self.submit_chunk(chunk).await?);
+            match self.submit_chunk(chunk).await {
+                Ok(answers) => outcomes.extend(answers),
+                Err(err) if outcomes.is_empty() => return Err(err),
+                Err(err) => {
+                    return Err(CarrierError::Protocol(format!(
+                        "a later chunk of the batch failed ({err}) after {} messages were accepted",
+                        outcomes.len()
+                    )));
+                }
+            }
         }
         Ok(outcomes)
     }
