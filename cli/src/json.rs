@@ -305,6 +305,8 @@ fn processing(p: &ProcessingMetrics) -> Value {
         "last_final_at": p.last_final_at,
         "delivery_latency_p50_secs": p.delivery_latency_p50_secs,
         "delivery_latency_p95_secs": p.delivery_latency_p95_secs,
+        "submission_wait_p50_secs": p.submission_wait_p50_secs,
+        "submission_wait_p95_secs": p.submission_wait_p95_secs,
         "check_error_rate": p.check_error_rate,
         "submission_reject_rate": p.submission_reject_rate,
     })

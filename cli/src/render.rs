@@ -564,6 +564,14 @@ pub fn report(r: &MonthlyReport) -> String {
                     dash(&p.delivery_latency_p95_secs)
                 ),
             ),
+            (
+                "wait to first submission",
+                format!(
+                    "p50 {} s, p95 {} s",
+                    dash(&p.submission_wait_p50_secs),
+                    dash(&p.submission_wait_p95_secs)
+                ),
+            ),
             ("check errors", percent(&p.check_error_rate)),
             ("submission rejects", percent(&p.submission_reject_rate)),
         ]);

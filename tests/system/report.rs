@@ -11,8 +11,8 @@ use std::time::Instant;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use pcn_tests::{TestDb, customer};
 use pcn_worker::report::{
-    self, DailyRow, DeliveryMetrics, NameCount, Processing, QualificationMetrics, ReasonCount,
-    Summary, export,
+    self, CarrierFigures, DailyRow, DeliveryMetrics, NameCount, Processing, QualificationMetrics,
+    ReasonCount, Summary, export,
 };
 use pcn_workflows::domain::YearMonth;
 use rust_decimal::prelude::ToPrimitive as _;
@@ -791,7 +791,9 @@ async fn the_monthly_report_matches_the_rows_it_summarises() {
     let check_errors: u64 = per_day.values().map(|c| c[2] + c[3] + c[4]).sum();
 
     let notifications: Vec<_> = sqlx::query(
-        "SELECT month, status, attempts, segments, failure_category, finished_at FROM notifications",
+        "SELECT month, customer_id, created_at, status, attempts, segments, failure_category,
+                finished_at
+           FROM notifications",
     )
     .fetch_all(pool)
     .await
@@ -833,7 +835,8 @@ async fn the_monthly_report_matches_the_rows_it_summarises() {
     }
 
     let attempts: Vec<_> = sqlx::query(
-        "SELECT month, attempt, status, carrier_message_id, error_code, submitted_at, finished_at
+        "SELECT month, customer_id, carrier, attempt, status, carrier_message_id, error_code,
+                submitted_at, finished_at
            FROM sms_attempts",
     )
     .fetch_all(pool)
@@ -855,6 +858,45 @@ async fn the_monthly_report_matches_the_rows_it_summarises() {
         }
     }
     latencies.sort_unstable();
+    // Fan-out (the notification row) to the first submission.
+    let created: BTreeMap<String, DateTime<Utc>> = notifications
+        .iter()
+        .map(|n| (n.get("customer_id"), n.get("created_at")))
+        .collect();
+    let mut waits: Vec<i64> = attempts
+        .iter()
+        .filter(|a| a.get::<i16, _>("attempt") == 1)
+        .filter_map(|a| {
+            let at = a.get::<Option<DateTime<Utc>>, _>("submitted_at")?;
+            let from = created.get(&a.get::<String, _>("customer_id"))?;
+            (at - *from).num_microseconds()
+        })
+        .collect();
+    waits.sort_unstable();
+    assert!(!waits.is_empty());
+    // By carrier.
+    let mut by_carrier: BTreeMap<String, [u64; 4]> = BTreeMap::new();
+    for a in &attempts {
+        let c = by_carrier.entry(a.get("carrier")).or_default();
+        let status = a.get::<&str, _>("status");
+        c[0] += 1;
+        c[1] += u64::from(a.get::<Option<String>, _>("carrier_message_id").is_some());
+        c[2] += u64::from(status == "DELIVERED");
+        c[3] += u64::from(matches!(
+            status,
+            "REJECTED" | "FAILED" | "UNDELIVERABLE" | "NO_CONFIRMATION"
+        ));
+    }
+    let expected_carriers: Vec<CarrierFigures> = by_carrier
+        .into_iter()
+        .map(|(carrier, c)| CarrierFigures {
+            carrier,
+            attempts: c[0],
+            accepted: c[1],
+            delivered: c[2],
+            failed: c[3],
+        })
+        .collect();
     assert!(codes.len() > 10, "the seed has more codes than the top ten");
     let mut top_codes = ranked(codes);
     top_codes.truncate(10);
@@ -902,6 +944,7 @@ async fn the_monthly_report_matches_the_rows_it_summarises() {
     assert!(expected_delivery.qualified > expected_delivery.notifications);
     assert_eq!(r.failure_categories, ranked(categories));
     assert_eq!(r.top_error_codes, top_codes);
+    assert_eq!(r.carriers, expected_carriers);
 
     assert_eq!(
         r.summary,
@@ -946,6 +989,8 @@ async fn the_monthly_report_matches_the_rows_it_summarises() {
                 .max(),
             delivery_latency_p50_secs: percentile_secs(&latencies, dec!(0.5)),
             delivery_latency_p95_secs: percentile_secs(&latencies, dec!(0.95)),
+            submission_wait_p50_secs: percentile_secs(&waits, dec!(0.5)),
+            submission_wait_p95_secs: percentile_secs(&waits, dec!(0.95)),
             check_error_rate: pct(check_errors, checked),
             submission_reject_rate: pct(rejected, attempts.len() as u64),
         }

@@ -1273,6 +1273,8 @@ fn report_message(r: &crate::report::MonthlyReport) -> pb::MonthlyReport {
             last_final_at: opt_ts(r.processing.last_final_at),
             delivery_latency_p50_secs: opt_dec(r.processing.delivery_latency_p50_secs),
             delivery_latency_p95_secs: opt_dec(r.processing.delivery_latency_p95_secs),
+            submission_wait_p50_secs: opt_dec(r.processing.submission_wait_p50_secs),
+            submission_wait_p95_secs: opt_dec(r.processing.submission_wait_p95_secs),
             check_error_rate: pct(r.processing.check_error_rate),
             submission_reject_rate: pct(r.processing.submission_reject_rate),
         }),

@@ -196,6 +196,18 @@ fn figures(r: &MonthlyReport) -> Vec<Figure> {
         ),
         fig(
             "processing",
+            "submission_wait_p50_secs",
+            "Wait from fan-out to first submission, median",
+            Amount(p.submission_wait_p50_secs, "s"),
+        ),
+        fig(
+            "processing",
+            "submission_wait_p95_secs",
+            "Wait from fan-out to first submission, 95th percentile",
+            Amount(p.submission_wait_p95_secs, "s"),
+        ),
+        fig(
+            "processing",
             "check_error_rate",
             "Balance-check error rate",
             Percent(p.check_error_rate),

@@ -202,6 +202,13 @@ pub struct Processing {
     pub delivery_latency_p50_secs: Option<Decimal>,
     /// 95th percentile of the same.
     pub delivery_latency_p95_secs: Option<Decimal>,
+    /// Median seconds from the fan-out creating a notification to its first submission: the
+    /// send window, the submission gateway's queue and the carrier's rate (deferrals, 429s).
+    #[serde(default)]
+    pub submission_wait_p50_secs: Option<Decimal>,
+    /// 95th percentile of the same.
+    #[serde(default)]
+    pub submission_wait_p95_secs: Option<Decimal>,
     /// Checks without a usable balance (missing, account not found, invalid), in percent.
     pub check_error_rate: Decimal,
     /// Attempts the carrier refused at submission, in percent of attempts.
@@ -306,6 +313,8 @@ pub async fn build(pool: &PgPool, month: YearMonth) -> anyhow::Result<Option<Mon
         last_final_at: totals.get("last_final_at"),
         delivery_latency_p50_secs: totals.get("latency_p50"),
         delivery_latency_p95_secs: totals.get("latency_p95"),
+        submission_wait_p50_secs: totals.get("wait_p50"),
+        submission_wait_p95_secs: totals.get("wait_p95"),
         check_error_rate: percent(check_errors, checked),
         submission_reject_rate: percent(count(&totals, "rejected"), count(&totals, "attempts")),
     };
@@ -353,7 +362,7 @@ pub async fn build(pool: &PgPool, month: YearMonth) -> anyhow::Result<Option<Mon
 /// day, `$2` the last day of the month). `percentile_cont` runs over intervals so the latency
 /// stays exact (`EXTRACT` of an interval is NUMERIC): no float on the way.
 const TOTALS_SQL: &str = "
-SELECT now() AS generated_at, q.*, n.*, a.*, s.*, d.*, f.*
+SELECT now() AS generated_at, q.*, n.*, a.*, s.*, d.*, f.*, w.*
   FROM (SELECT count(*) AS decided,
                count(*) FILTER (WHERE qualified) AS qualified,
                count(*) FILTER (WHERE NOT qualified AND reason = 'BELOW_THRESHOLD'
@@ -388,6 +397,14 @@ SELECT now() AS generated_at, q.*, n.*, a.*, s.*, d.*, f.*
                    (ORDER BY finished_at - submitted_at) FILTER (WHERE status = 'DELIVERED')), 1)
                    AS latency_p95
           FROM sms_attempts WHERE month = $1) a,
+       (SELECT round(EXTRACT(EPOCH FROM percentile_cont(0.5) WITHIN GROUP
+                   (ORDER BY a.submitted_at - n.created_at)), 1) AS wait_p50,
+               round(EXTRACT(EPOCH FROM percentile_cont(0.95) WITHIN GROUP
+                   (ORDER BY a.submitted_at - n.created_at)), 1) AS wait_p95
+          FROM notifications n
+          JOIN sms_attempts a ON a.month = n.month AND a.customer_id = n.customer_id
+                             AND a.attempt = 1
+         WHERE n.month = $1 AND a.submitted_at IS NOT NULL) w,
        (SELECT min(completed_at) AS first_sweep_at, max(completed_at) AS last_sweep_at
           FROM daily_sweeps WHERE business_date BETWEEN $1 AND $2) s,
        (SELECT count(*) FILTER (WHERE resolution LIKE 'ADOPTED_%') AS in_doubt_adopted,
@@ -700,6 +717,8 @@ pub(crate) mod tests {
                 last_final_at: None,
                 delivery_latency_p50_secs: Some(dec("4.2")),
                 delivery_latency_p95_secs: Some(dec("31.0")),
+                submission_wait_p50_secs: Some(dec("2.5")),
+                submission_wait_p95_secs: Some(dec("40.0")),
                 check_error_rate: percent(102, 31_000),
                 submission_reject_rate: percent(3, 903),
             },
