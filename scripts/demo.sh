@@ -65,6 +65,14 @@ start bank 8081 "$BIN/pcn-bank-sim" --accounts "$CUSTOMERS" --seed 42
 start carrier 8082 "$BIN/pcn-carrier-sim" --bind 127.0.0.1:8082 --seed 42 \
   --failed-ppm 20000 --undeliverable-ppm 5000 --duplicate-ppm 50000 --callback-delay-ms 300 \
   --inbound-generic-url http://127.0.0.1:8090/webhooks/sms-inbound
+# A second carrier simulator speaking the Twilio API: the secondary the worker fails over to while
+# the primary's circuit breaker is open (`curl -X POST '127.0.0.1:8082/admin/outage?seconds=60'` to see it).
+start carrier-secondary 8083 "$BIN/pcn-carrier-sim" --bind 127.0.0.1:8083 --seed 43 \
+  --callback-delay-ms 300 --inbound-twilio-url http://127.0.0.1:8090/webhooks/twilio/inbound
+export PCN_CARRIER_SECONDARY=${PCN_CARRIER_SECONDARY:-twilio}
+export PCN_CARRIER_SECONDARY_URL=${PCN_CARRIER_SECONDARY_URL:-http://127.0.0.1:8083}
+# The simulator's fixed account SID (its auth token is the worker's development default).
+export PCN_TWILIO_ACCOUNT_SID=${PCN_TWILIO_ACCOUNT_SID:-AC5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e}
 start webhook 8090 "$BIN/pcn-worker" webhook
 start worker 9464 "$BIN/pcn-worker" run
 # The control API with one demo token per role (only the hashes are given to the server).
@@ -95,7 +103,8 @@ Control API: $PCN_API_ADDRESS (gRPC, reflection on), tokens in $STATE/{viewer,op
   e.g. PCN_API_TOKEN=\$(cat $STATE/viewer.token) $BIN/pcnctl notifications list $MONTH --status UNDELIVERABLE
 Temporal Web UI: http://localhost:8233/namespaces/default/workflows?query=PcnMonth%3D%22$MONTH%22
   e.g. every message that did not arrive: PcnMonth="$MONTH" AND PcnNotificationStatus="UNDELIVERABLE"
-Carrier simulator: http://127.0.0.1:8082/admin/stats   Webhook: http://127.0.0.1:8090/healthz
+Carrier simulators: http://127.0.0.1:8082/admin/stats (primary, generic API),
+  http://127.0.0.1:8083/admin/stats (secondary, Twilio API)   Webhook: http://127.0.0.1:8090/healthz
 Worker metrics:  http://127.0.0.1:9464/metrics   Postgres: $PCN_DATABASE_URL
 Stop everything: bash scripts/demo.sh stop
 MSG
