@@ -666,6 +666,26 @@ async fn pause_resume_and_cancel_a_live_month() {
         m.phase == pb::MonthPhase::Monitoring as i32
     })
     .await;
+    // The Web UI shows what the run is and links to its SMS runs.
+    let described = pcn_tests::temporal_client()
+        .await
+        .get_workflow_handle::<pcn_workflows::month::MonthlyQualificationWorkflow>(format!(
+            "qualification/{month}"
+        ))
+        .describe(Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        described.static_summary(),
+        Some(format!("{month} · threshold 15000.00 NIS on every day").as_str())
+    );
+    let details = described.static_details().unwrap_or_default();
+    assert!(
+        details.contains(&format!(
+            "](/namespaces/default/workflows?query=PcnMonth%3D%22{month}%22%20AND%20WorkflowType%3D%22SmsNotificationWorkflow%22)"
+        )),
+        "{details}"
+    );
     // A carrier's breaker, as a worker stores it when it opens, shows in GetMonth.
     sqlx::query(
         "INSERT INTO carrier_breakers (carrier, state, worker) VALUES ('twilio', 'open', '7@w1')",

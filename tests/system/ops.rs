@@ -129,3 +129,46 @@ async fn bad_input_at_the_command_line_names_the_field_and_starts_nothing() {
     let started = pcn_worker::months::progress(&client, "2026-03".parse().unwrap()).await;
     assert!(started.is_err(), "no run exists for 2026-03");
 }
+
+#[tokio::test]
+async fn the_schedules_month_run_explains_itself_in_the_web_ui() {
+    use pcn_workflows::month::{MonthlyQualificationWorkflow, ScheduledMonthStart};
+    use temporalio_client::{
+        WorkflowGetResultOptions, WorkflowStartOptions, WorkflowTerminateOptions,
+    };
+    pcn_tests::init();
+    let db = TestDb::new().await;
+    let bank = pcn_tests::spawn_sim(1, 1, Default::default()).await;
+    let queue = pcn_tests::unique_task_queue("schedule-start");
+    let worker = pcn_tests::InProcessWorker::for_test(&queue, &db, &bank);
+    let client = temporal_client().await;
+    // What the schedule starts on the 1st; its month run goes to the production task queue,
+    // which no test worker polls: only its start is looked at here.
+    let handle = client
+        .start_workflow(
+            ScheduledMonthStart::run,
+            MonthSettings::default(),
+            WorkflowStartOptions::new(queue.clone(), format!("schedule-start-{queue}")).build(),
+        )
+        .await
+        .unwrap();
+    let month_id = handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .unwrap();
+    worker.stop();
+    let month = client.get_workflow_handle::<MonthlyQualificationWorkflow>(month_id.clone());
+    let described = month.describe(Default::default()).await.unwrap();
+    let _ = month.terminate(WorkflowTerminateOptions::default()).await;
+    let summary = described.static_summary().unwrap_or_default().to_owned();
+    let details = described.static_details().unwrap_or_default().to_owned();
+    let ym = month_id.trim_start_matches("qualification/");
+    assert!(
+        summary.starts_with(ym) && summary.contains("15000.00 NIS"),
+        "{summary}"
+    );
+    assert!(
+        details.contains(&format!("query=PcnMonth%3D%22{ym}%22")),
+        "{details}"
+    );
+}

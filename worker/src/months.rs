@@ -43,6 +43,8 @@ pub async fn start_month(
     let options = WorkflowStartOptions::new(task_queue, month::workflow_id(month))
         .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
         .maybe_search_attributes(attributes)
+        .static_summary(month::run_summary(month, settings.threshold))
+        .static_details(month::run_details(&client.options().namespace, month))
         .build();
     match client
         .start_workflow(

@@ -196,6 +196,44 @@ pub struct MonthlyQualificationWorkflow {
 /// Patch marker of the SMS step: runs recorded before it completed right after qualification.
 pub const PATCH_SMS_FANOUT: &str = "sms-fanout";
 
+/// Patch: the schedule's month run carries a static summary and details for the Web UI.
+pub const PATCH_MONTH_DETAILS: &str = "month-static-details";
+
+/// The month run's one-line summary in the Web UI (no personal data).
+pub fn run_summary(month: YearMonth, threshold: Nis) -> String {
+    format!("{month} · threshold {threshold} NIS on every day")
+}
+
+/// The month run's static details in the Web UI: what it is, and one click to its SMS runs (the
+/// fan-out starts them from an activity, not as children, so the UI does not list them under
+/// the month).
+pub fn run_details(namespace: &str, month: YearMonth) -> String {
+    let query = format!(
+        "{}=\"{month}\" AND WorkflowType=\"SmsNotificationWorkflow\"",
+        search::MONTH.name()
+    );
+    format!(
+        "Monthly qualification of **{month}**: a balance check of every monitored account each \
+         evening (Asia/Jerusalem), the decision at month end, one SMS per qualified customer.\n\n\
+         [SMS notifications of {month}](/namespaces/{}/workflows?query={})",
+        percent_encode(namespace),
+        percent_encode(&query)
+    )
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[workflow_methods]
 impl MonthlyQualificationWorkflow {
     #[init]
@@ -530,9 +568,19 @@ impl ScheduledMonthStart {
     ) -> WorkflowResult<String> {
         let month = YearMonth::of(BusinessDate::of_instant(workflow_now(ctx)));
         let id = workflow_id(month);
+        // Runs started before this patch replay without the Web UI texts.
+        let texts = ctx.patched(PATCH_MONTH_DETAILS).then(|| {
+            (
+                run_summary(month, settings.threshold),
+                run_details(ctx.info().namespace(), month),
+            )
+        });
+        let (summary, details) = texts.unzip();
         let options = ChildWorkflowOptions::builder()
             .workflow_id(id.clone())
             .task_queue(TASK_QUEUE.to_owned())
+            .maybe_static_summary(summary)
+            .maybe_static_details(details)
             .parent_close_policy(ParentClosePolicy::Abandon)
             .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
             .maybe_search_attributes(settings.search_attributes.then(|| {
@@ -554,5 +602,24 @@ impl ScheduledMonthStart {
             }) => Ok(id),
             Err(err) => Err(err.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_web_ui_texts_name_the_month_and_link_to_its_sms_runs() {
+        let month = YearMonth::parse("2026-11").unwrap();
+        assert_eq!(
+            run_summary(month, Nis::from_whole(15_000)),
+            "2026-11 · threshold 15000.00 NIS on every day"
+        );
+        let details = run_details("bank prod", month);
+        assert!(details.contains(
+            "(/namespaces/bank%20prod/workflows?query=PcnMonth%3D%222026-11%22%20AND%20\
+             WorkflowType%3D%22SmsNotificationWorkflow%22)"
+        ));
     }
 }
