@@ -347,6 +347,9 @@ pub async fn submit(
             if recipient.opted_out {
                 return Ok(SubmitResult::OptedOut);
             }
+            if let Some(deferred) = rate_turn(pool, carrier).await? {
+                return Ok(deferred);
+            }
             let outbound = OutboundSms {
                 reference: reference.clone(),
                 to: recipient.phone.clone(),
@@ -367,6 +370,9 @@ pub async fn submit(
         Some(row) if row.status == AttemptStatus::Unsent => {
             if recipient.opted_out {
                 return Ok(SubmitResult::OptedOut);
+            }
+            if let Some(deferred) = rate_turn(pool, carrier).await? {
+                return Ok(deferred);
             }
             let Some(submission) = attempts::claim_unsent(pool, key, input.attempt).await? else {
                 return Ok(SubmitResult::InDoubt { recheck_secs: 5 });
@@ -422,6 +428,10 @@ pub async fn submit(
                         count_resolution(metrics, Resolution::Abandoned);
                         return Ok(SubmitResult::OptedOut);
                     }
+                    if let Some(deferred) = rate_turn(pool, carrier).await? {
+                        tx.rollback().await?;
+                        return Ok(deferred);
+                    }
                     let claimed = attempts::claim_resend(&mut tx, &doubt, period).await?;
                     tx.commit().await?;
                     let Some(submission) = claimed else {
@@ -439,6 +449,15 @@ pub async fn submit(
         pool, via, metrics, input, &outbound, submission, &recipient, &message,
     )
     .await
+}
+
+/// The single path takes its message from the carrier's shared rate like a batch does, before
+/// anything is claimed: `Some(Deferred)` when its turn has not come (nothing claimed or sent).
+async fn rate_turn(pool: &PgPool, carrier: &str) -> anyhow::Result<Option<SubmitResult>> {
+    let grant = crate::budget::take(pool, carrier, 1).await?;
+    Ok((grant.granted == 0).then(|| SubmitResult::Deferred {
+        retry_secs: grant.turn_of(1).max(1),
+    }))
 }
 
 fn count_resolution(metrics: &Metrics, resolution: Resolution) {
