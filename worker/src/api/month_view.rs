@@ -148,8 +148,10 @@ async fn compute(
     let as_of = chrono::Utc::now();
     let first = month.first_day().as_naive();
     let last = month.last_day().as_naive();
-    let (run, decisions, notifications, days, breakers) = tokio::try_join!(
-        run_state(client, month),
+    // The run first, then the rows: a phase that says COMPLETED is never shown beside counts read
+    // before the last notifications ended (the month completes only once they have).
+    let run = run_state(client, month).await?;
+    let (decisions, notifications, days, breakers) = tokio::try_join!(
         async {
             pcn_activities::qualify::month_summary(pool, month)
                 .await
