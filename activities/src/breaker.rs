@@ -177,29 +177,29 @@ impl Breakers {
 
     /// May a request go to `carrier` now?
     pub fn admit(&self, carrier: &str) -> Admission {
-        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        let state = states
-            .entry(carrier.to_owned())
-            .or_insert(BreakerState::Closed { failures: 0 });
-        let before = *state;
-        let admission = admit(state, Instant::now());
-        let after = *state;
-        drop(states);
-        self.changed(carrier, before, after);
-        admission
+        self.transition(carrier, |state| admit(state, Instant::now()))
     }
 
     /// A request to `carrier` ended with `outcome`.
     pub fn record(&self, carrier: &str, outcome: Outcome) {
+        self.transition(carrier, |state| {
+            *state = record(*state, outcome, self.settings, Instant::now());
+        });
+    }
+
+    /// Applies `change` to `carrier`'s breaker (closed when never used), then publishes what
+    /// changed.
+    fn transition<R>(&self, carrier: &str, change: impl FnOnce(&mut BreakerState) -> R) -> R {
         let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
         let state = states
             .entry(carrier.to_owned())
             .or_insert(BreakerState::Closed { failures: 0 });
         let before = *state;
-        *state = record(before, outcome, self.settings, Instant::now());
+        let result = change(state);
         let after = *state;
         drop(states);
         self.changed(carrier, before, after);
+        result
     }
 
     /// The state of `carrier`'s breaker (closed when never used).

@@ -484,6 +484,25 @@ impl InProcessWorker {
         )
     }
 
+    /// The usual test worker on `db` and the bank `sim`, submitting through `carrier` with the
+    /// submission gateway's `gateway` settings.
+    pub fn with_gateway(
+        task_queue: &str,
+        db: &TestDb,
+        sim: &pcn_bank_sim::SimHandle,
+        carrier: CarrierConfig,
+        gateway: GatewaySettings,
+    ) -> Self {
+        Self::start_with_gateway(
+            temporal_address(),
+            task_queue.to_owned(),
+            db.url.clone(),
+            test_bank_config(&sim.base_url()),
+            CarrierSetup::External(Box::new(carrier)),
+            gateway,
+        )
+    }
+
     /// Stops the worker and waits for it.
     pub fn stop(mut self) {
         self.shutdown();

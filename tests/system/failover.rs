@@ -9,13 +9,13 @@ use pcn_activities::carrier::CarrierKind;
 use pcn_activities::gateway::GatewaySettings;
 use pcn_carrier_sim::SimConfig;
 use pcn_tests::{
-    CarrierSetup, InProcessWorker, TEST_BREAKER, TestCarrier, TestDb, failover_config,
-    temporal_address, temporal_client, test_bank_config, unique_task_queue,
+    InProcessWorker, TEST_BREAKER, TestCarrier, TestDb, failover_config, temporal_address,
+    temporal_client, unique_task_queue,
 };
 use pcn_workflows::domain::YearMonth;
 use temporalio_client::Client;
 
-use crate::sms::{open_window_settings, start_sms};
+use crate::sms::{open_window_settings, start_sms, wait_notifications_final};
 
 /// Starts the SMS workflows of customers `range`.
 async fn start_range(client: &Client, queue: &str, month: YearMonth, range: std::ops::Range<u64>) {
@@ -44,35 +44,9 @@ async fn wait_breaker(db: &TestDb, carrier: &str, state: &str) {
     }
 }
 
-/// Waits until `n` notifications are final.
-async fn wait_final(db: &TestDb, n: i64, what: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
-    loop {
-        let done: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM notifications WHERE finished_at IS NOT NULL")
-                .fetch_one(&db.pool)
-                .await
-                .unwrap();
-        if done >= n {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: {done} of {n} notifications final after 240 s"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-#[tokio::test]
-async fn the_primary_going_down_mid_fan_out_fails_over_without_a_second_message() {
-    pcn_tests::init();
-    let wave: u64 = 60;
-    let n = 3 * wave;
-    let db = TestDb::with_customers(n).await;
-    let bank = pcn_tests::spawn_sim(n, 1, Default::default()).await;
-    // Neither carrier deduplicates a repeated reference (the defaults): a message sent through
-    // both would reach the phone twice.
+/// A generic primary and a Twilio secondary on `db`'s webhook. Neither deduplicates a repeated
+/// reference (the defaults): a message sent through both would reach the phone twice.
+async fn two_carriers(db: &TestDb) -> (TestCarrier, TestCarrier) {
     let sim = SimConfig {
         callback_delay: Duration::from_millis(100),
         ..SimConfig::default()
@@ -86,15 +60,34 @@ async fn the_primary_going_down_mid_fan_out_fails_over_without_a_second_message(
     .await;
     let secondary =
         TestCarrier::start(&db.pool, &temporal_address(), CarrierKind::Twilio, sim).await;
+    (primary, secondary)
+}
+
+/// Messages accepted per phone by both carriers together.
+fn messages_per_phone(primary: &TestCarrier, secondary: &TestCarrier) -> HashMap<String, u64> {
+    let mut per_phone = primary.sim.message_counts_by_phone();
+    for (phone, count) in secondary.sim.message_counts_by_phone() {
+        *per_phone.entry(phone).or_default() += count;
+    }
+    per_phone
+}
+
+#[tokio::test]
+async fn the_primary_going_down_mid_fan_out_fails_over_without_a_second_message() {
+    pcn_tests::init();
+    let wave: u64 = 60;
+    let n = 3 * wave;
+    let db = TestDb::with_customers(n).await;
+    let bank = pcn_tests::spawn_sim(n, 1, Default::default()).await;
+    let (primary, secondary) = two_carriers(&db).await;
     let queue = unique_task_queue("failover");
     let client = temporal_client().await;
     let month = YearMonth::parse("2023-06").unwrap();
-    let worker = InProcessWorker::start_with_gateway(
-        temporal_address(),
-        queue.clone(),
-        db.url.clone(),
-        test_bank_config(&bank.base_url()),
-        CarrierSetup::External(Box::new(failover_config(&primary, &secondary))),
+    let worker = InProcessWorker::with_gateway(
+        &queue,
+        &db,
+        &bank,
+        failover_config(&primary, &secondary),
         GatewaySettings {
             max_batch: 10,
             linger: Duration::from_millis(100),
@@ -104,7 +97,7 @@ async fn the_primary_going_down_mid_fan_out_fails_over_without_a_second_message(
 
     // 1. Both up: everything through the primary.
     start_range(&client, &queue, month, 0..wave).await;
-    wait_final(&db, i64::try_from(wave).unwrap(), "primary up").await;
+    wait_notifications_final(&db, wave, Duration::from_secs(240), "primary up").await;
     assert_eq!(primary.sim.stats().accepted, wave);
     assert_eq!(secondary.sim.stats().accepted, 0);
 
@@ -112,7 +105,7 @@ async fn the_primary_going_down_mid_fan_out_fails_over_without_a_second_message(
     // requests, and the wave goes out through the secondary.
     primary.sim.start_outage(Duration::from_secs(3_600));
     start_range(&client, &queue, month, wave..2 * wave).await;
-    wait_final(&db, i64::try_from(2 * wave).unwrap(), "primary down").await;
+    wait_notifications_final(&db, 2 * wave, Duration::from_secs(240), "primary down").await;
     assert_eq!(
         primary.sim.stats().accepted,
         wave,
@@ -131,7 +124,7 @@ async fn the_primary_going_down_mid_fan_out_fails_over_without_a_second_message(
     primary.sim.end_outage();
     tokio::time::sleep(TEST_BREAKER.open_for + Duration::from_millis(500)).await;
     start_range(&client, &queue, month, 2 * wave..n).await;
-    wait_final(&db, i64::try_from(n).unwrap(), "primary back").await;
+    wait_notifications_final(&db, n, Duration::from_secs(240), "primary back").await;
     wait_breaker(&db, "generic", "closed").await;
     worker.stop();
     let (p, s) = (primary.sim.stats(), secondary.sim.stats());
@@ -144,10 +137,7 @@ async fn the_primary_going_down_mid_fan_out_fails_over_without_a_second_message(
 
     // Nobody twice, over both carriers together.
     assert_eq!(p.repeated_references + s.repeated_references, 0);
-    let mut per_phone: HashMap<String, u64> = primary.sim.message_counts_by_phone();
-    for (phone, count) in secondary.sim.message_counts_by_phone() {
-        *per_phone.entry(phone).or_default() += count;
-    }
+    let per_phone = messages_per_phone(&primary, &secondary);
     assert_eq!(per_phone.len() as u64, n, "every customer got a message");
     let twice: Vec<_> = per_phone.values().filter(|&&c| c > 1).collect();
     assert!(twice.is_empty(), "{} phones got two messages", twice.len());
@@ -198,19 +188,7 @@ async fn messages_in_doubt_at_the_primary_are_never_sent_through_the_secondary()
     let wave: u64 = 60;
     let db = TestDb::with_customers(wave).await;
     let bank = pcn_tests::spawn_sim(wave, 1, Default::default()).await;
-    let sim = SimConfig {
-        callback_delay: Duration::from_millis(100),
-        ..SimConfig::default()
-    };
-    let primary = TestCarrier::start(
-        &db.pool,
-        &temporal_address(),
-        CarrierKind::Generic,
-        sim.clone(),
-    )
-    .await;
-    let secondary =
-        TestCarrier::start(&db.pool, &temporal_address(), CarrierKind::Twilio, sim).await;
+    let (primary, secondary) = two_carriers(&db).await;
     // The primary takes every message but holds its answer past our 1 s timeout: each of its
     // batches is in doubt, and it really has them (its callbacks will say so).
     primary
@@ -221,12 +199,11 @@ async fn messages_in_doubt_at_the_primary_are_never_sent_through_the_secondary()
     let queue = unique_task_queue("failover-doubt");
     let client = temporal_client().await;
     let month = YearMonth::parse("2023-07").unwrap();
-    let worker = InProcessWorker::start_with_gateway(
-        temporal_address(),
-        queue.clone(),
-        db.url.clone(),
-        test_bank_config(&bank.base_url()),
-        CarrierSetup::External(Box::new(config)),
+    let worker = InProcessWorker::with_gateway(
+        &queue,
+        &db,
+        &bank,
+        config,
         GatewaySettings {
             max_batch: 10,
             linger: Duration::from_millis(200),
@@ -234,7 +211,13 @@ async fn messages_in_doubt_at_the_primary_are_never_sent_through_the_secondary()
         },
     );
     start_range(&client, &queue, month, 0..wave).await;
-    wait_final(&db, i64::try_from(wave).unwrap(), "in doubt at the primary").await;
+    wait_notifications_final(
+        &db,
+        wave,
+        Duration::from_secs(240),
+        "in doubt at the primary",
+    )
+    .await;
     worker.stop();
 
     let (p, s) = (primary.sim.stats(), secondary.sim.stats());
@@ -244,10 +227,7 @@ async fn messages_in_doubt_at_the_primary_are_never_sent_through_the_secondary()
     );
     assert!(s.accepted > 0, "the rest went through the secondary: {s:?}");
     assert_eq!(p.repeated_references + s.repeated_references, 0);
-    let mut per_phone: HashMap<String, u64> = primary.sim.message_counts_by_phone();
-    for (phone, count) in secondary.sim.message_counts_by_phone() {
-        *per_phone.entry(phone).or_default() += count;
-    }
+    let per_phone = messages_per_phone(&primary, &secondary);
     assert_eq!(per_phone.len() as u64, wave, "every customer got a message");
     assert!(
         per_phone.values().all(|&c| c == 1),

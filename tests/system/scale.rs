@@ -10,15 +10,14 @@ use pcn_activities::carrier::CarrierKind;
 use pcn_activities::gateway::GatewaySettings;
 use pcn_carrier_sim::SimConfig;
 use pcn_tests::{
-    CarrierSetup, InProcessWorker, TestCarrier, TestDb, temporal_address, temporal_client,
-    test_bank_config, unique_task_queue,
+    InProcessWorker, TestCarrier, TestDb, temporal_address, temporal_client, unique_task_queue,
 };
 use pcn_workflows::domain::YearMonth;
 use temporalio_client::{Client, WorkflowFetchHistoryOptions};
 use temporalio_common::protos::temporal::api::enums::v1::TimeoutType;
 use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
 
-use crate::sms::{open_window_settings, start_sms};
+use crate::sms::{open_window_settings, start_sms, wait_notifications_final};
 
 /// The tests of this file one at a time: each loads the 2 cores on its own, and batch sizes
 /// depend on how fast a worker's workflow tasks reach the gateway.
@@ -38,26 +37,6 @@ async fn start_all(client: &Client, queue: &str, month: YearMonth, n: u64) -> Ve
         ids.extend(started);
     }
     ids
-}
-
-/// Waits until `n` notifications are final; panics after `timeout`.
-async fn wait_all_final(db: &TestDb, n: i64, timeout: Duration) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let done: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM notifications WHERE finished_at IS NOT NULL")
-                .fetch_one(&db.pool)
-                .await
-                .unwrap();
-        if done >= n {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{done} of {n} notifications final after {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 #[tokio::test]
@@ -85,18 +64,17 @@ async fn two_thousand_notifications_reach_the_carrier_in_at_most_twenty_requests
     // Every workflow is started before a worker polls: their submissions arrive together, as
     // the fan-out's do when the server is faster than the carrier.
     start_all(&client, &queue, month, n).await;
-    let worker = InProcessWorker::start_with_gateway(
-        temporal_address(),
-        queue.clone(),
-        db.url.clone(),
-        test_bank_config(&bank.base_url()),
-        CarrierSetup::External(Box::new(carrier.carrier_config())),
+    let worker = InProcessWorker::with_gateway(
+        &queue,
+        &db,
+        &bank,
+        carrier.carrier_config(),
         GatewaySettings {
             queue_limit: 2_000,
             ..GatewaySettings::default()
         },
     );
-    wait_all_final(&db, i64::try_from(n).unwrap(), Duration::from_secs(300)).await;
+    wait_notifications_final(&db, n, Duration::from_secs(300), "SMS phase").await;
     worker.stop();
     let stats = carrier.sim.stats();
     assert_eq!(stats.accepted, n, "{stats:?}");
@@ -139,7 +117,7 @@ async fn a_carrier_rate_holds_across_two_workers_and_every_message_is_delivered(
     let workers: Vec<InProcessWorker> = (0..2)
         .map(|_| InProcessWorker::with_carrier(&queue, &db, &bank, &carrier))
         .collect();
-    wait_all_final(&db, i64::try_from(n).unwrap(), Duration::from_secs(300)).await;
+    wait_notifications_final(&db, n, Duration::from_secs(300), "SMS phase").await;
     for w in workers {
         w.stop();
     }
@@ -262,7 +240,7 @@ async fn a_burst_of_workflows_facing_a_slow_carrier_does_not_outlive_its_workflo
     let ids = start_all(&client, &queue, month, n).await;
     let started = tokio::time::Instant::now();
     let worker = InProcessWorker::with_carrier(&queue, &db, &bank, &carrier);
-    wait_all_final(&db, i64::try_from(n).unwrap(), Duration::from_secs(300)).await;
+    wait_notifications_final(&db, n, Duration::from_secs(300), "SMS phase").await;
     let took = started.elapsed();
     worker.stop();
     let seen = histories(&client, &ids).await;
@@ -333,18 +311,17 @@ async fn a_carrier_answering_429_loses_and_repeats_nothing() {
     let client = temporal_client().await;
     let month = YearMonth::parse("2023-05").unwrap();
     start_all(&client, &queue, month, n).await;
-    let worker = InProcessWorker::start_with_gateway(
-        temporal_address(),
-        queue.clone(),
-        db.url.clone(),
-        test_bank_config(&bank.base_url()),
-        CarrierSetup::External(Box::new(carrier.carrier_config())),
+    let worker = InProcessWorker::with_gateway(
+        &queue,
+        &db,
+        &bank,
+        carrier.carrier_config(),
         GatewaySettings {
             max_batch: 25,
             ..GatewaySettings::default()
         },
     );
-    wait_all_final(&db, i64::try_from(n).unwrap(), Duration::from_secs(300)).await;
+    wait_notifications_final(&db, n, Duration::from_secs(300), "SMS phase").await;
     worker.stop();
     let stats = carrier.sim.stats();
     eprintln!("{n} messages against a 40/s carrier: {stats:?}");

@@ -48,6 +48,27 @@ pub async fn start_sms(
     pcn_workflows::sms::workflow_id(month, &customer)
 }
 
+/// Waits until `n` notifications of the database are final; panics after `timeout`, naming
+/// `what` was awaited.
+pub async fn wait_notifications_final(db: &TestDb, n: u64, timeout: Duration, what: &str) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let done: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM notifications WHERE finished_at IS NOT NULL")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        if u64::try_from(done).unwrap_or(0) >= n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {done} of {n} notifications final after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// The `status` query of an SMS workflow.
 pub async fn sms_status(client: &Client, workflow_id: &str) -> Option<SmsStatus> {
     client
