@@ -11,6 +11,8 @@
 //!   dev server the bench starts itself.
 //! - The control API and monthly report figures of [`api`] (GetMonth, GetCustomer, the report of
 //!   the qualification month and its exports).
+//! - A whole month end to end, [`month`]: phase times, SMS/s beside the empty-workflow rate,
+//!   carrier requests per message, largest history, peak RSS, database size.
 
 // Rates and ratios of timings are floats by nature; no money is computed here.
 #![allow(clippy::float_arithmetic)]
@@ -30,7 +32,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 mod api;
+mod month;
 mod sms;
+mod tree;
 
 #[derive(Parser)]
 struct Args {
@@ -52,6 +56,10 @@ struct Args {
     /// Qualified customers (SMS workflows) of the SMS benchmarks.
     #[arg(long, env = "PCN_BENCH_SMS_CUSTOMERS", default_value_t = 2_000)]
     sms_customers: u64,
+    /// Customers of the whole-month benchmark (`--only month`; 100,000 is the seeds' scale and
+    /// takes ≈ 25–30 min on a 2-core machine, so the default run uses 10,000).
+    #[arg(long, env = "PCN_BENCH_MONTH_CUSTOMERS", default_value_t = 10_000)]
+    month_customers: u64,
     /// Trivial workflows of the empty-workflow baseline.
     #[arg(long, default_value_t = 500)]
     empty_workflows: u64,
@@ -83,6 +91,8 @@ enum Only {
     Sms,
     /// The control API and monthly report benchmarks.
     Api,
+    /// A whole month end to end (`--month-customers`).
+    Month,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -131,6 +141,11 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(args.only, Only::All | Only::Api) {
         let result = api::run(&args, &mut figures).await;
+        write_results(&mut figures)?;
+        result?;
+    }
+    if matches!(args.only, Only::All | Only::Month) {
+        let result = month::run(&args, &mut figures).await;
         write_results(&mut figures)?;
         result?;
     }

