@@ -182,7 +182,7 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
     figures.push(figure(
         "month_qualification_s",
         phases.qualification_s,
-        &unit("s"),
+        &unit("s, last sweep -> first notification row"),
         0.0,
         0.0,
         "reported",
@@ -248,7 +248,9 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Phase times from the month's own rows.
+/// Phase times from the month's own rows: sweeps from the first check fetched to the last day's
+/// sweep recorded; "qualification" from there to the first notification row (the decision, the
+/// month's turns between, the fan-out's first page); SMS from there to the last final state.
 struct Phases {
     sweeps_s: f64,
     qualification_s: f64,
@@ -265,14 +267,14 @@ impl Phases {
             "WITH s AS (SELECT max(completed_at) AS last FROM daily_sweeps
                          WHERE business_date >= $1
                            AND business_date < ($1::date + interval '1 month')),
-                  q AS (SELECT max(decided_at) AS last FROM qualifications WHERE month = $1),
+                  q AS (SELECT min(created_at) AS first FROM notifications WHERE month = $1),
                   n AS (SELECT max(finished_at) AS last FROM notifications WHERE month = $1),
                   c AS (SELECT min(fetched_at) AS first FROM balance_checks
                          WHERE business_date >= $1
                            AND business_date < ($1::date + interval '1 month'))
              SELECT EXTRACT(EPOCH FROM (s.last - c.first))::float8,
-                    EXTRACT(EPOCH FROM (q.last - s.last))::float8,
-                    coalesce(EXTRACT(EPOCH FROM (n.last - q.last))::float8, 0)
+                    coalesce(EXTRACT(EPOCH FROM (q.first - s.last))::float8, 0),
+                    coalesce(EXTRACT(EPOCH FROM (n.last - q.first))::float8, 0)
                FROM s, q, n, c",
         )
         .bind(first)

@@ -261,7 +261,7 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
         &fanout_unit,
         empty_rate,
         sms.fanout_rate / empty_rate,
-        "ratio >= 0.5",
+        "ratio >= 0.8",
     ));
     figures.push(figure(
         "history_events_per_delivered_message",
