@@ -51,6 +51,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 DIR=$ROOT/.pcn/chaos
 
 MONTH=${PCN_CHAOS_MONTH:-2025-07}
@@ -274,8 +276,7 @@ start_temporal() {
     --port "$T_PORT" --http-port $((BASE + 43)) --metrics-port $((BASE + 44)) \
     --db-filename "$DIR/temporal.db" \
     --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
-    --search-attribute PcnMonth=Keyword --search-attribute PcnPhase=Keyword \
-    --search-attribute PcnCustomer=Keyword --search-attribute PcnNotificationStatus=Keyword \
+    $(search_attribute_flags) \
     --log-level warn
   wait_port "the Temporal dev server" "$T_PORT" 180
 }

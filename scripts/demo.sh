@@ -9,6 +9,8 @@
 # Settings: PCN_DEMO_CUSTOMERS (default 1000), PCN_DEMO_MONTH (default: last month, YYYY-MM).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 STATE=.pcn/demo
 mkdir -p "$STATE"
 
@@ -55,7 +57,7 @@ start() { # name port command...
 start temporal 7233 ./.pcn/bin/temporal server start-dev --ip 127.0.0.1 --ui-port 8233 \
   --db-filename "$STATE/temporal.db" \
   --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
-  --search-attribute PcnMonth=Keyword --search-attribute PcnPhase=Keyword --search-attribute PcnCustomer=Keyword --search-attribute PcnNotificationStatus=Keyword --log-level error
+  $(search_attribute_flags) --log-level error
 psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'pcn'" | grep -q 1 \
   || psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE pcn"
 "$BIN/pcn-worker" setup

@@ -4,11 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/tools.sh
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 PORT=${PCN_TEST_TEMPORAL_PORT:-17233}
 LOG=.pcn/test-devserver.log
 ./.pcn/bin/temporal server start-dev --headless --ip 127.0.0.1 --port "$PORT" \
   --http-port $((PORT + 10)) --metrics-port $((PORT + 11)) \
-  --search-attribute PcnMonth=Keyword --search-attribute PcnPhase=Keyword --search-attribute PcnCustomer=Keyword --search-attribute PcnNotificationStatus=Keyword \
+  $(search_attribute_flags) \
   --log-level error >"$LOG" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT

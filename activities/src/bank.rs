@@ -1,4 +1,4 @@
-//! Core-banking balance client (seed 002 §2.2).
+//! Core-banking balance client (`docs/requirements.md#bank-api`).
 //!
 //! `GET {base}/api/v1/accounts/{accountId}/balance?asOfDate=YYYY-MM-DD` with `X-API-Key`. Each
 //! request has a 30 s timeout; 5xx answers, timeouts and connection errors are retried with
@@ -44,11 +44,11 @@ pub struct BankConfig {
     pub base_url: String,
     /// Value of the `X-API-Key` header.
     pub api_key: Secret,
-    /// Per-request timeout (seed: 30 s).
+    /// Per-request timeout (docs/requirements.md#bank-api: 30 s).
     pub timeout: Duration,
     /// Attempts per account before the sweep gives the account back to Temporal's retry.
     pub attempts: u32,
-    /// First backoff; doubles per attempt (seed: 2 s, 4 s, ...).
+    /// First backoff; doubles per attempt (docs/requirements.md#retry-policies: 2 s, 4 s, ...).
     pub backoff: Duration,
     /// Connections kept open to the bank (at least the sweep's concurrency).
     pub max_connections: usize,

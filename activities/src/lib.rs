@@ -4,7 +4,8 @@
 //! # Layout
 //!
 //! - [`db`]: connection pool, migrations, the customer table.
-//! - [`bank`]: the core-banking balance client (seed 002 §2): timeouts, retries, error mapping.
+//! - [`bank`]: the core-banking balance client (`docs/requirements.md#bank-api`): timeouts,
+//!   retries, error mapping.
 //! - [`sweep`]: the daily balance sweep over every monitored customer.
 //! - [`qualify`]: the set-based month-end decision.
 //! - [`carrier`]: the SMS carrier adapters (generic REST, Twilio-compatible), signatures, callbacks.

@@ -2,9 +2,10 @@
 //!
 //! A customer qualifies only if every calendar day of the month has a PASSED check (balance at or
 //! above the threshold, inclusive). A missing day, a day the bank did not know the account or
-//! answered unusably, or a day below the threshold disqualifies (fail-safe, seed 000 ADR-002). A
-//! customer monitored from after the 1st cannot qualify for that month. Decisions are inserted
-//! with `ON CONFLICT DO NOTHING` and the table refuses updates, so re-running rewrites nothing.
+//! answered unusably, or a day below the threshold disqualifies (fail-safe,
+//! `docs/requirements.md#qualification`). A customer monitored from after the 1st cannot qualify
+//! for that month. Decisions are inserted with `ON CONFLICT DO NOTHING` and the table refuses
+//! updates, so re-running rewrites nothing.
 
 use anyhow::Context as _;
 use pcn_workflows::contracts::{QualificationSummary, QualifyInput};

@@ -159,7 +159,7 @@ where
     let started = Instant::now();
     let date = input.date;
     // Past the give-up time an account gets one attempt, then is recorded MISSING: a bank that is
-    // still down must not hold the month hostage (seed 002 §7.1).
+    // still down must not hold the month hostage (docs/requirements.md#daily-sweep).
     let giving_up = Utc::now() >= input.give_up_at;
     let single_attempt = if giving_up {
         let mut config = bank.config().clone();

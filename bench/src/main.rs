@@ -3,10 +3,10 @@
 //!
 //! Figures (each beside a baseline measured in the same run):
 //! - `daily_sweep_accounts_per_s`: the daily sweep of N accounts (default 100,000) against the
-//!   bank simulator over HTTP, written to Postgres; baseline: the seed's approach, one account at a
-//!   time with one insert per row, on a sample.
+//!   bank simulator over HTTP, written to Postgres; baseline: the naive approach, one account at
+//!   a time with one insert per row, on a sample.
 //! - `qualification_seconds`: month-end qualification of N customers × 31 days; baseline: the
-//!   seed's per-customer loop, one query per customer.
+//!   naive per-customer loop, one query per customer.
 //! - The SMS figures of [`sms`] (fan-out, signals, webhook, history, worker memory), on a Temporal
 //!   dev server the bench starts itself.
 //! - The control API and monthly report figures of [`api`] (GetMonth, GetCustomer, the report of
@@ -298,7 +298,7 @@ async fn sweep_and_qualification(args: &Args, figures: &mut Vec<Figure>) -> anyh
         decided.customers
     );
 
-    // Baseline: one query per customer, as in seed 001 §6.1.
+    // Baseline: one query per customer, the naive algorithm (docs/requirements.md#targets).
     let started = Instant::now();
     let ids: Vec<String> = sqlx::query_scalar("SELECT customer_id FROM customers ORDER BY 1")
         .fetch_all(&pool)

@@ -71,7 +71,8 @@ pub fn router(config: WebhookConfig, pool: PgPool, ingest: mpsc::Sender<IngestRe
     };
     Router::new()
         .route("/webhooks/sms-delivery", post(generic_callback))
-        // The seed's path (002 §3.5), for carriers configured with it.
+        // The path of the original carrier contract (docs/requirements.md#carrier-api), for
+        // carriers configured with it.
         .route("/api/webhooks/sms-delivery", post(generic_callback))
         .route("/webhooks/sms-inbound", post(generic_inbound))
         .route("/webhooks/twilio/status", post(twilio_callback))

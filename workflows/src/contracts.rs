@@ -38,8 +38,9 @@ pub struct DailySweepInput {
     /// Balance at or above which a day passes (inclusive).
     pub threshold: Nis,
     /// After this instant accounts the bank still cannot answer are recorded as MISSING instead
-    /// of retried (seed 002 §7.1: skip the day after a long outage). Before it, the activity
-    /// fails retryably and Temporal retries it; a retry only visits customers without a row.
+    /// of retried (docs/requirements.md#daily-sweep: give up after a long outage). Before it, the
+    /// activity fails retryably and Temporal retries it; a retry only visits customers without a
+    /// row.
     pub give_up_at: DateTime<Utc>,
     /// The run that writes the rows.
     pub run: RunRef,

@@ -52,7 +52,7 @@ pub struct MonthSettings {
     /// Balance that passes a day (inclusive). Default 15,000.00 NIS.
     pub threshold: Nis,
     /// How long the bank may stay unreachable before the remaining accounts of a day are
-    /// recorded as MISSING (seed 002 §7.1: two hours).
+    /// recorded as MISSING (docs/requirements.md#daily-sweep: two hours).
     pub give_up_after_secs: u64,
     /// Heartbeat timeout of the sweep: how fast a sweep lost with its worker is retried elsewhere.
     pub sweep_heartbeat_timeout_secs: u64,

@@ -24,3 +24,21 @@ pub const ALL: &[(&str, &str)] = &[
     ("PcnCustomer", "Keyword"),
     ("PcnNotificationStatus", "Keyword"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::ALL;
+
+    /// The scripts start dev servers with `scripts/search-attributes.txt`: the same list.
+    #[test]
+    fn the_scripts_list_is_exactly_this_one() {
+        let file = include_str!("../../scripts/search-attributes.txt");
+        let listed: Vec<(&str, &str)> = file
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| l.split_once('=').expect("Name=Type"))
+            .collect();
+        assert_eq!(listed, ALL.to_vec());
+    }
+}

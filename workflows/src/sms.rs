@@ -114,7 +114,8 @@ impl NotificationState {
     }
 }
 
-/// Tunables of the SMS workflows, carried in their input (defaults: seed 001 §3.4).
+/// Tunables of the SMS workflows, carried in their input (defaults:
+/// docs/requirements.md#sms-rules).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SmsSettings {

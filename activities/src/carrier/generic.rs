@@ -1,4 +1,5 @@
-//! The generic REST carrier (seed 002 §3; `docs/carrier-wire.md`, "Generic carrier").
+//! The generic REST carrier (`docs/requirements.md#carrier-api`; `docs/carrier-wire.md`,
+//! "Generic carrier").
 //!
 //! `POST {base}/api/v1/messages/batch` with `Authorization: Bearer <key>`: up to 1000 messages per
 //! request, each carrying our [`MessageRef`](pcn_workflows::delivery::MessageRef) as `messageId`

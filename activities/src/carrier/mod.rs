@@ -1,7 +1,8 @@
 //! SMS carrier adapters (wire contract: `docs/carrier-wire.md`).
 //!
-//! Two carriers speak to the outside world: a generic REST carrier (seed 002 §3, JSON batches with
-//! a bearer key) and a Twilio-compatible Messages API (one form POST per message, HTTP Basic).
+//! Two carriers speak to the outside world: a generic REST carrier
+//! (`docs/requirements.md#carrier-api`, JSON batches with a bearer key) and a Twilio-compatible
+//! Messages API (one form POST per message, HTTP Basic).
 //! Both are translated into the carrier-neutral types of this module, so the activities and the
 //! SMS workflow never see a carrier's own spelling of a status or an error.
 //!
@@ -286,7 +287,7 @@ pub(crate) fn endpoint(base: &url::Url, segments: &[&str]) -> Result<url::Url, C
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CarrierKind {
-    /// The generic REST carrier (seed 002 §3), the default.
+    /// The generic REST carrier (docs/requirements.md#carrier-api), the default.
     #[default]
     Generic,
     /// The Twilio-compatible Messages API.

@@ -1,6 +1,6 @@
 //! Core-banking simulator for the Premium Customer Notification System.
 //!
-//! A real HTTP server implementing the balance API of seed 002 §2.2:
+//! A real HTTP server implementing the balance API of `docs/requirements.md#bank-api`:
 //!
 //! ```text
 //! GET /api/v1/accounts/{accountId}/balance?asOfDate=YYYY-MM-DD[&asOfTime=HH:MM:SS]

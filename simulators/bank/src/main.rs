@@ -7,7 +7,7 @@ use clap::Parser;
 use pcn_bank_sim::{Faults, ProfileMix, SimConfig};
 use tracing_subscriber::EnvFilter;
 
-/// Core-banking simulator (balance API of seed 002 §2.2).
+/// Core-banking simulator (balance API of docs/requirements.md#bank-api).
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {

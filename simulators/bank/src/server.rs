@@ -1,5 +1,5 @@
-//! The HTTP server: the balance endpoint of seed 002 §2.2, the admin endpoints, and the handle
-//! tests use to steer a running simulator.
+//! The HTTP server: the balance endpoint of `docs/requirements.md#bank-api`, the admin endpoints,
+//! and the handle tests use to steer a running simulator.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -281,7 +281,7 @@ fn router(state: Arc<AppState>) -> Router {
 // Balance endpoint
 // ---------------------------------------------------------------------------------------------
 
-/// The error answers of the balance API (seed 002 §2.2 table).
+/// The error answers of the balance API (docs/requirements.md#bank-api).
 #[derive(Debug, Clone, Copy)]
 enum ApiError {
     BadAccountId,

@@ -1,4 +1,5 @@
-//! The generic carrier REST API (seed 002 §3): batch submit and status, JSON with Bearer auth.
+//! The generic carrier REST API (`docs/requirements.md#carrier-api`): batch submit and status,
+//! JSON with Bearer auth.
 
 use std::sync::Arc;
 

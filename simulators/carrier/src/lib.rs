@@ -1,12 +1,13 @@
 //! SMS carrier simulator for the Premium Customer Notification System.
 //!
 //! A real HTTP server speaking both carrier APIs of `docs/carrier-wire.md` on one listener: the
-//! generic carrier REST API (seed 002 §3) and a Twilio-compatible Messages API. It records every
-//! accepted message ([`SentMessage`]), decides each one's fate ([`Outcome`]: per-phone plans set
-//! with [`SimHandle::set_plan`], else a seeded [`OutcomeMix`]), answers status queries, and posts
-//! signed delivery callbacks (optionally an intermediate SENT, duplicated finals, stale SENTs
-//! after the final, finals that overtake the submission's answer) with retries. It can also post
-//! signed inbound replies ("STOP") to our webhooks ([`SimHandle::send_inbound`]).
+//! generic carrier REST API (`docs/requirements.md#carrier-api`) and a Twilio-compatible
+//! Messages API. It records every accepted message ([`SentMessage`]), decides each one's fate
+//! ([`Outcome`]: per-phone plans set with [`SimHandle::set_plan`], else a seeded
+//! [`OutcomeMix`]), answers status queries, and posts signed delivery callbacks (optionally an
+//! intermediate SENT, duplicated finals, stale SENTs after the final, finals that overtake the
+//! submission's answer) with retries. It can also post signed inbound replies ("STOP") to our
+//! webhooks ([`SimHandle::send_inbound`]).
 //!
 //! It is no kinder than a real carrier: by default ([`SimConfig::default`]) a repeated reference
 //! (generic `messageId`, Twilio idempotency token) is a new message — a double send, counted in

@@ -1,5 +1,5 @@
 //! The monthly report: what happened in a month, from the balance checks to the last delivery
-//! report, for the programme's owners (spec §3.5 "Report Contents").
+//! report, for the programme's owners (contents: `docs/requirements.md#report`).
 //!
 //! Every figure is aggregated by Postgres (`count(*) FILTER`, `percentile_cont`, `GROUP BY`) in
 //! three statements that share one read-only snapshot, so the sections agree with each other even
