@@ -31,3 +31,14 @@ pub mod window;
 
 /// Task queue served by the worker (one queue: workflows and activities of this system).
 pub const TASK_QUEUE: &str = "pcn";
+
+/// Workflow time: the time of the current workflow task, the same on every replay (never the
+/// system clock).
+pub(crate) fn workflow_now<W>(
+    ctx: &temporalio_workflow::WorkflowContext<W>,
+) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::<chrono::Utc>::from(
+        ctx.workflow_time()
+            .unwrap_or(std::time::SystemTime::UNIX_EPOCH),
+    )
+}

@@ -14,7 +14,7 @@
 //! ScheduledMonthStart is the small workflow a Temporal Schedule starts on the 1st: schedules
 //! append a timestamp to workflow ids, so it starts the month run under its business id.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -34,7 +34,7 @@ use crate::contracts::{
 };
 use crate::domain::{BusinessDate, CustomerId, Nis, YearMonth};
 use crate::sms::SmsSettings;
-use crate::{TASK_QUEUE, search};
+use crate::{TASK_QUEUE, search, workflow_now};
 
 /// The workflow id of a month: the business key that makes a second start of the same month a
 /// no-op.
@@ -176,15 +176,42 @@ pub struct MonthOutcome {
     pub notifications: Option<NotificationCounts>,
 }
 
+/// What holds a month run, if anything: one value for the pause flag, the block's reason and the
+/// phase to return to, so the three cannot disagree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Hold {
+    /// Running.
+    Free,
+    /// Paused by an operator (`pause` signal); `resume` returns to `resume_to`.
+    Paused { resume_to: MonthPhase },
+    /// A step failed for good (e.g. the bank refused our key); `resume` tries it again and the
+    /// run returns to `resume_to`.
+    Blocked {
+        resume_to: MonthPhase,
+        reason: String,
+    },
+}
+
+impl Hold {
+    fn is_held(&self) -> bool {
+        !matches!(self, Self::Free)
+    }
+
+    fn blocked_reason(&self) -> Option<String> {
+        match self {
+            Self::Blocked { reason, .. } => Some(reason.clone()),
+            Self::Free | Self::Paused { .. } => None,
+        }
+    }
+}
+
 /// See the module docs.
 #[workflow]
 pub struct MonthlyQualificationWorkflow {
     input: MonthInput,
     phase: MonthPhase,
-    /// Phase to return to when a pause or block ends.
-    resume_phase: MonthPhase,
-    paused: bool,
-    blocked_reason: Option<String>,
+    /// Whether an operator's pause or a failed step holds the run.
+    hold: Hold,
     sweeping: Option<BusinessDate>,
     next_check_at: Option<DateTime<Utc>>,
     days: Vec<DayProgress>,
@@ -241,9 +268,7 @@ impl MonthlyQualificationWorkflow {
         Self {
             input,
             phase: MonthPhase::Monitoring,
-            resume_phase: MonthPhase::Monitoring,
-            paused: false,
-            blocked_reason: None,
+            hold: Hold::Free,
             sweeping: None,
             next_check_at: None,
             days: Vec::new(),
@@ -278,7 +303,7 @@ impl MonthlyQualificationWorkflow {
                 ctx.state_mut(|s| s.next_check_at = Some(due));
                 ctx.timer((due - now).to_std().unwrap_or_default()).await;
             }
-            ctx.wait_condition(|s| !s.paused).await?;
+            ctx.wait_condition(|s| !s.hold.is_held()).await?;
 
             let started_at = workflow_now(ctx);
             ctx.state_mut(|s| {
@@ -330,11 +355,12 @@ impl MonthlyQualificationWorkflow {
     /// Pause before the next day's sweep (a running sweep finishes).
     #[signal(name = "pause")]
     pub fn pause(&mut self, ctx: &mut SyncWorkflowContext<Self>, _reason: String) {
-        if self.paused {
+        if self.hold.is_held() {
             return;
         }
-        self.paused = true;
-        self.resume_phase = self.phase;
+        self.hold = Hold::Paused {
+            resume_to: self.phase,
+        };
         self.phase = MonthPhase::Paused;
         if self.input.settings.search_attributes {
             ctx.upsert_search_attributes([search::PHASE.value_set(self.phase.as_str().to_owned())]);
@@ -344,12 +370,11 @@ impl MonthlyQualificationWorkflow {
     /// Resume a paused or blocked run (a blocked step is tried again).
     #[signal(name = "resume")]
     pub fn resume(&mut self, ctx: &mut SyncWorkflowContext<Self>, _reason: String) {
-        if !self.paused {
-            return;
-        }
-        self.paused = false;
-        self.blocked_reason = None;
-        self.phase = self.resume_phase;
+        let resume_to = match std::mem::replace(&mut self.hold, Hold::Free) {
+            Hold::Free => return,
+            Hold::Paused { resume_to } | Hold::Blocked { resume_to, .. } => resume_to,
+        };
+        self.phase = resume_to;
         if self.input.settings.search_attributes {
             ctx.upsert_search_attributes([search::PHASE.value_set(self.phase.as_str().to_owned())]);
         }
@@ -361,7 +386,7 @@ impl MonthlyQualificationWorkflow {
         MonthProgress {
             month: self.input.month,
             phase: self.phase,
-            blocked_reason: self.blocked_reason.clone(),
+            blocked_reason: self.hold.blocked_reason(),
             days_total: self.input.month.num_days(),
             days_done: u32::try_from(self.days.len()).unwrap_or(u32::MAX),
             sweeping: self.sweeping,
@@ -461,11 +486,6 @@ fn count_options() -> LocalActivityOptions {
         .build()
 }
 
-/// Workflow time (deterministic: the time of the current workflow task).
-fn workflow_now<W>(ctx: &WorkflowContext<W>) -> DateTime<Utc> {
-    DateTime::<Utc>::from(ctx.workflow_time().unwrap_or(SystemTime::UNIX_EPOCH))
-}
-
 fn set_phase(ctx: &WorkflowContext<MonthlyQualificationWorkflow>, phase: MonthPhase) {
     let changed = ctx.state_mut(|s| {
         let changed = s.phase != phase;
@@ -504,10 +524,13 @@ where
                     None => format!("{}: {err}", activity.name()),
                 };
                 let publish = ctx.state_mut(|s| {
-                    s.resume_phase = s.phase;
+                    // A pause that came while the step ran keeps the phase it would return to.
+                    let resume_to = match &s.hold {
+                        Hold::Paused { resume_to } | Hold::Blocked { resume_to, .. } => *resume_to,
+                        Hold::Free => s.phase,
+                    };
+                    s.hold = Hold::Blocked { resume_to, reason };
                     s.phase = MonthPhase::Blocked;
-                    s.paused = true;
-                    s.blocked_reason = Some(reason);
                     s.input.settings.search_attributes
                 });
                 if publish {
@@ -515,7 +538,7 @@ where
                         search::PHASE.value_set(MonthPhase::Blocked.as_str().to_owned())
                     ]);
                 }
-                ctx.wait_condition(|s| !s.paused).await?;
+                ctx.wait_condition(|s| !s.hold.is_held()).await?;
             }
         }
     }

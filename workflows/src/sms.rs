@@ -21,7 +21,7 @@
 //! reconciliation period (`reconcile_secs`, default 10 min) passed without any. Only a failure the
 //! carrier reported moves to the next attempt.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -38,8 +38,8 @@ use crate::contracts::{
 };
 use crate::delivery::{DeliveryStatus, FailureCategory, notification_workflow_id};
 use crate::domain::{CustomerId, YearMonth};
-use crate::search;
 use crate::window::SendWindow;
+use crate::{search, workflow_now};
 
 /// The workflow id of a customer-month.
 pub fn workflow_id(month: YearMonth, customer: &CustomerId) -> String {
@@ -856,10 +856,6 @@ fn set_state(
             search::NOTIFICATION_STATUS.value_set(state.as_str().to_owned())
         ]);
     }
-}
-
-fn workflow_now<W>(ctx: &WorkflowContext<W>) -> DateTime<Utc> {
-    DateTime::<Utc>::from(ctx.workflow_time().unwrap_or(SystemTime::UNIX_EPOCH))
 }
 
 fn secs_i64(secs: u64) -> i64 {
