@@ -3,7 +3,7 @@
 use super::{Value, figures, rfc3339};
 use crate::report::MonthlyReport;
 
-/// The daily table's columns, shared by the CSV and the XLSX.
+/// The columns of the CSV's daily table (the XLSX Daily sheet names its own headers).
 const DAILY_COLUMNS: [&str; 8] = [
     "date",
     "checked",
