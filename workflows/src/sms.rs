@@ -41,6 +41,8 @@ use crate::domain::{CustomerId, YearMonth};
 use crate::window::SendWindow;
 use crate::{search, workflow_now};
 
+mod reports;
+
 /// The workflow id of a customer-month.
 pub fn workflow_id(month: YearMonth, customer: &CustomerId) -> String {
     notification_workflow_id(month, customer)
@@ -237,9 +239,6 @@ pub struct SmsNotificationWorkflow {
     ignored_reports: u32,
     in_doubt: Option<u32>,
 }
-
-/// Most final reports kept for attempts not yet recorded (a handful of attempts, a few ids each).
-const MAX_EARLY_REPORTS: usize = 16;
 
 /// How waiting on one attempt ended.
 enum Wait {
@@ -515,35 +514,17 @@ impl SmsNotificationWorkflow {
     /// and anything after the outcome change nothing.
     #[signal(name = "delivery")]
     pub fn delivery(&mut self, _ctx: &mut SyncWorkflowContext<Self>, report: DeliveryReport) {
-        let recorded = self.attempts.iter().any(|a| a.attempt == report.attempt);
-        if !report.status.is_final() || self.state.is_final() {
-            self.ignored_reports += 1;
-            return;
+        let seen = reports::Seen {
+            state: self.state,
+            attempts: &self.attempts,
+            has_report: self.report.is_some(),
+            early: &self.early_reports,
+        };
+        match reports::on_report(&seen, &report) {
+            reports::Effect::Apply => self.report = Some(report),
+            reports::Effect::KeepEarly => self.early_reports.push(report),
+            reports::Effect::Ignore(_) => self.ignored_reports += 1,
         }
-        if !recorded {
-            // Its attempt is not recorded yet (the report overtook the submission's answer, or
-            // the attempt is in doubt): keep it as evidence, applied only if the attempt turns
-            // out to carry this id.
-            let known = self.early_reports.iter().any(|r| {
-                r.attempt == report.attempt && r.carrier_message_id == report.carrier_message_id
-            });
-            if !known && self.early_reports.len() < MAX_EARLY_REPORTS {
-                self.early_reports.push(report);
-            } else {
-                self.ignored_reports += 1;
-            }
-            return;
-        }
-        let current = self.attempts.last();
-        let applies = current.is_some_and(|a| {
-            a.attempt == report.attempt
-                && a.carrier_message_id.as_deref() == Some(report.carrier_message_id.as_str())
-        });
-        if self.state != NotificationState::Submitted || self.report.is_some() || !applies {
-            self.ignored_reports += 1;
-            return;
-        }
-        self.report = Some(report);
     }
 
     /// Cancel the notification (an operator): nothing more is sent; a message already with the
