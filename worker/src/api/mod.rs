@@ -2,7 +2,10 @@
 //! `pcn-worker api` on its own port with gRPC server reflection and the standard health service.
 //!
 //! - [`auth`]: bearer tokens (configured as hashes) → callers with roles.
-//! - [`service`]: the methods: authorisation, validation at the boundary, then the work.
+//! - [`service`]: the service and its one `ControlService` implementation, which hands each
+//!   method to its resource: `months` (with `ListQualifications`), `customers`,
+//!   `notifications`, `reports`, `audit_log`. Each method: authorisation, validation at the
+//!   boundary, then the work.
 //! - [`month_view`]: `GetMonth`, with a one-second single-flight cache per month so a crowd of
 //!   dashboards costs one workflow query and three counts per second.
 //! - [`convert`]: rows and domain values → API messages.
@@ -10,9 +13,14 @@
 //! Errors never carry internal text: a failure is logged with a reference, and the caller gets
 //! `INTERNAL` with that reference only.
 
+mod audit_log;
 pub mod auth;
 pub mod convert;
+mod customers;
 pub mod month_view;
+mod months;
+mod notifications;
+mod reports;
 pub mod service;
 
 use std::net::SocketAddr;

@@ -1,0 +1,316 @@
+//! Notifications: `ListNotifications`, `RetryNotification` and `CancelNotification`.
+
+use pcn_activities::audit::{self, AuditEntry};
+use pcn_proto::v1 as pb;
+use pcn_workflows::domain::{CustomerId, DomainError, YearMonth};
+use pcn_workflows::sms::{self, SmsInput, SmsNotificationWorkflow};
+use serde_json::json;
+use sqlx::Row as _;
+use temporalio_client::errors::{WorkflowInteractionError, WorkflowStartError};
+use temporalio_client::{WorkflowIdReusePolicy, WorkflowSignalOptions};
+use tonic::{Request, Response, Status};
+
+use super::auth::{Caller, Role};
+use super::convert;
+use super::service::{Control, customer_of, month_of, page, reason_of};
+use super::{db_error, internal, invalid, temporal_error};
+
+impl Control {
+    pub(super) async fn list_notifications_impl(
+        &self,
+        request: Request<pb::ListNotificationsRequest>,
+    ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
+        self.caller(&request, Role::Viewer, "ListNotifications")?;
+        let r = request.into_inner();
+        let month = month_of(&r.month)?;
+        let status = pb::NotificationStatus::try_from(r.status)
+            .map_err(|_| invalid(DomainError::new("status", "unknown status")))?;
+        let status = convert::status_name(status);
+        let limit = convert::page_size(r.page_size).map_err(invalid)?;
+        let query = format!("n|{month}|{}", status.unwrap_or(""));
+        let after = convert::read_page_token(&r.page_token, &query).map_err(invalid)?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM notifications
+              WHERE month = $1 AND ($2::text IS NULL OR status = $2)
+                AND ($3::text IS NULL OR customer_id > $3)
+              ORDER BY customer_id LIMIT $4",
+            convert::NOTIFICATION_COLUMNS
+        )))
+        .bind(month.first_day().as_naive())
+        .bind(status)
+        .bind(after)
+        .bind(limit + 1)
+        .fetch_all(&self.state.pool)
+        .await
+        .map_err(|e| db_error("listing notifications", e))?;
+        let (items, next) = page(rows, limit, convert::notification, |n| &n.customer_id);
+        Ok(Response::new(pb::ListNotificationsResponse {
+            next_page_token: next
+                .map(|last| convert::page_token(&query, &last))
+                .unwrap_or_default(),
+            notifications: items,
+        }))
+    }
+
+    pub(super) async fn retry_notification_impl(
+        &self,
+        request: Request<pb::RetryNotificationRequest>,
+    ) -> Result<Response<pb::RetryNotificationResponse>, Status> {
+        let caller = self.caller(&request, Role::Operator, "RetryNotification")?;
+        let r = request.into_inner();
+        let month = month_of(&r.month)?;
+        let customer = customer_of(&r.customer_id)?;
+        let reason = reason_of(&r.reason)?;
+        let request_id = r.request_id.trim();
+        let id_ok = (1..=64).contains(&request_id.len())
+            && request_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
+        if !id_ok {
+            return Err(invalid(DomainError::new(
+                "request_id",
+                "1-64 characters of [A-Za-z0-9._:-], chosen by the caller",
+            )));
+        }
+        self.retry(&caller, month, &customer, request_id, &reason)
+            .await
+            .map(Response::new)
+    }
+
+    pub(super) async fn cancel_notification_impl(
+        &self,
+        request: Request<pb::CancelNotificationRequest>,
+    ) -> Result<Response<pb::Notification>, Status> {
+        let caller = self.caller(&request, Role::Operator, "CancelNotification")?;
+        let r = request.into_inner();
+        let month = month_of(&r.month)?;
+        let customer = customer_of(&r.customer_id)?;
+        let reason = reason_of(&r.reason)?;
+        let current = self.notification(month, &customer).await?;
+        let status = pb::NotificationStatus::try_from(current.status).unwrap_or_default();
+        if matches!(
+            status,
+            pb::NotificationStatus::Delivered
+                | pb::NotificationStatus::Failed
+                | pb::NotificationStatus::Undeliverable
+                | pb::NotificationStatus::OptedOut
+                | pb::NotificationStatus::Cancelled
+        ) {
+            return Err(Status::failed_precondition(format!(
+                "notification {} is final ({}): nothing to cancel",
+                current.workflow_id,
+                convert::status_name(status).unwrap_or("?")
+            )));
+        }
+        let client = self.temporal().await?;
+        let signal = client
+            .get_workflow_handle::<SmsNotificationWorkflow>(current.workflow_id.clone())
+            .signal(
+                SmsNotificationWorkflow::cancel,
+                format!("cancelled by {}: {reason}", caller.actor()),
+                WorkflowSignalOptions::default(),
+            )
+            .await;
+        match signal {
+            Ok(()) => {}
+            Err(WorkflowInteractionError::NotFound(_)) => {
+                return Err(Status::failed_precondition(format!(
+                    "notification {} has no running workflow (not started yet, or just finished)",
+                    current.workflow_id
+                )));
+            }
+            Err(WorkflowInteractionError::Rpc(status)) => {
+                return Err(temporal_error("cancelling the notification", &status));
+            }
+            Err(err) => return Err(internal("cancelling the notification", err)),
+        }
+        self.audit(AuditEntry {
+            actor: caller.actor(),
+            action: "NOTIFICATION_CANCEL_REQUESTED",
+            subject_type: "notification",
+            subject_id: current.workflow_id.clone(),
+            details: json!({ "reason": reason, "status_before": convert::status_name(status) }),
+            idempotency_key: None,
+        })
+        .await?;
+        self.views.invalidate(month).await;
+        Ok(Response::new(current))
+    }
+
+    async fn notification(
+        &self,
+        month: YearMonth,
+        customer: &CustomerId,
+    ) -> Result<pb::Notification, Status> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM notifications WHERE month = $1 AND customer_id = $2",
+            convert::NOTIFICATION_COLUMNS
+        )))
+        .bind(month.first_day().as_naive())
+        .bind(customer.as_str())
+        .fetch_optional(&self.state.pool)
+        .await
+        .map_err(|e| db_error("reading the notification", e))?;
+        row.as_ref()
+            .map(convert::notification)
+            .ok_or_else(|| Status::not_found(format!("no notification for {customer} in {month}")))
+    }
+
+    async fn retry(
+        &self,
+        caller: &Caller,
+        month: YearMonth,
+        customer: &CustomerId,
+        request_id: &str,
+        reason: &str,
+    ) -> Result<pb::RetryNotificationResponse, Status> {
+        let pool = &self.state.pool;
+        let first = month.first_day().as_naive();
+        let db = |e| db_error("retrying the notification", e);
+        let mut tx = pool.begin().await.map_err(db)?;
+        // Serialise retries of one notification; a repeated request id finds its row.
+        let existing = sqlx::query(
+            "SELECT month, customer_id, attempt, run_id FROM notification_retries WHERE request_id = $1",
+        )
+        .bind(request_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let (attempt, replayed) = if let Some(row) = existing {
+            let same = row.get::<chrono::NaiveDate, _>("month") == first
+                && row.get::<&str, _>("customer_id") == customer.as_str();
+            if !same {
+                return Err(Status::already_exists(format!(
+                    "request_id {request_id} was used for another notification"
+                )));
+            }
+            let attempt = u32::try_from(row.get::<i16, _>("attempt")).unwrap_or(0);
+            if let Some(run_id) = row.get::<Option<String>, _>("run_id") {
+                tx.rollback().await.map_err(db)?;
+                return Ok(pb::RetryNotificationResponse {
+                    notification: Some(self.notification(month, customer).await?),
+                    attempt,
+                    run_id,
+                    replayed: true,
+                });
+            }
+            (attempt, true)
+        } else {
+            let row = sqlx::query(
+                "SELECT status, attempts FROM notifications
+                  WHERE month = $1 AND customer_id = $2 FOR UPDATE",
+            )
+            .bind(first)
+            .bind(customer.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| {
+                Status::not_found(format!("no notification for {customer} in {month}"))
+            })?;
+            let status: String = row.get("status");
+            if status != "FAILED" && status != "UNDELIVERABLE" {
+                return Err(Status::failed_precondition(format!(
+                    "notification of {customer} in {month} is {status}: only FAILED or UNDELIVERABLE can be retried"
+                )));
+            }
+            let attempt = row.get::<i16, _>("attempts") + 1;
+            sqlx::query(
+                "UPDATE notifications
+                    SET status = 'PENDING', finished_at = NULL, failure_category = NULL,
+                        detail = NULL, manual_retries = manual_retries + 1, updated_at = now()
+                  WHERE month = $1 AND customer_id = $2",
+            )
+            .bind(first)
+            .bind(customer.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            sqlx::query(
+                "INSERT INTO notification_retries
+                     (request_id, month, customer_id, attempt, from_status, requested_by, reason)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(request_id)
+            .bind(first)
+            .bind(customer.as_str())
+            .bind(attempt)
+            .bind(&status)
+            .bind(caller.actor())
+            .bind(reason)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            audit::record(
+                &mut *tx,
+                &AuditEntry {
+                    actor: caller.actor(),
+                    action: "NOTIFICATION_RETRY_REQUESTED",
+                    subject_type: "notification",
+                    subject_id: sms::workflow_id(month, customer),
+                    details: json!({
+                        "request_id": request_id,
+                        "attempt": attempt,
+                        "from_status": status,
+                        "reason": reason,
+                    }),
+                    idempotency_key: Some(format!("notification-retry/{request_id}")),
+                },
+            )
+            .await
+            .map_err(db)?;
+            (u32::try_from(attempt).unwrap_or(0), false)
+        };
+        tx.commit().await.map_err(db)?;
+
+        // Start the new run. The attempt number is fixed above, so a repeated start (a request
+        // repeated before the run id was stored) submits the same reference: the carrier's
+        // idempotency key, never a second message.
+        let client = self.temporal().await?;
+        let mut settings = self.state.month_settings.sms.clone();
+        settings.max_attempts = 1;
+        let input = SmsInput {
+            month,
+            customer: customer.clone(),
+            settings: settings.clone(),
+            first_attempt: attempt,
+        };
+        let mut options = pcn_activities::sms::sms_start_options(
+            &self.state.task_queue,
+            month,
+            customer,
+            settings.search_attributes,
+        );
+        options.id_reuse_policy = WorkflowIdReusePolicy::AllowDuplicate;
+        let run_id = match client
+            .start_workflow(SmsNotificationWorkflow::run, input, options)
+            .await
+        {
+            Ok(handle) => handle.run_id().unwrap_or_default().to_owned(),
+            Err(WorkflowStartError::AlreadyStarted { .. }) => {
+                return Err(Status::aborted(
+                    "the notification's previous run is still closing; repeat the request with the same request_id",
+                ));
+            }
+            Err(WorkflowStartError::Rpc(status)) => {
+                return Err(temporal_error("starting the retry", &status));
+            }
+            Err(err) => return Err(internal("starting the retry", err)),
+        };
+        sqlx::query(
+            "UPDATE notification_retries SET run_id = $2 WHERE request_id = $1 AND run_id IS NULL",
+        )
+        .bind(request_id)
+        .bind(&run_id)
+        .execute(pool)
+        .await
+        .map_err(db)?;
+        self.views.invalidate(month).await;
+        Ok(pb::RetryNotificationResponse {
+            notification: Some(self.notification(month, customer).await?),
+            attempt,
+            run_id,
+            replayed,
+        })
+    }
+}
