@@ -20,6 +20,7 @@
 //! - [`audit`]: the append-only audit log.
 //! - [`consent`]: the consent ledger, the only way `customers.opted_out` changes.
 //! - [`metrics`]: Prometheus metrics of our own (the SDK exports its own).
+//! - [`setup`]: the one assembly of [`PcnActivities`] from settings (worker, tests, benches).
 //! - [`PcnActivities`]: the Temporal activity implementations, registered on the worker.
 
 pub mod attempts;
@@ -36,6 +37,7 @@ pub mod gateway;
 pub mod in_doubt;
 pub mod metrics;
 pub mod qualify;
+pub mod setup;
 pub mod sms;
 pub mod sweep;
 pub mod templates;

@@ -35,8 +35,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use pcn_activities::bank::{BankClient, BankConfig, Secret};
+use pcn_activities::bank::{BankConfig, Secret};
 use pcn_activities::metrics::Metrics;
+use pcn_activities::setup::ActivitySetup;
 use pcn_activities::sweep::SweepSettings;
 use pcn_activities::{PcnActivities, db, qualify};
 use pcn_proto::v1 as pb;
@@ -453,24 +454,24 @@ async fn report(
 
 /// Activities of a worker that runs no activity here (the live month waits for its first day).
 async fn idle_activities(url: &str) -> anyhow::Result<PcnActivities> {
-    Ok(PcnActivities {
+    ActivitySetup {
         pool: db::connect(url, 2).await?,
-        bank: BankClient::new(BankConfig {
+        bank: BankConfig {
             base_url: "http://127.0.0.1:9".to_owned(),
             api_key: Secret::new("unused"),
             timeout: Duration::from_secs(1),
             attempts: 1,
             backoff: Duration::from_millis(10),
             max_connections: 1,
-        })?,
+        },
         sweep: SweepSettings {
             page_size: 500,
             concurrency: 8,
         },
         metrics: Metrics::new(),
         sms: None,
-        fanout: None,
-    })
+    }
+    .build()
 }
 
 /// The control API on port 0, with one viewer token.

@@ -30,10 +30,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures::{StreamExt, TryStreamExt, stream};
-use pcn_activities::bank::{BankClient, BankConfig, Secret};
+use pcn_activities::bank::{BankConfig, Secret};
+use pcn_activities::breaker::BreakerSettings;
 use pcn_activities::carrier::{CarrierConfig, CarrierKind, GenericConfig};
+use pcn_activities::gateway::GatewaySettings;
 use pcn_activities::metrics::Metrics;
-use pcn_activities::sms::{FanoutDeps, SmsDeps};
+use pcn_activities::setup::{ActivitySetup, SmsSetup};
+use pcn_activities::sms::FanoutDeps;
 use pcn_activities::sweep::SweepSettings;
 use pcn_activities::{PcnActivities, db};
 use pcn_worker::dispatch::{self, ClientSlot, DispatchSettings, Dispatcher};
@@ -617,25 +620,32 @@ pub(crate) fn bench_activities(
         TemplateLimits::default(),
     )
     .context("loading templates/sms (run the bench from the repository root)")?;
-    Ok(PcnActivities {
+    ActivitySetup {
         pool,
-        bank: BankClient::new(BankConfig {
+        bank: BankConfig {
             base_url: bank_url.to_owned(),
             api_key: Secret::new("dev-bank-key"),
             timeout: Duration::from_secs(30),
             attempts: 3,
             backoff: Duration::from_millis(100),
             max_connections: 64,
-        })?,
+        },
         // `pcn-worker run`'s defaults (PCN_SWEEP_PAGE_SIZE, PCN_SWEEP_CONCURRENCY).
         sweep: SweepSettings {
             page_size: 1_000,
             concurrency: 64,
         },
         metrics: Metrics::new(),
-        sms: Some(Arc::new(SmsDeps::new(carrier.build()?, templates))),
-        fanout: Some(fanout.clone()),
-    })
+        sms: Some(SmsSetup {
+            carrier: carrier.clone(),
+            templates,
+            gateway: GatewaySettings::default(),
+            breaker: BreakerSettings::default(),
+            client: fanout.client.clone(),
+            fanout_concurrency: fanout.concurrency,
+        }),
+    }
+    .build()
 }
 
 #[allow(clippy::too_many_arguments)]

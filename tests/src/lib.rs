@@ -20,13 +20,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use pcn_activities::bank::{BankClient, BankConfig, Secret};
+use pcn_activities::bank::{BankConfig, Secret};
 use pcn_activities::carrier::{CarrierConfig, CarrierKind, GenericConfig, TwilioConfig};
+use pcn_activities::db;
 use pcn_activities::gateway::GatewaySettings;
 use pcn_activities::metrics::Metrics;
-use pcn_activities::sms::{FanoutDeps, SmsDeps};
+use pcn_activities::setup::{ActivitySetup, SmsSetup};
 use pcn_activities::sweep::SweepSettings;
-use pcn_activities::{PcnActivities, db};
 use pcn_worker::dispatch::{self, ClientSlot, DispatchSettings};
 use pcn_worker::webhook::{WebhookConfig, WebhookServer};
 use pcn_workflows::customer::{Customer, FirstName};
@@ -36,7 +36,6 @@ use pcn_workflows::month::{MonthPhase, MonthProgress, MonthSettings};
 use pcn_workflows::sms::SmsSettings;
 use pcn_workflows::window::SendWindow;
 use sqlx::PgPool;
-use std::sync::Arc;
 use temporalio_client::Client;
 
 /// Admin connection used to create test databases.
@@ -406,31 +405,25 @@ impl InProcessWorker {
                         config
                     }
                 };
-                let activities = PcnActivities {
+                let activities = ActivitySetup {
                     pool,
-                    bank: BankClient::new(bank).expect("bank client"),
+                    bank,
                     sweep: SweepSettings {
                         page_size: 500,
                         concurrency: 32,
                     },
                     metrics: Metrics::new(),
-                    sms: Some(Arc::new(
-                        SmsDeps::with_gateway(
-                            carrier.build().expect("carrier client"),
-                            test_templates(),
-                            gateway,
-                        )
-                        .with_failover(
-                            carrier.build_secondary().expect("secondary carrier client"),
-                            TEST_BREAKER,
-                        )
-                        .expect("failover"),
-                    )),
-                    fanout: Some(FanoutDeps {
+                    sms: Some(SmsSetup {
+                        carrier,
+                        templates: test_templates(),
+                        gateway,
+                        breaker: TEST_BREAKER,
                         client: client.clone(),
-                        concurrency: 32,
+                        fanout_concurrency: 32,
                     }),
-                };
+                }
+                .build()
+                .expect("the worker's activities");
                 let mut worker =
                     pcn_worker::temporal::build_worker(&runtime, client, &task_queue, activities)
                         .expect("worker");

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use pcn_activities::bank::BankClient;
+use pcn_activities::db;
 use pcn_activities::metrics::Metrics;
-use pcn_activities::{PcnActivities, db};
+use pcn_activities::setup::{ActivitySetup, SmsSetup};
 use pcn_worker::config::{
     ApiArgs, BankArgs, CarrierArgs, ConnectionArgs, MonthArgs, OpsArgs, WebhookArgs,
 };
@@ -371,24 +371,21 @@ async fn run_worker(
         std::time::Duration::from_secs(120),
     )
     .await?;
-    let activities = PcnActivities {
+    let activities = ActivitySetup {
         pool,
-        bank: BankClient::new(bank_config)?,
+        bank: bank_config,
         sweep,
         metrics,
-        sms: Some(std::sync::Arc::new(
-            pcn_activities::sms::SmsDeps::with_gateway(
-                carrier_config.build()?,
-                templates,
-                submission.gateway,
-            )
-            .with_failover(carrier_config.build_secondary()?, submission.breaker)?,
-        )),
-        fanout: Some(pcn_activities::sms::FanoutDeps {
+        sms: Some(SmsSetup {
+            carrier: carrier_config,
+            templates,
+            gateway: submission.gateway,
+            breaker: submission.breaker,
             client: client.clone(),
-            concurrency: carrier.fanout_concurrency,
+            fanout_concurrency: carrier.fanout_concurrency,
         }),
-    };
+    }
+    .build()?;
     let mut worker = temporal::build_worker_with_cache(
         &runtime,
         client,
