@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, stream};
 use pcn_workflows::contracts::{DailySweepInput, SweepSummary};
 use pcn_workflows::domain::{AccountId, BusinessDate, Nis};
+use pcn_workflows::vocabulary::CheckOutcome;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Row};
@@ -70,7 +71,7 @@ pub enum SweepError {
 /// One row to insert.
 struct CheckRow {
     customer_id: String,
-    outcome: &'static str,
+    outcome: CheckOutcome,
     amount: Option<Decimal>,
     currency: Option<String>,
     reference_id: Option<String>,
@@ -88,9 +89,9 @@ impl CheckRow {
             } => Self {
                 customer_id,
                 outcome: if amount >= threshold {
-                    "PASSED"
+                    CheckOutcome::Passed
                 } else {
-                    "BELOW_THRESHOLD"
+                    CheckOutcome::BelowThreshold
                 },
                 amount: Some(amount.amount()),
                 currency: Some("NIS".to_owned()),
@@ -100,7 +101,7 @@ impl CheckRow {
             },
             BankAnswer::NotFound => Self {
                 customer_id,
-                outcome: "ACCOUNT_NOT_FOUND",
+                outcome: CheckOutcome::AccountNotFound,
                 amount: None,
                 currency: None,
                 reference_id: None,
@@ -114,7 +115,7 @@ impl CheckRow {
                 reference_id,
             } => Self {
                 customer_id,
-                outcome: "INVALID_RESPONSE",
+                outcome: CheckOutcome::InvalidResponse,
                 // NUMERIC(18,2) would round a longer scale; keep only what fits exactly.
                 amount: amount
                     .filter(|a| a.scale() <= 2 && a.abs() < Decimal::from(10_i64.pow(15))),
@@ -129,7 +130,7 @@ impl CheckRow {
     fn missing(customer_id: String, why: String) -> Self {
         Self {
             customer_id,
-            outcome: "MISSING",
+            outcome: CheckOutcome::Missing,
             amount: None,
             currency: None,
             reference_id: None,
@@ -233,7 +234,10 @@ where
 
         progress.written += finish_write(pending_write.take()).await?;
         for row in &rows {
-            metrics.checks.with_label_values(&[row.outcome]).inc();
+            metrics
+                .checks
+                .with_label_values(&[row.outcome.as_str()])
+                .inc();
         }
         let pool = pool.clone();
         let run = input.run.clone();
@@ -332,7 +336,7 @@ async fn insert_checks(
     let mut fetched = Vec::with_capacity(rows.len());
     for row in rows {
         ids.push(row.customer_id);
-        outcomes.push(row.outcome);
+        outcomes.push(row.outcome.as_str());
         amounts.push(row.amount);
         currencies.push(row.currency);
         references.push(row.reference_id);

@@ -4,9 +4,12 @@
 use std::collections::BTreeSet;
 
 use pcn_activities::attempts::{AttemptStatus, Resolution};
+use pcn_activities::carrier::CarrierKind;
 use pcn_activities::consent::Source;
 use pcn_tests::TestDb;
+use pcn_workflows::domain::Language;
 use pcn_workflows::sms::NotificationState;
+use pcn_workflows::vocabulary::{CheckOutcome, QualificationReason};
 
 /// The quoted values of a CHECK constraint.
 async fn check_values(db: &TestDb, constraint: &str) -> BTreeSet<String> {
@@ -48,5 +51,21 @@ async fn check_lists_match_the_enums() {
     assert_eq!(
         check_values(&db, "notifications_status_known").await,
         set(NotificationState::ALL.map(NotificationState::as_str))
+    );
+    assert_eq!(
+        check_values(&db, "balance_checks_outcome_known").await,
+        set(CheckOutcome::ALL.map(CheckOutcome::as_str))
+    );
+    assert_eq!(
+        check_values(&db, "qualifications_reason_known").await,
+        set(QualificationReason::ALL.map(QualificationReason::as_str))
+    );
+    assert_eq!(
+        check_values(&db, "customers_language_known").await,
+        set(Language::ALL.map(Language::code))
+    );
+    assert_eq!(
+        check_values(&db, "sms_attempts_carrier_known").await,
+        set([CarrierKind::Generic, CarrierKind::Twilio].map(CarrierKind::as_str))
     );
 }

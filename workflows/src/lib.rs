@@ -14,6 +14,8 @@
 //! - [`month`]: `MonthlyQualificationWorkflow`, one run per month (`qualification/YYYY-MM`).
 //! - [`sms`]: `SmsNotificationWorkflow`, one run per customer and month (`sms/YYYY-MM/<customer>`).
 //! - [`search`]: the custom search attributes ops filter on in the Temporal Web UI.
+//! - [`vocabulary`]: the stored words of checks and decisions (`CheckOutcome`,
+//!   `QualificationReason`).
 
 pub mod contracts;
 pub mod customer;
@@ -27,6 +29,7 @@ pub mod month;
 pub mod search;
 #[allow(missing_docs)]
 pub mod sms;
+pub mod vocabulary;
 pub mod window;
 
 /// Task queue served by the worker (one queue: workflows and activities of this system).

@@ -188,6 +188,39 @@ pub fn page_size(n: u32) -> Result<i64, DomainError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pcn_workflows::sms::NotificationState;
+    use pcn_workflows::vocabulary::{CheckOutcome, QualificationReason};
+
+    /// The API's enums carry exactly the stored vocabularies (one word, one spelling).
+    #[test]
+    fn the_api_enums_spell_the_stored_words() {
+        for o in CheckOutcome::ALL {
+            assert_ne!(outcome(o.as_str()), pb::CheckOutcome::Unspecified, "{o}");
+        }
+        for r in QualificationReason::ALL {
+            let api = reason(r.as_str());
+            assert_ne!(api, pb::QualificationReason::Unspecified, "{r}");
+            assert_eq!(reason_name(api), Some(r.as_str()));
+        }
+        for s in NotificationState::ALL {
+            let api = status(s.as_str());
+            assert_ne!(api, pb::NotificationStatus::Unspecified, "{s:?}");
+            assert_eq!(status_name(api), Some(s.as_str()));
+        }
+        // And nothing more: every API value but UNSPECIFIED is one of the stored words.
+        let outcomes = (1..)
+            .map_while(|i| pb::CheckOutcome::try_from(i).ok())
+            .count();
+        assert_eq!(outcomes, CheckOutcome::ALL.len());
+        let reasons = (1..)
+            .map_while(|i| pb::QualificationReason::try_from(i).ok())
+            .count();
+        assert_eq!(reasons, QualificationReason::ALL.len());
+        let statuses = (1..)
+            .map_while(|i| pb::NotificationStatus::try_from(i).ok())
+            .count();
+        assert_eq!(statuses, NotificationState::ALL.len());
+    }
 
     #[test]
     fn page_tokens_round_trip_and_refuse_other_queries() {

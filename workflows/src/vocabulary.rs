@@ -1,0 +1,139 @@
+//! The words the month's evidence is stored under: the outcome of one balance check and the
+//! reason of one decision. One enum per vocabulary, one spelling per word; the SQL `CHECK`
+//! constraints, the control API's enums and the report use these spellings (a system test and a
+//! unit test of the API conversion hold them to it).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::DomainError;
+
+/// The outcome of one balance check (`balance_checks.outcome`), see
+/// `docs/requirements.md#qualification`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CheckOutcome {
+    /// The balance was at least the threshold.
+    Passed,
+    /// The balance was below the threshold.
+    BelowThreshold,
+    /// No usable answer before the day's sweep gave up.
+    Missing,
+    /// The bank does not know the account (HTTP 404).
+    AccountNotFound,
+    /// The answer failed the data-quality checks (currency, scale, body, another account/date).
+    InvalidResponse,
+}
+
+impl CheckOutcome {
+    /// Every outcome.
+    pub const ALL: [Self; 5] = [
+        Self::Passed,
+        Self::BelowThreshold,
+        Self::Missing,
+        Self::AccountNotFound,
+        Self::InvalidResponse,
+    ];
+
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Passed => "PASSED",
+            Self::BelowThreshold => "BELOW_THRESHOLD",
+            Self::Missing => "MISSING",
+            Self::AccountNotFound => "ACCOUNT_NOT_FOUND",
+            Self::InvalidResponse => "INVALID_RESPONSE",
+        }
+    }
+
+    /// Parses the stored spelling (field `outcome`).
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| DomainError::new("outcome", "unknown check outcome"))
+    }
+}
+
+impl fmt::Display for CheckOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The reason of a month's decision for one customer (`qualifications.reason`): `Qualified`, or
+/// the first reason that applies, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum QualificationReason {
+    /// Every day of the month PASSED.
+    Qualified,
+    /// Monitored from after the month's first day.
+    NotMonitoredWholeMonth,
+    /// At least one day below the threshold.
+    BelowThreshold,
+    /// At least one day the bank did not know the account.
+    AccountNotFound,
+    /// At least one day with an answer that failed the data-quality checks.
+    InvalidResponse,
+    /// At least one day without a usable answer (or without a row).
+    MissingData,
+}
+
+impl QualificationReason {
+    /// Every reason, `Qualified` first, then in precedence order.
+    pub const ALL: [Self; 6] = [
+        Self::Qualified,
+        Self::NotMonitoredWholeMonth,
+        Self::BelowThreshold,
+        Self::AccountNotFound,
+        Self::InvalidResponse,
+        Self::MissingData,
+    ];
+
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Qualified => "QUALIFIED",
+            Self::NotMonitoredWholeMonth => "NOT_MONITORED_WHOLE_MONTH",
+            Self::BelowThreshold => "BELOW_THRESHOLD",
+            Self::AccountNotFound => "ACCOUNT_NOT_FOUND",
+            Self::InvalidResponse => "INVALID_RESPONSE",
+            Self::MissingData => "MISSING_DATA",
+        }
+    }
+
+    /// Parses the stored spelling (field `reason`).
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| DomainError::new("reason", "unknown qualification reason"))
+    }
+}
+
+impl fmt::Display for QualificationReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spelling_parses_back_and_matches_serde() {
+        for o in CheckOutcome::ALL {
+            assert_eq!(CheckOutcome::parse(o.as_str()), Ok(o));
+            assert_eq!(serde_json::to_string(&o).unwrap(), format!("\"{o}\""));
+        }
+        for r in QualificationReason::ALL {
+            assert_eq!(QualificationReason::parse(r.as_str()), Ok(r));
+            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{r}\""));
+        }
+        assert!(CheckOutcome::parse("passed").is_err());
+        assert!(QualificationReason::parse("").is_err());
+    }
+}
