@@ -8,7 +8,8 @@ use temporalio_workflow::common::ActivityDefinition;
 
 use crate::delivery::{DeliveryStatus, FailureCategory, MessageRef};
 use crate::domain::{BusinessDate, CustomerId, Nis, YearMonth};
-use crate::sms::{NotificationState, SmsSettings};
+use crate::vocabulary::NotificationState;
+use crate::window::SendWindow;
 
 /// Activity type name of the daily balance sweep (as shown in the Web UI).
 pub const DAILY_BALANCE_SWEEP: &str = "DailyBalanceSweep";
@@ -476,3 +477,40 @@ local_activity!(
     RecordInput,
     ()
 );
+
+/// Tunables of the SMS workflows, carried in their input (defaults:
+/// docs/requirements.md#sms-rules).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmsSettings {
+    /// Attempts in all (initial + retries). Default 3.
+    pub max_attempts: u32,
+    /// Wait between a failed attempt and the next. Default 6 h.
+    pub retry_delay_secs: u64,
+    /// How long an attempt may stay without a final status before it is UNDELIVERABLE. Default 72 h.
+    pub confirmation_timeout_secs: u64,
+    /// Status poll interval while waiting for a callback. Default 2 h.
+    pub poll_interval_secs: u64,
+    /// When messages may go out (Asia/Jerusalem). Default Sunday–Thursday 09:00–20:00.
+    pub window: SendWindow,
+    /// Set the `PcnNotificationStatus` search attribute as the state changes (off only where the
+    /// namespace cannot have it: the time-skipping test server).
+    pub search_attributes: bool,
+    /// How long an attempt in doubt waits for evidence before it is sent again under the same
+    /// reference. Default 10 min (a normal callback arrives within seconds).
+    pub reconcile_secs: u64,
+}
+
+impl Default for SmsSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            retry_delay_secs: 6 * 60 * 60,
+            confirmation_timeout_secs: 72 * 60 * 60,
+            poll_interval_secs: 2 * 60 * 60,
+            window: SendWindow::default(),
+            search_attributes: true,
+            reconcile_secs: DEFAULT_RECONCILE_SECS,
+        }
+    }
+}

@@ -32,13 +32,12 @@ use temporalio_workflow::{
 };
 
 use crate::contracts::{
-    AttemptOutcome, DEFAULT_RECONCILE_SECS, DeliveryReport, NotificationKey, PollDelivery,
-    PollInput, PrepareInput, PrepareNotification, Prepared, RecordInput, RecordNotification,
-    RunRef, SubmitInput, SubmitResult, SubmitSms,
+    AttemptOutcome, DeliveryReport, NotificationKey, PollDelivery, PollInput, PrepareInput,
+    PrepareNotification, Prepared, RecordInput, RecordNotification, RunRef, SubmitInput,
+    SubmitResult, SubmitSms,
 };
 use crate::delivery::{DeliveryStatus, FailureCategory, notification_workflow_id};
 use crate::domain::{CustomerId, YearMonth};
-use crate::window::SendWindow;
 use crate::{search, workflow_now};
 
 mod reports;
@@ -48,110 +47,8 @@ pub fn workflow_id(month: YearMonth, customer: &CustomerId) -> String {
     notification_workflow_id(month, customer)
 }
 
-/// State of a notification; also the `PcnNotificationStatus` search attribute and
-/// `notifications.status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum NotificationState {
-    /// Started, not yet submitted.
-    Pending,
-    /// Outside the send window: waiting for it to open.
-    WaitingWindow,
-    /// An attempt is with the carrier.
-    Submitted,
-    /// An attempt failed; the next one waits for the retry delay.
-    RetryWait,
-    /// Final: on the handset.
-    Delivered,
-    /// Final: every attempt failed.
-    Failed,
-    /// Final: permanent failure, or no confirmation within the window.
-    Undeliverable,
-    /// Final: the customer opted out; nothing was sent.
-    OptedOut,
-    /// Final: cancelled by an operator.
-    Cancelled,
-}
-
-impl NotificationState {
-    /// Every state, in lifecycle order.
-    pub const ALL: [Self; 9] = [
-        Self::Pending,
-        Self::WaitingWindow,
-        Self::Submitted,
-        Self::RetryWait,
-        Self::Delivered,
-        Self::Failed,
-        Self::Undeliverable,
-        Self::OptedOut,
-        Self::Cancelled,
-    ];
-
-    /// The stored / search-attribute spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::WaitingWindow => "WAITING_WINDOW",
-            Self::Submitted => "SUBMITTED",
-            Self::RetryWait => "RETRY_WAIT",
-            Self::Delivered => "DELIVERED",
-            Self::Failed => "FAILED",
-            Self::Undeliverable => "UNDELIVERABLE",
-            Self::OptedOut => "OPTED_OUT",
-            Self::Cancelled => "CANCELLED",
-        }
-    }
-
-    /// Parses the stored spelling.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-
-    /// Whether the notification is over.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            Self::Delivered | Self::Failed | Self::Undeliverable | Self::OptedOut | Self::Cancelled
-        )
-    }
-}
-
-/// Tunables of the SMS workflows, carried in their input (defaults:
-/// docs/requirements.md#sms-rules).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SmsSettings {
-    /// Attempts in all (initial + retries). Default 3.
-    pub max_attempts: u32,
-    /// Wait between a failed attempt and the next. Default 6 h.
-    pub retry_delay_secs: u64,
-    /// How long an attempt may stay without a final status before it is UNDELIVERABLE. Default 72 h.
-    pub confirmation_timeout_secs: u64,
-    /// Status poll interval while waiting for a callback. Default 2 h.
-    pub poll_interval_secs: u64,
-    /// When messages may go out (Asia/Jerusalem). Default Sunday–Thursday 09:00–20:00.
-    pub window: SendWindow,
-    /// Set the `PcnNotificationStatus` search attribute as the state changes (off only where the
-    /// namespace cannot have it: the time-skipping test server).
-    pub search_attributes: bool,
-    /// How long an attempt in doubt waits for evidence before it is sent again under the same
-    /// reference. Default 10 min (a normal callback arrives within seconds).
-    pub reconcile_secs: u64,
-}
-
-impl Default for SmsSettings {
-    fn default() -> Self {
-        Self {
-            max_attempts: 3,
-            retry_delay_secs: 6 * 60 * 60,
-            confirmation_timeout_secs: 72 * 60 * 60,
-            poll_interval_secs: 2 * 60 * 60,
-            window: SendWindow::default(),
-            search_attributes: true,
-            reconcile_secs: DEFAULT_RECONCILE_SECS,
-        }
-    }
-}
+pub use crate::contracts::SmsSettings;
+pub use crate::vocabulary::NotificationState;
 
 /// Input of an SMS workflow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,5 +1,5 @@
-//! The words the month's evidence is stored under: the outcome of one balance check and the
-//! reason of one decision. One enum per vocabulary, one spelling per word; the SQL `CHECK`
+//! The words the month's evidence is stored under: the outcome of one balance check, the
+//! reason of one decision, the state of one notification. One enum per vocabulary, one spelling per word; the SQL `CHECK`
 //! constraints, the control API's enums and the report use these spellings (a system test and a
 //! unit test of the API conversion hold them to it).
 
@@ -116,6 +116,74 @@ impl QualificationReason {
 impl fmt::Display for QualificationReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// State of a notification; also the `PcnNotificationStatus` search attribute and
+/// `notifications.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NotificationState {
+    /// Started, not yet submitted.
+    Pending,
+    /// Outside the send window: waiting for it to open.
+    WaitingWindow,
+    /// An attempt is with the carrier.
+    Submitted,
+    /// An attempt failed; the next one waits for the retry delay.
+    RetryWait,
+    /// Final: on the handset.
+    Delivered,
+    /// Final: every attempt failed.
+    Failed,
+    /// Final: permanent failure, or no confirmation within the window.
+    Undeliverable,
+    /// Final: the customer opted out; nothing was sent.
+    OptedOut,
+    /// Final: cancelled by an operator.
+    Cancelled,
+}
+
+impl NotificationState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [Self; 9] = [
+        Self::Pending,
+        Self::WaitingWindow,
+        Self::Submitted,
+        Self::RetryWait,
+        Self::Delivered,
+        Self::Failed,
+        Self::Undeliverable,
+        Self::OptedOut,
+        Self::Cancelled,
+    ];
+
+    /// The stored / search-attribute spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::WaitingWindow => "WAITING_WINDOW",
+            Self::Submitted => "SUBMITTED",
+            Self::RetryWait => "RETRY_WAIT",
+            Self::Delivered => "DELIVERED",
+            Self::Failed => "FAILED",
+            Self::Undeliverable => "UNDELIVERABLE",
+            Self::OptedOut => "OPTED_OUT",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// Whether the notification is over.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Delivered | Self::Failed | Self::Undeliverable | Self::OptedOut | Self::Cancelled
+        )
     }
 }
 
