@@ -10,6 +10,7 @@
 //! - [`qualify`]: the set-based month-end decision.
 //! - [`carrier`]: the SMS carrier adapters (generic REST, Twilio-compatible), signatures, callbacks.
 //! - [`templates`]: loading the SMS templates.
+//! - [`notifications`]: an operator's changes of `notifications` (the manual retry).
 //! - [`sms`]: the SMS steps (prepare, submit, poll, record) and the fan-out.
 //! - [`attempts`]: the owner of `sms_attempts` and `in_doubt_resolutions` (claims, adoption).
 //! - [`in_doubt`]: the resolution rule of an attempt whose submission outcome is unknown.
@@ -36,6 +37,7 @@ pub mod failpoint;
 pub mod gateway;
 pub mod in_doubt;
 pub mod metrics;
+pub mod notifications;
 pub mod qualify;
 pub mod setup;
 pub mod sms;

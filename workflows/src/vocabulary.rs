@@ -185,6 +185,13 @@ impl NotificationState {
             Self::Delivered | Self::Failed | Self::Undeliverable | Self::OptedOut | Self::Cancelled
         )
     }
+
+    /// Whether an operator may send it again (one more attempt, `RetryNotification`): only a
+    /// notification that ended without reaching the handset through the carrier's fault — never
+    /// a delivered, opted-out, cancelled or unfinished one.
+    pub fn can_be_retried_by_hand(self) -> bool {
+        matches!(self, Self::Failed | Self::Undeliverable)
+    }
 }
 
 #[cfg(test)]

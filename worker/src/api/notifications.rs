@@ -1,11 +1,11 @@
 //! Notifications: `ListNotifications`, `RetryNotification` and `CancelNotification`.
 
-use pcn_activities::audit::{self, AuditEntry};
+use pcn_activities::audit::AuditEntry;
+use pcn_activities::notifications::{self, RetryError};
 use pcn_proto::v1 as pb;
 use pcn_workflows::domain::{CustomerId, DomainError, YearMonth};
-use pcn_workflows::sms::{self, SmsInput, SmsNotificationWorkflow};
+use pcn_workflows::sms::{SmsInput, SmsNotificationWorkflow};
 use serde_json::json;
-use sqlx::Row as _;
 use temporalio_client::errors::{WorkflowInteractionError, WorkflowStartError};
 use temporalio_client::{WorkflowIdReusePolicy, WorkflowSignalOptions};
 use tonic::{Request, Response, Status};
@@ -165,103 +165,31 @@ impl Control {
         reason: &str,
     ) -> Result<pb::RetryNotificationResponse, Status> {
         let pool = &self.state.pool;
-        let first = month.first_day().as_naive();
         let db = |e| db_error("retrying the notification", e);
-        let mut tx = pool.begin().await.map_err(db)?;
-        // Serialise retries of one notification; a repeated request id finds its row.
-        let existing = sqlx::query(
-            "SELECT month, customer_id, attempt, run_id FROM notification_retries WHERE request_id = $1",
+        let start = notifications::begin_manual_retry(
+            pool,
+            month,
+            customer,
+            request_id,
+            reason,
+            &caller.actor(),
         )
-        .bind(request_id)
-        .fetch_optional(&mut *tx)
         .await
-        .map_err(db)?;
-        let (attempt, replayed) = if let Some(row) = existing {
-            let same = row.get::<chrono::NaiveDate, _>("month") == first
-                && row.get::<&str, _>("customer_id") == customer.as_str();
-            if !same {
-                return Err(Status::already_exists(format!(
-                    "request_id {request_id} was used for another notification"
-                )));
-            }
-            let attempt = u32::try_from(row.get::<i16, _>("attempt")).unwrap_or(0);
-            if let Some(run_id) = row.get::<Option<String>, _>("run_id") {
-                tx.rollback().await.map_err(db)?;
-                return Ok(pb::RetryNotificationResponse {
-                    notification: Some(self.notification(month, customer).await?),
-                    attempt,
-                    run_id,
-                    replayed: true,
-                });
-            }
-            (attempt, true)
-        } else {
-            let row = sqlx::query(
-                "SELECT status, attempts FROM notifications
-                  WHERE month = $1 AND customer_id = $2 FOR UPDATE",
-            )
-            .bind(first)
-            .bind(customer.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| {
-                Status::not_found(format!("no notification for {customer} in {month}"))
-            })?;
-            let status: String = row.get("status");
-            if status != "FAILED" && status != "UNDELIVERABLE" {
-                return Err(Status::failed_precondition(format!(
-                    "notification of {customer} in {month} is {status}: only FAILED or UNDELIVERABLE can be retried"
-                )));
-            }
-            let attempt = row.get::<i16, _>("attempts") + 1;
-            sqlx::query(
-                "UPDATE notifications
-                    SET status = 'PENDING', finished_at = NULL, failure_category = NULL,
-                        detail = NULL, manual_retries = manual_retries + 1, updated_at = now()
-                  WHERE month = $1 AND customer_id = $2",
-            )
-            .bind(first)
-            .bind(customer.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-            sqlx::query(
-                "INSERT INTO notification_retries
-                     (request_id, month, customer_id, attempt, from_status, requested_by, reason)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(request_id)
-            .bind(first)
-            .bind(customer.as_str())
-            .bind(attempt)
-            .bind(&status)
-            .bind(caller.actor())
-            .bind(reason)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-            audit::record(
-                &mut *tx,
-                &AuditEntry {
-                    actor: caller.actor(),
-                    action: "NOTIFICATION_RETRY_REQUESTED",
-                    subject_type: "notification",
-                    subject_id: sms::workflow_id(month, customer),
-                    details: json!({
-                        "request_id": request_id,
-                        "attempt": attempt,
-                        "from_status": status,
-                        "reason": reason,
-                    }),
-                    idempotency_key: Some(format!("notification-retry/{request_id}")),
-                },
-            )
-            .await
-            .map_err(db)?;
-            (u32::try_from(attempt).unwrap_or(0), false)
-        };
-        tx.commit().await.map_err(db)?;
+        .map_err(|e| match e {
+            RetryError::RequestIdReused(_) => Status::already_exists(e.to_string()),
+            RetryError::NotFound { .. } => Status::not_found(e.to_string()),
+            RetryError::NotRetryable { .. } => Status::failed_precondition(e.to_string()),
+            RetryError::Db(err) => db(err),
+        })?;
+        let (attempt, replayed) = (start.attempt, start.replayed);
+        if let Some(run_id) = start.run_id {
+            return Ok(pb::RetryNotificationResponse {
+                notification: Some(self.notification(month, customer).await?),
+                attempt,
+                run_id,
+                replayed: true,
+            });
+        }
 
         // Start the new run. The attempt number is fixed above, so a repeated start (a request
         // repeated before the run id was stored) submits the same reference: the carrier's
@@ -297,14 +225,9 @@ impl Control {
             }
             Err(err) => return Err(internal("starting the retry", err)),
         };
-        sqlx::query(
-            "UPDATE notification_retries SET run_id = $2 WHERE request_id = $1 AND run_id IS NULL",
-        )
-        .bind(request_id)
-        .bind(&run_id)
-        .execute(pool)
-        .await
-        .map_err(db)?;
+        notifications::record_retry_run(pool, request_id, &run_id)
+            .await
+            .map_err(db)?;
         self.views.invalidate(month).await;
         Ok(pb::RetryNotificationResponse {
             notification: Some(self.notification(month, customer).await?),
