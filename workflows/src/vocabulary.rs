@@ -209,6 +209,14 @@ mod tests {
             assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{r}\""));
         }
         assert!(CheckOutcome::parse("passed").is_err());
+        let by_hand: Vec<_> = NotificationState::ALL
+            .into_iter()
+            .filter(|s| s.can_be_retried_by_hand())
+            .collect();
+        assert_eq!(
+            by_hand,
+            [NotificationState::Failed, NotificationState::Undeliverable]
+        );
         assert!(QualificationReason::parse("").is_err());
     }
 }
