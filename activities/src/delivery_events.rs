@@ -1,8 +1,226 @@
-//! Reads and flags of `delivery_events` that the SMS steps need (the webhook stores them; see
-//! `pcn_worker::webhook`): the evidence for an attempt in doubt, and the FOREIGN flag of a report
-//! that names our reference but not the carrier id of that attempt.
+//! The owner of `delivery_events`: every statement that writes it, and the reads its rules
+//! need. Callbacks are stored in batches (the webhook's writer), a status poll's answer one at a
+//! time (the SMS steps), the dispatcher marks what it signalled and reads what is still pending;
+//! the evidence for an attempt in doubt and the FOREIGN flag of a report that names our reference
+//! but not the carrier id of that attempt.
 
-use sqlx::PgPool;
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use pcn_workflows::contracts::DeliveryReport;
+use pcn_workflows::delivery::{DeliveryStatus, MessageRef};
+use sqlx::{PgPool, Row as _};
+
+use crate::carrier::CarrierKind;
+use crate::carrier::events::CarrierEvent;
+
+/// A callback to store, with its raw body.
+pub struct NewCallback<'a> {
+    /// The parsed event.
+    pub event: &'a CarrierEvent,
+    /// The body as received (kept as evidence).
+    pub raw: &'a str,
+}
+
+/// A stored callback, as the insert returns it (a duplicate of one stored before returns nothing).
+#[derive(Debug, sqlx::FromRow)]
+pub struct StoredCallback {
+    /// Row id.
+    pub id: i64,
+    /// The carrier's spelling.
+    pub carrier: String,
+    /// The carrier's id of the message.
+    pub carrier_message_id: String,
+    /// The status reported.
+    pub status: String,
+    /// PENDING (to be signalled) or NOT_SIGNALLED.
+    pub signal_state: String,
+    /// FOREIGN when it names another carrier id than its attempt's.
+    pub flag: Option<String>,
+}
+
+/// Stores a batch of callbacks in one statement. An event whose reference names an attempt that
+/// holds another carrier id is about another message: stored FOREIGN and never signalled. Final
+/// events are PENDING (to be signalled), progress reports NOT_SIGNALLED. A callback stored before
+/// (same carrier, carrier id and status) is not stored again.
+pub async fn store_callbacks(
+    pool: &PgPool,
+    batch: &[NewCallback<'_>],
+) -> anyhow::Result<Vec<StoredCallback>> {
+    let mut carriers = Vec::with_capacity(batch.len());
+    let mut ids = Vec::with_capacity(batch.len());
+    let mut statuses = Vec::with_capacity(batch.len());
+    let mut codes = Vec::with_capacity(batch.len());
+    let mut refs = Vec::with_capacity(batch.len());
+    let mut workflows = Vec::with_capacity(batch.len());
+    let mut attempts = Vec::with_capacity(batch.len());
+    let mut occurred = Vec::with_capacity(batch.len());
+    let mut raws = Vec::with_capacity(batch.len());
+    let mut finals = Vec::with_capacity(batch.len());
+    for request in batch {
+        let e = request.event;
+        carriers.push(e.carrier.as_str().to_owned());
+        ids.push(e.carrier_message_id.clone());
+        statuses.push(e.status.as_str().to_owned());
+        codes.push(e.error_code.clone());
+        refs.push(e.reference.to_string());
+        workflows.push(e.reference.workflow_id());
+        attempts.push(i16::try_from(e.reference.attempt).unwrap_or(i16::MAX));
+        occurred.push(e.occurred_at);
+        raws.push(request.raw.to_owned());
+        finals.push(e.status.is_final());
+    }
+    let rows = sqlx::query_as::<_, StoredCallback>(
+        "INSERT INTO delivery_events (carrier, carrier_message_id, status, error_code, message_ref,
+                                      workflow_id, attempt, occurred_at, raw, signal_state, flag)
+         SELECT u.carrier, u.id, u.status, u.code, u.ref, u.workflow, u.attempt, u.occurred, u.raw,
+                CASE WHEN foreign_id THEN 'NOT_SIGNALLED'
+                     WHEN u.final THEN 'PENDING' ELSE 'NOT_SIGNALLED' END,
+                CASE WHEN foreign_id THEN 'FOREIGN' END
+           FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                       $6::text[], $7::int2[], $8::timestamptz[], $9::text[], $10::bool[])
+                AS u(carrier, id, status, code, ref, workflow, attempt, occurred, raw, final)
+           LEFT JOIN sms_attempts a ON a.message_ref = u.ref
+           CROSS JOIN LATERAL (SELECT a.carrier_message_id IS NOT NULL
+                                      AND a.carrier_message_id <> u.id AS foreign_id) f
+         ON CONFLICT (carrier, carrier_message_id, status) DO NOTHING
+         RETURNING id, carrier, carrier_message_id, status, signal_state, flag",
+    )
+    .bind(&carriers)
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&codes)
+    .bind(&refs)
+    .bind(&workflows)
+    .bind(&attempts)
+    .bind(&occurred)
+    .bind(&raws)
+    .bind(&finals)
+    .fetch_all(pool)
+    .await
+    .context("storing delivery events")?;
+    Ok(rows)
+}
+
+/// Stores the answer of a status poll (never signalled: the polling workflow has it). Returns
+/// its row id, or `None` when the same status of that message was stored before.
+#[allow(clippy::too_many_arguments)]
+pub async fn store_poll_answer(
+    pool: &PgPool,
+    carrier: CarrierKind,
+    carrier_message_id: &str,
+    status: DeliveryStatus,
+    error_code: Option<&str>,
+    reference: &MessageRef,
+    occurred_at: Option<DateTime<Utc>>,
+) -> sqlx::Result<Option<i64>> {
+    let inserted = sqlx::query(
+        "INSERT INTO delivery_events (carrier, carrier_message_id, status, error_code, message_ref,
+                                      workflow_id, attempt, occurred_at, raw, signal_state)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'status poll', 'NOT_SIGNALLED')
+         ON CONFLICT (carrier, carrier_message_id, status) DO NOTHING
+         RETURNING id",
+    )
+    .bind(carrier.as_str())
+    .bind(carrier_message_id)
+    .bind(status.as_str())
+    .bind(error_code)
+    .bind(reference.to_string())
+    .bind(reference.workflow_id())
+    .bind(i16::try_from(reference.attempt).unwrap_or(i16::MAX))
+    .bind(occurred_at)
+    .fetch_optional(pool)
+    .await?;
+    Ok(inserted.map(|row| row.get("id")))
+}
+
+/// What signalling one event did: SIGNALLED, WORKFLOW_CLOSED, or still PENDING with the error.
+pub struct Dispatched {
+    /// Row id.
+    pub id: i64,
+    /// `Ok(SIGNALLED | WORKFLOW_CLOSED)` or the error that leaves it PENDING.
+    pub outcome: Result<&'static str, String>,
+}
+
+/// Marks what the dispatcher did with each event (one statement); only PENDING rows change.
+pub async fn mark_dispatched(pool: &PgPool, chunk: &[Dispatched]) -> sqlx::Result<()> {
+    let mut ids = Vec::with_capacity(chunk.len());
+    let mut states = Vec::with_capacity(chunk.len());
+    let mut errors: Vec<Option<String>> = Vec::with_capacity(chunk.len());
+    for d in chunk {
+        ids.push(d.id);
+        match &d.outcome {
+            Ok(state) => {
+                states.push((*state).to_owned());
+                errors.push(None);
+            }
+            Err(err) => {
+                states.push("PENDING".to_owned());
+                errors.push(Some(err.clone()));
+            }
+        }
+    }
+    sqlx::query(
+        "UPDATE delivery_events e
+            SET signal_state = u.state,
+                signalled_at = CASE WHEN u.state = 'PENDING' THEN NULL ELSE now() END,
+                signal_attempts = e.signal_attempts + 1,
+                last_signal_error = u.error
+           FROM UNNEST($1::int8[], $2::text[], $3::text[]) AS u(id, state, error)
+          WHERE e.id = u.id AND e.signal_state = 'PENDING'",
+    )
+    .bind(&ids)
+    .bind(&states)
+    .bind(&errors)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A stored event still to be signalled: its row id, its workflow and the signal's payload.
+pub struct Pending {
+    /// Row id.
+    pub id: i64,
+    /// The SMS workflow.
+    pub workflow_id: String,
+    /// The `delivery` signal's payload.
+    pub report: DeliveryReport,
+}
+
+/// The oldest events still PENDING that were stored more than `grace` ago (at most `limit`).
+pub async fn pending(
+    pool: &PgPool,
+    grace: std::time::Duration,
+    limit: i64,
+) -> sqlx::Result<Vec<Pending>> {
+    let rows = sqlx::query(
+        "SELECT id, workflow_id, attempt, carrier_message_id, status, error_code
+           FROM delivery_events
+          WHERE signal_state = 'PENDING' AND received_at < now() - make_interval(secs => $1)
+          ORDER BY id LIMIT $2",
+    )
+    .bind(grace.as_secs_f64())
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let status = DeliveryStatus::parse(row.get("status")).ok()?;
+            let id: i64 = row.get("id");
+            Some(Pending {
+                id,
+                workflow_id: row.get("workflow_id"),
+                report: DeliveryReport {
+                    attempt: u32::try_from(row.get::<i16, _>("attempt")).unwrap_or_default(),
+                    carrier_message_id: row.get("carrier_message_id"),
+                    status,
+                    error_code: row.get("error_code"),
+                    event_id: Some(id),
+                },
+            })
+        })
+        .collect())
+}
 
 /// The carrier ids that stored delivery events of `reference` name (not those already flagged
 /// FOREIGN), oldest first.

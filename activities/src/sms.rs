@@ -624,29 +624,22 @@ pub async fn poll(
             return Ok(None);
         }
     };
-    let inserted = sqlx::query(
-        "INSERT INTO delivery_events (carrier, carrier_message_id, status, error_code, message_ref,
-                                      workflow_id, attempt, occurred_at, raw, signal_state)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'status poll', 'NOT_SIGNALLED')
-         ON CONFLICT (carrier, carrier_message_id, status) DO NOTHING
-         RETURNING id",
+    let event_id = delivery_events::store_poll_answer(
+        pool,
+        via.name(),
+        &input.carrier_message_id,
+        report.status,
+        report.error_code.as_deref(),
+        &input.reference,
+        report.occurred_at,
     )
-    .bind(via.name().as_str())
-    .bind(&input.carrier_message_id)
-    .bind(report.status.as_str())
-    .bind(&report.error_code)
-    .bind(input.reference.to_string())
-    .bind(input.reference.workflow_id())
-    .bind(i16::try_from(input.reference.attempt).unwrap_or(i16::MAX))
-    .bind(report.occurred_at)
-    .fetch_optional(pool)
     .await?;
     Ok(Some(DeliveryReport {
         attempt: input.reference.attempt,
         carrier_message_id: input.carrier_message_id.clone(),
         status: report.status,
         error_code: report.error_code,
-        event_id: inserted.map(|row| row.get("id")),
+        event_id,
     }))
 }
 

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use pcn_activities::carrier::events::CarrierEvent;
+use pcn_activities::delivery_events;
 use pcn_workflows::contracts::DeliveryReport;
-use pcn_workflows::delivery::DeliveryStatus;
 use pcn_workflows::sms::SmsNotificationWorkflow;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use temporalio_client::errors::WorkflowInteractionError;
 use temporalio_client::{Client, WorkflowSignalOptions};
 use tokio::sync::{Mutex, mpsc};
@@ -271,41 +271,20 @@ async fn deliver(slot: &ClientSlot, item: DispatchItem) -> Delivered {
 }
 
 async fn mark(pool: &PgPool, chunk: Vec<Delivered>) {
-    let mut ids = Vec::new();
-    let mut states = Vec::new();
-    let mut errors: Vec<Option<String>> = Vec::new();
-    for d in chunk {
-        ids.push(d.id);
-        match d.outcome {
-            Ok(state) => {
-                states.push(state.to_owned());
-                errors.push(None);
-            }
-            Err(err) => {
-                states.push("PENDING".to_owned());
-                errors.push(Some(err));
-            }
-        }
+    for d in &chunk {
         tracing::debug!(
             latency_ms = d.latency.as_millis() as u64,
             "event dispatched"
         );
     }
-    let result = sqlx::query(
-        "UPDATE delivery_events e
-            SET signal_state = u.state,
-                signalled_at = CASE WHEN u.state = 'PENDING' THEN NULL ELSE now() END,
-                signal_attempts = e.signal_attempts + 1,
-                last_signal_error = u.error
-           FROM UNNEST($1::int8[], $2::text[], $3::text[]) AS u(id, state, error)
-          WHERE e.id = u.id AND e.signal_state = 'PENDING'",
-    )
-    .bind(&ids)
-    .bind(&states)
-    .bind(&errors)
-    .execute(pool)
-    .await;
-    if let Err(err) = result {
+    let marks: Vec<delivery_events::Dispatched> = chunk
+        .into_iter()
+        .map(|d| delivery_events::Dispatched {
+            id: d.id,
+            outcome: d.outcome,
+        })
+        .collect();
+    if let Err(err) = delivery_events::mark_dispatched(pool, &marks).await {
         // The events stay PENDING and are signalled again: harmless (the workflow dedups).
         tracing::warn!(error = %err, "marking dispatched events failed");
     }
@@ -317,34 +296,16 @@ pub async fn reconcile(
     dispatcher: &Dispatcher,
     grace: Duration,
 ) -> anyhow::Result<usize> {
-    let rows = sqlx::query(
-        "SELECT id, workflow_id, attempt, carrier_message_id, status, error_code
-           FROM delivery_events
-          WHERE signal_state = 'PENDING' AND received_at < now() - make_interval(secs => $1)
-          ORDER BY id LIMIT 2000",
-    )
-    .bind(grace.as_secs_f64())
-    .fetch_all(pool)
-    .await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for row in rows {
-        let Ok(status) = DeliveryStatus::parse(row.get("status")) else {
-            continue;
-        };
-        let id: i64 = row.get("id");
-        items.push(DispatchItem {
-            id,
-            workflow_id: row.get("workflow_id"),
-            report: DeliveryReport {
-                attempt: u32::try_from(row.get::<i16, _>("attempt")).unwrap_or_default(),
-                carrier_message_id: row.get("carrier_message_id"),
-                status,
-                error_code: row.get("error_code"),
-                event_id: Some(id),
-            },
+    let items: Vec<DispatchItem> = delivery_events::pending(pool, grace, 2_000)
+        .await?
+        .into_iter()
+        .map(|p| DispatchItem {
+            id: p.id,
+            workflow_id: p.workflow_id,
+            report: p.report,
             stored_at: Instant::now(),
-        });
-    }
+        })
+        .collect();
     let n = items.len();
     if n > 0 {
         tracing::info!(events = n, "reconciler: delivering pending events");

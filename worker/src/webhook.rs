@@ -16,7 +16,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -25,7 +24,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use pcn_activities::carrier::events::{self, CarrierEvent, ConsentKeyword, InboundSms};
 use pcn_activities::carrier::signature;
-use pcn_activities::consent;
+use pcn_activities::{consent, delivery_events};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
@@ -366,7 +365,14 @@ pub fn spawn_ingest(
 async fn write_batch(pool: &PgPool, dispatcher: &Dispatcher, batch: Vec<IngestRequest>) {
     let mut attempt = 0;
     let rows = loop {
-        match insert_events(pool, &batch).await {
+        let events: Vec<_> = batch
+            .iter()
+            .map(|r| delivery_events::NewCallback {
+                event: &r.event,
+                raw: &r.raw,
+            })
+            .collect();
+        match delivery_events::store_callbacks(pool, &events).await {
             Ok(rows) => break rows,
             Err(err) if attempt < 2 => {
                 attempt += 1;
@@ -418,76 +424,6 @@ async fn write_batch(pool: &PgPool, dispatcher: &Dispatcher, batch: Vec<IngestRe
         let _ = request.reply.send(Ok(answer));
     }
     dispatcher.submit(new_items);
-}
-
-/// A stored event, as the insert returns it.
-#[derive(sqlx::FromRow)]
-struct InsertedRow {
-    id: i64,
-    carrier: String,
-    carrier_message_id: String,
-    status: String,
-    signal_state: String,
-    flag: Option<String>,
-}
-
-/// Stores a batch in one statement. An event whose reference names an attempt that holds
-/// another carrier id is about another message: stored FOREIGN and never signalled. Final events
-/// are PENDING (to be signalled), progress reports NOT_SIGNALLED.
-async fn insert_events(pool: &PgPool, batch: &[IngestRequest]) -> anyhow::Result<Vec<InsertedRow>> {
-    let mut carriers = Vec::with_capacity(batch.len());
-    let mut ids = Vec::with_capacity(batch.len());
-    let mut statuses = Vec::with_capacity(batch.len());
-    let mut codes = Vec::with_capacity(batch.len());
-    let mut refs = Vec::with_capacity(batch.len());
-    let mut workflows = Vec::with_capacity(batch.len());
-    let mut attempts = Vec::with_capacity(batch.len());
-    let mut occurred = Vec::with_capacity(batch.len());
-    let mut raws = Vec::with_capacity(batch.len());
-    let mut finals = Vec::with_capacity(batch.len());
-    for request in batch {
-        let e = &request.event;
-        carriers.push(e.carrier.as_str().to_owned());
-        ids.push(e.carrier_message_id.clone());
-        statuses.push(e.status.as_str().to_owned());
-        codes.push(e.error_code.clone());
-        refs.push(e.reference.to_string());
-        workflows.push(e.reference.workflow_id());
-        attempts.push(i16::try_from(e.reference.attempt).unwrap_or(i16::MAX));
-        occurred.push(e.occurred_at);
-        raws.push(request.raw.clone());
-        finals.push(e.status.is_final());
-    }
-    let rows = sqlx::query_as::<_, InsertedRow>(
-        "INSERT INTO delivery_events (carrier, carrier_message_id, status, error_code, message_ref,
-                                      workflow_id, attempt, occurred_at, raw, signal_state, flag)
-         SELECT u.carrier, u.id, u.status, u.code, u.ref, u.workflow, u.attempt, u.occurred, u.raw,
-                CASE WHEN foreign_id THEN 'NOT_SIGNALLED'
-                     WHEN u.final THEN 'PENDING' ELSE 'NOT_SIGNALLED' END,
-                CASE WHEN foreign_id THEN 'FOREIGN' END
-           FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                       $6::text[], $7::int2[], $8::timestamptz[], $9::text[], $10::bool[])
-                AS u(carrier, id, status, code, ref, workflow, attempt, occurred, raw, final)
-           LEFT JOIN sms_attempts a ON a.message_ref = u.ref
-           CROSS JOIN LATERAL (SELECT a.carrier_message_id IS NOT NULL
-                                      AND a.carrier_message_id <> u.id AS foreign_id) f
-         ON CONFLICT (carrier, carrier_message_id, status) DO NOTHING
-         RETURNING id, carrier, carrier_message_id, status, signal_state, flag",
-    )
-    .bind(&carriers)
-    .bind(&ids)
-    .bind(&statuses)
-    .bind(&codes)
-    .bind(&refs)
-    .bind(&workflows)
-    .bind(&attempts)
-    .bind(&occurred)
-    .bind(&raws)
-    .bind(&finals)
-    .fetch_all(pool)
-    .await
-    .context("storing delivery events")?;
-    Ok(rows)
 }
 
 /// A running webhook server.
