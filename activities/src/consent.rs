@@ -1,5 +1,6 @@
-//! The owner of consent: the ledger `consent_events` and, through it, `customers.opted_out`
-//! (the database refuses any other change of that column).
+//! The owner of consent: the ledger `consent_events`, the customers' replies `inbound_messages`
+//! and, through the ledger, `customers.opted_out` (the database refuses any other change of that
+//! column).
 //!
 //! The rules, in one place:
 //! - anyone with a reason to may opt a customer **out**: the customer's keyword reply, the
@@ -344,6 +345,75 @@ pub async fn history(pool: &PgPool, customer: &CustomerId) -> anyhow::Result<Vec
             })
         })
         .collect()
+}
+
+/// Stores a customer's reply (`inbound_messages`, idempotent per carrier message id) and what it
+/// means for consent, in one transaction: a STOP keyword (in any language we send in) opts out
+/// every customer with that number, START/UNSTOP opts them back in, each recorded in the ledger
+/// and audited; anything else (an unknown number, an empty text, a keyword inside a sentence) is
+/// kept as IGNORED. Returns the action stored and how many customers changed.
+pub async fn record_inbound(
+    pool: &PgPool,
+    inbound: &crate::carrier::events::InboundSms,
+) -> anyhow::Result<(&'static str, usize)> {
+    use crate::carrier::events::{ConsentKeyword, consent_keyword};
+    let keyword = consent_keyword(&inbound.body);
+    let mut tx = pool.begin().await?;
+    let customers: Vec<String> = sqlx::query_scalar(
+        "SELECT customer_id FROM customers WHERE phone_e164 = $1 ORDER BY customer_id",
+    )
+    .bind(inbound.from.as_e164())
+    .fetch_all(&mut *tx)
+    .await?;
+    let action = match keyword {
+        _ if customers.is_empty() => "IGNORED",
+        Some(ConsentKeyword::OptOut) => "OPTED_OUT",
+        Some(ConsentKeyword::OptIn) => "OPTED_IN",
+        None => "IGNORED",
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO inbound_messages (carrier, carrier_message_id, phone_e164, body, customer_id, action)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (carrier, carrier_message_id) DO NOTHING",
+    )
+    .bind(inbound.carrier.as_str())
+    .bind(&inbound.carrier_message_id)
+    .bind(inbound.from.as_e164())
+    .bind(&inbound.body)
+    .bind(customers.first())
+    .bind(action)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let mut changed = 0;
+    if inserted == 1 && action != "IGNORED" {
+        let actor = format!("carrier:{}", inbound.carrier.as_str());
+        let reason = format!("inbound reply {:?}", inbound.body.trim());
+        for customer in &customers {
+            let fact = Fact {
+                customer,
+                source: Source::InboundKeyword,
+                actor: &actor,
+                reason: Some(&reason),
+                carrier_message_id: Some(&inbound.carrier_message_id),
+                idempotency_key: Some(format!(
+                    "inbound/{}/{}/{customer}",
+                    inbound.carrier.as_str(),
+                    inbound.carrier_message_id
+                )),
+            };
+            let change = if action == "OPTED_OUT" {
+                opt_out(&mut tx, &fact).await?
+            } else {
+                opt_in(&mut tx, &fact).await?
+            };
+            if change == Change::Changed {
+                changed += 1;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok((action, changed))
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use pcn_activities::carrier::events::{self, CarrierEvent, ConsentKeyword, InboundSms};
+use pcn_activities::carrier::events::{self, CarrierEvent, InboundSms};
 use pcn_activities::carrier::signature;
 use pcn_activities::{consent, delivery_events};
 use sqlx::PgPool;
@@ -219,71 +219,11 @@ fn form_params(body: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Stores an inbound reply (idempotent per carrier message id). A STOP keyword (in any language
-/// we send in) opts out every customer with that number; START/UNSTOP opts them back in — both
-/// recorded in the consent ledger ([`consent`]) and audited. Anything else is kept as IGNORED:
-/// an unknown number, an empty text, a keyword inside a sentence.
+/// Stores an inbound reply and what it means for consent ([`consent::record_inbound`]: a STOP
+/// keyword opts the number's customers out, START/UNSTOP back in, anything else is kept as
+/// IGNORED); answers 200 once stored, 503 when Postgres could not take it.
 async fn handle_inbound(state: &AppState, inbound: InboundSms) -> Result<Response, Refusal> {
-    let keyword = events::consent_keyword(&inbound.body);
-    let result: anyhow::Result<(&'static str, usize)> = async {
-        let mut tx = state.pool.begin().await?;
-        let customers: Vec<String> = sqlx::query_scalar(
-            "SELECT customer_id FROM customers WHERE phone_e164 = $1 ORDER BY customer_id",
-        )
-        .bind(inbound.from.as_e164())
-        .fetch_all(&mut *tx)
-        .await?;
-        let action = match keyword {
-            _ if customers.is_empty() => "IGNORED",
-            Some(ConsentKeyword::OptOut) => "OPTED_OUT",
-            Some(ConsentKeyword::OptIn) => "OPTED_IN",
-            None => "IGNORED",
-        };
-        let inserted = sqlx::query(
-            "INSERT INTO inbound_messages (carrier, carrier_message_id, phone_e164, body, customer_id, action)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (carrier, carrier_message_id) DO NOTHING",
-        )
-        .bind(inbound.carrier.as_str())
-        .bind(&inbound.carrier_message_id)
-        .bind(inbound.from.as_e164())
-        .bind(&inbound.body)
-        .bind(customers.first())
-        .bind(action)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let mut changed = 0;
-        if inserted == 1 && action != "IGNORED" {
-            let actor = format!("carrier:{}", inbound.carrier.as_str());
-            let reason = format!("inbound reply {:?}", inbound.body.trim());
-            for customer in &customers {
-                let fact = consent::Fact {
-                    customer,
-                    source: consent::Source::InboundKeyword,
-                    actor: &actor,
-                    reason: Some(&reason),
-                    carrier_message_id: Some(&inbound.carrier_message_id),
-                    idempotency_key: Some(format!(
-                        "inbound/{}/{}/{customer}",
-                        inbound.carrier.as_str(),
-                        inbound.carrier_message_id
-                    )),
-                };
-                let change = if action == "OPTED_OUT" {
-                    consent::opt_out(&mut tx, &fact).await?
-                } else {
-                    consent::opt_in(&mut tx, &fact).await?
-                };
-                if change == consent::Change::Changed {
-                    changed += 1;
-                }
-            }
-        }
-        tx.commit().await?;
-        Ok((action, changed))
-    }
-    .await;
+    let result = consent::record_inbound(&state.pool, &inbound).await;
     match result {
         Ok((action, changed)) => {
             tracing::info!(
