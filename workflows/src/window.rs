@@ -22,7 +22,7 @@ use chrono::{
     Timelike, Utc, Weekday,
 };
 
-use crate::domain::{DomainError, JERUSALEM};
+use crate::domain::{DomainError, JERUSALEM, shown};
 
 /// Error field of a rejected window.
 const FIELD: &str = "send_window";
@@ -169,7 +169,7 @@ impl SendWindow {
         if spec.eq_ignore_ascii_case(ALWAYS) {
             return Ok(Self::unrestricted());
         }
-        let bad = |why: &str| DomainError::new(FIELD, format!("{why} in {}", quoted(s)));
+        let bad = |why: &str| DomainError::new(FIELD, format!("{why} in {}", shown(s)));
         let (days, times) = spec
             .rsplit_once(char::is_whitespace)
             .ok_or_else(|| bad("expected \"<days> HH:MM-HH:MM\" or \"always\""))?;
@@ -319,17 +319,6 @@ fn parse_time(s: &str) -> Option<NaiveTime> {
 /// Index (Sunday = 0) of a three-letter day name, any ASCII case.
 fn parse_day(s: &str) -> Option<usize> {
     DAY_NAMES.iter().position(|d| d.eq_ignore_ascii_case(s))
-}
-
-/// Quotes rejected input for error messages, bounded in length.
-fn quoted(s: &str) -> String {
-    const MAX_CHARS: usize = 40;
-    if s.chars().count() <= MAX_CHARS {
-        format!("{s:?}")
-    } else {
-        let head: String = s.chars().take(MAX_CHARS).collect();
-        format!("{head:?}...")
-    }
 }
 
 impl fmt::Display for SendWindow {

@@ -29,7 +29,8 @@ const MIN_YEAR: i32 = 2000;
 /// Largest supported year.
 const MAX_YEAR: i32 = 2999;
 
-const MONTH_NAMES: [&str; 12] = [
+/// The English month names, January first (also the English SMS template's month names).
+pub(crate) const MONTH_NAMES: [&str; 12] = [
     "January",
     "February",
     "March",

@@ -37,7 +37,7 @@ impl DomainError {
 
 /// Quotes rejected input for error messages, bounded so that a hostile multi-megabyte value
 /// cannot bloat logs or API responses.
-fn shown(s: &str) -> String {
+pub(crate) fn shown(s: &str) -> String {
     const MAX_CHARS: usize = 40;
     if s.chars().count() <= MAX_CHARS {
         format!("{s:?}")
@@ -81,6 +81,7 @@ mod language;
 mod money;
 mod phone;
 
+pub(crate) use calendar::MONTH_NAMES;
 pub use calendar::{BusinessDate, JERUSALEM, YearMonth};
 pub use ids::{AccountId, CustomerId};
 pub use language::Language;

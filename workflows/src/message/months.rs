@@ -1,23 +1,8 @@
 //! Month names in each supported language, in the form the SMS templates use.
 
-use crate::domain::Language;
 #[cfg(doc)]
 use crate::domain::YearMonth;
-
-const MONTHS_EN: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
+use crate::domain::{Language, MONTH_NAMES};
 
 const MONTHS_HE: [&str; 12] = [
     "ינואר",
@@ -76,7 +61,7 @@ pub fn month_name(language: Language, month: u32) -> &'static str {
     let names = match language {
         Language::Hebrew => &MONTHS_HE,
         Language::Arabic => &MONTHS_AR,
-        Language::English => &MONTHS_EN,
+        Language::English => &MONTH_NAMES,
         Language::Russian => &MONTHS_RU,
     };
     names[index]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::months::month_name;
 use super::segments::{Encoding, SegmentCount, segments};
 use crate::customer::FirstName;
-use crate::domain::{DomainError, Language, YearMonth};
+use crate::domain::{DomainError, Language, YearMonth, shown};
 
 /// Placeholder for the customer's first name (required in every template).
 pub const FIRST_NAME_PLACEHOLDER: &str = "{CustomerFirstName}";
@@ -32,17 +32,6 @@ fn slot(language: Language) -> usize {
         Language::Arabic => 1,
         Language::English => 2,
         Language::Russian => 3,
-    }
-}
-
-/// Quotes a fragment of a template for an error message, bounded in length.
-fn quoted(s: &str) -> String {
-    const MAX_CHARS: usize = 40;
-    if s.chars().count() <= MAX_CHARS {
-        format!("{s:?}")
-    } else {
-        let head: String = s.chars().take(MAX_CHARS).collect();
-        format!("{head:?}...")
     }
 }
 
@@ -92,13 +81,13 @@ impl MessageTemplate {
             if tail.starts_with('}') {
                 return Err(DomainError::new(
                     field,
-                    format!("'}}' without a matching '{{' before {}", quoted(tail)),
+                    format!("'}}' without a matching '{{' before {}", shown(tail)),
                 ));
             }
             let Some(close) = tail.find('}') else {
                 return Err(DomainError::new(
                     field,
-                    format!("'{{' without a closing '}}' at {}", quoted(tail)),
+                    format!("'{{' without a closing '}}' at {}", shown(tail)),
                 ));
             };
             let placeholder = &tail[..=close];
@@ -112,7 +101,7 @@ impl MessageTemplate {
                         format!(
                             "unknown placeholder {}; expected {FIRST_NAME_PLACEHOLDER}, \
                              {MONTH_NAME_PLACEHOLDER} or {YEAR_PLACEHOLDER}",
-                            quoted(other)
+                            shown(other)
                         ),
                     ));
                 }
