@@ -102,10 +102,8 @@ pub async fn begin_manual_retry(
         month,
     })?;
     let status: String = row.get("status");
-    let retryable = NotificationState::ALL
-        .into_iter()
-        .find(|s| s.as_str() == status)
-        .is_some_and(NotificationState::can_be_retried_by_hand);
+    let retryable =
+        NotificationState::parse(&status).is_some_and(NotificationState::can_be_retried_by_hand);
     if !retryable {
         return Err(RetryError::NotRetryable {
             customer: customer.clone(),

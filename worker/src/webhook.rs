@@ -303,15 +303,15 @@ pub fn spawn_ingest(
 }
 
 async fn write_batch(pool: &PgPool, dispatcher: &Dispatcher, batch: Vec<IngestRequest>) {
+    let events: Vec<_> = batch
+        .iter()
+        .map(|r| delivery_events::NewCallback {
+            event: &r.event,
+            raw: &r.raw,
+        })
+        .collect();
     let mut attempt = 0;
     let rows = loop {
-        let events: Vec<_> = batch
-            .iter()
-            .map(|r| delivery_events::NewCallback {
-                event: &r.event,
-                raw: &r.raw,
-            })
-            .collect();
         match delivery_events::store_callbacks(pool, &events).await {
             Ok(rows) => break rows,
             Err(err) if attempt < 2 => {
