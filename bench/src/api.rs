@@ -53,7 +53,8 @@ use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowStartOptions};
 use temporalio_sdk::{Worker, WorkerOptions};
 use tonic::transport::Channel;
 
-use crate::sms::{BenchEmptyWorkflow, DevServer};
+use crate::harness::DevServer;
+use crate::sms::BenchEmptyWorkflow;
 use crate::{Args, Figure, figure};
 
 /// The qualification benchmark's month (its data is reused when present).

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 mod api;
+mod harness;
 mod month;
 mod sms;
 mod tree;

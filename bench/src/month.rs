@@ -25,9 +25,8 @@ use pcn_workflows::window::SendWindow;
 use sqlx::PgPool;
 use temporalio_client::{WorkflowGetResultOptions, WorkflowListOptions};
 
-use crate::sms::{
-    DevServer, bench_activities, bench_worker, carrier_stack, empty_rate, with_worker,
-};
+use crate::harness::{DevServer, bench_activities, carrier_stack, with_worker};
+use crate::sms::{bench_worker, empty_rate};
 use crate::{Args, Figure, figure};
 
 /// The backfilled month (31 days).
@@ -62,7 +61,7 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
     )
     .await?;
 
-    let (pool, url) = crate::sms::fresh_database(&args.admin_url, "pcn_bench_month").await?;
+    let (pool, url) = crate::harness::fresh_database(&args.admin_url, "pcn_bench_month").await?;
     println!("month: seeding {n} customers and a bank of {n} accounts...");
     crate::seed_customers(&pool, n).await?;
     let bank = pcn_bank_sim::spawn(
@@ -137,7 +136,7 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
     let db_mb: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database()) / 1048576")
         .fetch_one(&pool)
         .await?;
-    let hwm_mb = crate::sms::vm_hwm_kib(std::process::id())? as f64 / 1024.0;
+    let hwm_mb = crate::harness::vm_hwm_kib(std::process::id())? as f64 / 1024.0;
     pool.close().await;
     drop(server);
 
