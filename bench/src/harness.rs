@@ -254,3 +254,21 @@ pub(crate) async fn fresh_database(
     db::migrate(&pool).await?;
     Ok((pool, url))
 }
+
+/// Waits until `counter` reaches `target` (polled every 20 ms; bound: 60 s + 1 s per 5), or fails
+/// naming `what` and how far it got.
+pub(crate) async fn wait_count(
+    counter: &std::sync::atomic::AtomicU64,
+    target: u64,
+    what: &str,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60 + target / 5);
+    loop {
+        let done = counter.load(std::sync::atomic::Ordering::Relaxed);
+        if done >= target {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "only {done} of {target} {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

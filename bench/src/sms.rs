@@ -47,7 +47,7 @@ use temporalio_sdk::{Worker, WorkerOptions};
 use temporalio_workflow::{SyncWorkflowContext, WorkflowContext, WorkflowResult};
 
 use crate::harness::{
-    DevServer, bench_activities, carrier_stack, fresh_database, vm_hwm_kib, with_worker,
+    DevServer, bench_activities, carrier_stack, fresh_database, vm_hwm_kib, wait_count, with_worker,
 };
 use crate::{Args, Figure, figure};
 
@@ -333,15 +333,12 @@ async fn raw_signal_rate(
         .try_for_each(|_| async { Ok(()) })
         .await
         .context("starting a signal receiver")?;
-    let deadline = Instant::now() + Duration::from_secs(60 + k / 5);
-    while SIGNAL_RECEIVERS_READY.load(Ordering::Relaxed) < k {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "only {} of {k} signal receivers ran their first task",
-            SIGNAL_RECEIVERS_READY.load(Ordering::Relaxed)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_count(
+        &SIGNAL_RECEIVERS_READY,
+        k,
+        "signal receivers ran their first task",
+    )
+    .await?;
     println!(
         "  {k} started and parked in {:.1} s; signalling...",
         started.elapsed().as_secs_f64()

@@ -14,7 +14,7 @@
 //! activity per 1,000 customers to read its page (negligible beside 1,000 starts).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -24,6 +24,8 @@ use temporalio_macros::{workflow, workflow_methods};
 use temporalio_workflow::{
     ChildWorkflowOptions, ParentClosePolicy, WorkflowContext, WorkflowResult, join_all,
 };
+
+use crate::harness::wait_count;
 
 /// Children a batch workflow starts (Temporal advises ≤ 500–1,000 pending per parent).
 pub const BATCH: u64 = 1_000;
@@ -134,20 +136,6 @@ impl BenchTreeBatchWorkflow {
     }
 }
 
-/// Waits until `target` leaves ran (generous bound: 60 s + 1 s per 5 leaves).
-async fn leaves_ran(target: u64, what: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60 + target / 5);
-    while LEAVES_RAN.load(Ordering::Relaxed) < target {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{what}: only {} of {target} leaves ran",
-            LEAVES_RAN.load(Ordering::Relaxed)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
-}
-
 /// Rates (leaves per second) of the two mechanisms for `n` leaves: (client starts, tree).
 pub async fn compare(
     client: Client,
@@ -171,7 +159,7 @@ pub async fn compare(
         .try_for_each(|_| async { Ok(()) })
         .await
         .context("starting a leaf from the client")?;
-    leaves_ran(n, "client starts").await?;
+    wait_count(&LEAVES_RAN, n, "leaves ran (client starts)").await?;
     let client_secs = started.elapsed().as_secs_f64();
     println!("  {n} ran in {client_secs:.1} s");
 
@@ -194,7 +182,7 @@ pub async fn compare(
         )
         .await
         .context("starting the tree's root")?;
-    leaves_ran(n, "tree of children").await?;
+    wait_count(&LEAVES_RAN, n, "leaves ran (tree of children)").await?;
     let tree_secs = started.elapsed().as_secs_f64();
     root.get_result(WorkflowGetResultOptions::default())
         .await
