@@ -18,7 +18,7 @@
 //! before the carrier call ([`crate::attempts::claim_many`]); a batch the carrier certainly did
 //! not take goes back to UNSENT; a batch whose outcome is unknown leaves its attempts in doubt,
 //! resolved one by one by [`crate::in_doubt`] through the single-message path
-//! ([`crate::sms::submit`]), which also serves attempts already in doubt when they come back.
+//! ([`crate::sms_steps::submit`]), which also serves attempts already in doubt when they come back.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +33,8 @@ use crate::attempts::{self, AttemptStatus, NewAttempt};
 use crate::breaker::{Admission, Outcome};
 use crate::carrier::{AnyCarrier, CarrierError, OutboundSms, SmsCarrier, SubmitOutcome};
 use crate::metrics::Metrics;
-use crate::sms::{self, Recipient, SmsDeps, Submitted};
+use crate::notifications::{self, Submitted};
+use crate::sms_steps::{self as sms, Recipient, SmsDeps};
 use crate::{budget, delivery_events, failpoint};
 
 /// How the gateway gathers and admits.
@@ -176,7 +177,7 @@ impl Worker {
             .map(|k| k.customer.as_str().to_owned())
             .collect();
         let loaded = async {
-            sms::ensure_notifications(&self.pool, &keys).await?;
+            notifications::ensure_many(&self.pool, &keys).await?;
             let rows = attempts::load_many(&self.pool, &references).await?;
             let recipients = sms::load_recipients(&self.pool, &customers).await?;
             anyhow::Ok((rows, recipients))
@@ -498,7 +499,7 @@ impl Worker {
             let mut tx = self.pool.begin().await?;
             let stored = attempts::store_accepted_many(&mut tx, &accepted).await?;
             attempts::store_rejected_many(&mut tx, &rejected).await?;
-            sms::mark_submitted_many(&mut tx, &marks).await?;
+            notifications::mark_submitted_many(&mut tx, &marks).await?;
             delivery_events::flag_others_foreign_many(&mut tx, carrier, &accepted).await?;
             tx.commit().await?;
             anyhow::Ok(stored)

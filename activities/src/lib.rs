@@ -34,13 +34,14 @@ pub mod consent;
 pub mod db;
 pub mod delivery_events;
 pub mod failpoint;
+pub mod fanout;
 pub mod gateway;
 pub mod in_doubt;
 pub mod metrics;
 pub mod notifications;
 pub mod qualify;
 pub mod setup;
-pub mod sms;
+pub mod sms_steps;
 pub mod sweep;
 pub mod templates;
 
@@ -64,7 +65,7 @@ pub struct PcnActivities {
     pub metrics: Metrics,
     /// Carrier and templates of the SMS steps (None: this worker cannot send SMS, and fails those
     /// activities retryably so another worker can).
-    pub sms: Option<std::sync::Arc<sms::SmsDeps>>,
+    pub sms: Option<std::sync::Arc<sms_steps::SmsDeps>>,
     /// Temporal client of the fan-out (None: same as above).
-    pub fanout: Option<sms::FanoutDeps>,
+    pub fanout: Option<fanout::FanoutDeps>,
 }

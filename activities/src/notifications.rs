@@ -1,9 +1,17 @@
-//! Rules of `notifications` that an operator's request changes: a manual retry reopens a
-//! notification that ended FAILED or UNDELIVERABLE, once per request id, with its
-//! `notification_retries` row and audit entry in the same transaction. The SMS steps' own writes
-//! (`PrepareNotification`, `RecordNotification`) are in [`crate::sms`].
+//! The owner of `notifications` and `notification_retries`: the only module with SQL for them.
+//!
+//! - The fan-out creates one PENDING row per qualified customer ([`create_page`]); the SMS steps
+//!   move it through WAITING_WINDOW, SUBMITTED and RETRY_WAIT to a final state
+//!   ([`mark_prepared`], [`mark_submitted`], [`set_state`]); a final row never changes again…
+//! - …except by an operator's manual retry ([`begin_manual_retry`]), which reopens a notification
+//!   that ended FAILED or UNDELIVERABLE, once per request id, with its `notification_retries` row
+//!   and audit entry in the same transaction.
+//! - Reads for the control API and the month's counts.
 
-use pcn_workflows::domain::{CustomerId, YearMonth};
+use pcn_workflows::contracts::{NotificationCounts, NotificationKey};
+use pcn_workflows::delivery::FailureCategory;
+use pcn_workflows::domain::{CustomerId, Language, YearMonth};
+use pcn_workflows::message::RenderedMessage;
 use pcn_workflows::sms::{self, NotificationState};
 use serde_json::json;
 use sqlx::{PgPool, Row as _};
@@ -171,4 +179,273 @@ pub async fn record_retry_run(pool: &PgPool, request_id: &str, run_id: &str) -> 
     .execute(pool)
     .await?;
     Ok(())
+}
+
+// The SMS steps' writes. Every change of a notification's state goes through one of these; a
+// row that ended (`finished_at` set) is never changed again except by `begin_manual_retry`.
+
+/// Creates the notification row when the workflow was started some other way than the fan-out
+/// (an operator, a test); a no-op otherwise.
+pub(crate) async fn ensure(pool: &PgPool, key: &NotificationKey) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO notifications (month, customer_id, workflow_id) VALUES ($1, $2, $3)
+         ON CONFLICT (month, customer_id) DO NOTHING",
+    )
+    .bind(key.month.first_day().as_naive())
+    .bind(key.customer.as_str())
+    .bind(sms::workflow_id(key.month, &key.customer))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// [`ensure`] for a batch.
+pub(crate) async fn ensure_many(pool: &PgPool, keys: &[&NotificationKey]) -> anyhow::Result<()> {
+    let months: Vec<_> = keys
+        .iter()
+        .map(|k| k.month.first_day().as_naive())
+        .collect();
+    let customers: Vec<&str> = keys.iter().map(|k| k.customer.as_str()).collect();
+    let ids: Vec<String> = keys
+        .iter()
+        .map(|k| sms::workflow_id(k.month, &k.customer))
+        .collect();
+    sqlx::query(
+        "INSERT INTO notifications (month, customer_id, workflow_id)
+         SELECT * FROM UNNEST($1::date[], $2::text[], $3::text[])
+         ON CONFLICT (month, customer_id) DO NOTHING",
+    )
+    .bind(&months)
+    .bind(&customers)
+    .bind(&ids)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// `PrepareNotification`'s mark: `state` (WAITING_WINDOW) with the message's language and size.
+pub(crate) async fn mark_prepared(
+    pool: &PgPool,
+    key: &NotificationKey,
+    state: NotificationState,
+    language: Language,
+    message: &RenderedMessage,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE notifications
+            SET status = $3, language = $4, encoding = $5, segments = $6, updated_at = now()
+          WHERE month = $1 AND customer_id = $2 AND finished_at IS NULL",
+    )
+    .bind(key.month.first_day().as_naive())
+    .bind(key.customer.as_str())
+    .bind(state.as_str())
+    .bind(language.code())
+    .bind(message.segments.encoding.as_str())
+    .bind(i16::try_from(message.segments.segments).unwrap_or(i16::MAX))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The notification is with the carrier: SUBMITTED, with the attempt count and the message size.
+pub(crate) async fn mark_submitted(
+    conn: &mut sqlx::PgConnection,
+    key: &NotificationKey,
+    attempt: u32,
+    language: Language,
+    message: &RenderedMessage,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE notifications
+            SET status = 'SUBMITTED', attempts = greatest(attempts, $3), language = $4,
+                encoding = $5, segments = $6, updated_at = now()
+          WHERE month = $1 AND customer_id = $2 AND finished_at IS NULL",
+    )
+    .bind(key.month.first_day().as_naive())
+    .bind(key.customer.as_str())
+    .bind(i16::try_from(attempt).unwrap_or(i16::MAX))
+    .bind(language.code())
+    .bind(message.segments.encoding.as_str())
+    .bind(i16::try_from(message.segments.segments).unwrap_or(i16::MAX))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// One notification of a batch whose attempt went to the carrier.
+pub(crate) struct Submitted<'a> {
+    pub(crate) key: &'a NotificationKey,
+    pub(crate) attempt: u32,
+    /// The carrier took it (false: refused at submission).
+    pub(crate) accepted: bool,
+    pub(crate) language: &'static str,
+    pub(crate) encoding: &'static str,
+    pub(crate) segments: u32,
+}
+
+/// [`mark_submitted`] for a batch; refused ones only count their attempt.
+pub(crate) async fn mark_submitted_many(
+    conn: &mut sqlx::PgConnection,
+    rows: &[Submitted<'_>],
+) -> anyhow::Result<()> {
+    let months: Vec<_> = rows
+        .iter()
+        .map(|r| r.key.month.first_day().as_naive())
+        .collect();
+    let customers: Vec<&str> = rows.iter().map(|r| r.key.customer.as_str()).collect();
+    let attempts: Vec<i16> = rows
+        .iter()
+        .map(|r| i16::try_from(r.attempt).unwrap_or(i16::MAX))
+        .collect();
+    let accepted: Vec<bool> = rows.iter().map(|r| r.accepted).collect();
+    let languages: Vec<&str> = rows.iter().map(|r| r.language).collect();
+    let encodings: Vec<&str> = rows.iter().map(|r| r.encoding).collect();
+    let segments: Vec<i16> = rows
+        .iter()
+        .map(|r| i16::try_from(r.segments).unwrap_or(i16::MAX))
+        .collect();
+    sqlx::query(
+        "UPDATE notifications n
+            SET status = CASE WHEN u.accepted THEN 'SUBMITTED' ELSE n.status END,
+                attempts = greatest(n.attempts, u.attempt),
+                language = CASE WHEN u.accepted THEN u.language ELSE n.language END,
+                encoding = CASE WHEN u.accepted THEN u.encoding ELSE n.encoding END,
+                segments = CASE WHEN u.accepted THEN u.segments ELSE n.segments END,
+                updated_at = now()
+           FROM UNNEST($1::date[], $2::text[], $3::int2[], $4::bool[], $5::text[], $6::text[],
+                       $7::int2[])
+                AS u(month, customer_id, attempt, accepted, language, encoding, segments)
+          WHERE n.month = u.month AND n.customer_id = u.customer_id AND n.finished_at IS NULL",
+    )
+    .bind(&months)
+    .bind(&customers)
+    .bind(&attempts)
+    .bind(&accepted)
+    .bind(&languages)
+    .bind(&encodings)
+    .bind(&segments)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An attempt the carrier refused at submission still counts as an attempt.
+pub(crate) async fn count_attempt(
+    conn: &mut sqlx::PgConnection,
+    key: &NotificationKey,
+    attempt: u32,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE notifications SET attempts = greatest(attempts, $3), updated_at = now()
+          WHERE month = $1 AND customer_id = $2 AND finished_at IS NULL",
+    )
+    .bind(key.month.first_day().as_naive())
+    .bind(key.customer.as_str())
+    .bind(i16::try_from(attempt).unwrap_or(i16::MAX))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// `RecordNotification`'s state change: a final `state` sets `finished_at`, after which the row
+/// no longer changes.
+pub(crate) async fn set_state(
+    conn: &mut sqlx::PgConnection,
+    key: &NotificationKey,
+    state: NotificationState,
+    category: Option<FailureCategory>,
+    detail: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE notifications
+            SET status = $3, failure_category = $4, detail = $5, updated_at = now(),
+                finished_at = CASE WHEN $6 THEN now() END
+          WHERE month = $1 AND customer_id = $2 AND finished_at IS NULL",
+    )
+    .bind(key.month.first_day().as_naive())
+    .bind(key.customer.as_str())
+    .bind(state.as_str())
+    .bind(category.map(|c| c.as_str()))
+    .bind(detail)
+    .bind(state.is_final())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Attempts sent and manual retries requested so far (for the final audit entry's key).
+pub(crate) async fn tallies(
+    conn: &mut sqlx::PgConnection,
+    key: &NotificationKey,
+) -> sqlx::Result<(i16, i16)> {
+    sqlx::query_as(
+        "SELECT attempts, manual_retries FROM notifications WHERE month = $1 AND customer_id = $2",
+    )
+    .bind(key.month.first_day().as_naive())
+    .bind(key.customer.as_str())
+    .fetch_one(conn)
+    .await
+}
+
+/// The fan-out's rows: one PENDING notification per customer of a page (existing rows kept).
+pub(crate) async fn create_page(
+    pool: &PgPool,
+    month: YearMonth,
+    customers: &[CustomerId],
+) -> sqlx::Result<()> {
+    let names: Vec<&str> = customers.iter().map(CustomerId::as_str).collect();
+    let ids: Vec<String> = customers
+        .iter()
+        .map(|c| sms::workflow_id(month, c))
+        .collect();
+    sqlx::query(
+        "INSERT INTO notifications (month, customer_id, workflow_id)
+         SELECT $1, c, w FROM UNNEST($2::text[], $3::text[]) AS t(c, w)
+         ON CONFLICT (month, customer_id) DO NOTHING",
+    )
+    .bind(month.first_day().as_naive())
+    .bind(&names)
+    .bind(&ids)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+// Reads.
+
+/// A month's notifications by state, with the number of qualified customers.
+pub async fn month_counts(pool: &PgPool, month: YearMonth) -> anyhow::Result<NotificationCounts> {
+    Ok(NotificationCounts {
+        qualified: crate::qualify::qualified_count(pool, month).await?,
+        ..status_counts(pool, month).await?
+    })
+}
+
+/// A month's notifications by state (`qualified` left 0).
+pub async fn status_counts(pool: &PgPool, month: YearMonth) -> anyhow::Result<NotificationCounts> {
+    let rows = sqlx::query(
+        "SELECT status, count(*) AS n FROM notifications WHERE month = $1 GROUP BY status",
+    )
+    .bind(month.first_day().as_naive())
+    .fetch_all(pool)
+    .await?;
+    let mut counts = NotificationCounts::default();
+    for row in rows {
+        let n = u64::try_from(row.get::<i64, _>("n")).unwrap_or_default();
+        counts.total += n;
+        let slot = match NotificationState::parse(row.get("status")) {
+            Some(NotificationState::Pending) => &mut counts.pending,
+            Some(NotificationState::WaitingWindow) => &mut counts.waiting_window,
+            Some(NotificationState::Submitted) => &mut counts.submitted,
+            Some(NotificationState::RetryWait) => &mut counts.retry_wait,
+            Some(NotificationState::Delivered) => &mut counts.delivered,
+            Some(NotificationState::Failed) => &mut counts.failed,
+            Some(NotificationState::Undeliverable) => &mut counts.undeliverable,
+            Some(NotificationState::OptedOut) => &mut counts.opted_out,
+            Some(NotificationState::Cancelled) => &mut counts.cancelled,
+            None => continue,
+        };
+        *slot += n;
+    }
+    Ok(counts)
 }

@@ -9,7 +9,7 @@
 
 use anyhow::Context as _;
 use pcn_workflows::contracts::{QualificationSummary, QualifyInput};
-use pcn_workflows::domain::{Nis, YearMonth};
+use pcn_workflows::domain::{CustomerId, Nis, YearMonth};
 use sqlx::PgPool;
 
 use crate::audit::{self, AuditEntry};
@@ -120,4 +120,38 @@ pub async fn month_summary<'e>(
         missing_data: n(6),
         written_now: 0,
     })
+}
+
+/// How many customers qualified in `month`.
+pub async fn qualified_count(pool: &PgPool, month: YearMonth) -> sqlx::Result<u64> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM qualifications WHERE month = $1 AND qualified")
+            .bind(month.first_day().as_naive())
+            .fetch_one(pool)
+            .await?;
+    Ok(u64::try_from(n).unwrap_or_default())
+}
+
+/// The fan-out's page: up to `limit` customers who qualified in `month`, after `after`, in
+/// customer order.
+pub async fn qualified_page(
+    pool: &PgPool,
+    month: YearMonth,
+    after: Option<&CustomerId>,
+    limit: u32,
+) -> anyhow::Result<Vec<CustomerId>> {
+    let customers: Vec<String> = sqlx::query_scalar(
+        "SELECT customer_id FROM qualifications
+          WHERE month = $1 AND qualified AND customer_id > $2
+          ORDER BY customer_id LIMIT $3",
+    )
+    .bind(month.first_day().as_naive())
+    .bind(after.map_or("", CustomerId::as_str))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    Ok(customers
+        .iter()
+        .map(|c| CustomerId::parse(c))
+        .collect::<Result<_, _>>()?)
 }

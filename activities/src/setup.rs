@@ -10,9 +10,10 @@ use crate::PcnActivities;
 use crate::bank::{BankClient, BankConfig};
 use crate::breaker::BreakerSettings;
 use crate::carrier::CarrierConfig;
+use crate::fanout::FanoutDeps;
 use crate::gateway::GatewaySettings;
 use crate::metrics::Metrics;
-use crate::sms::{FanoutDeps, SmsDeps};
+use crate::sms_steps::SmsDeps;
 use crate::sweep::SweepSettings;
 use pcn_workflows::message::TemplateSet;
 

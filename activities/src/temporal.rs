@@ -14,9 +14,11 @@ use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use crate::PcnActivities;
+use crate::fanout::{self, FanoutDeps};
 use crate::gateway::Gateway;
+use crate::notifications;
 use crate::qualify;
-use crate::sms::{self, FanoutDeps, SmsDeps};
+use crate::sms_steps::{self as sms, SmsDeps};
 use crate::sweep::{self, SweepError};
 
 #[activities]
@@ -90,7 +92,7 @@ impl PcnActivities {
                 }
             }
         };
-        Ok(sms::start_page(&self.pool, deps, &input, progress).await?)
+        Ok(fanout::start_page(&self.pool, deps, &input, progress).await?)
     }
 
     /// A month's notification counts.
@@ -100,7 +102,7 @@ impl PcnActivities {
         _ctx: ActivityContext,
         input: CountNotificationsInput,
     ) -> Result<NotificationCounts, ActivityError> {
-        Ok(sms::count(&self.pool, &input).await?)
+        Ok(notifications::month_counts(&self.pool, input.month).await?)
     }
 
     /// Prepares a notification while the send window is closed.

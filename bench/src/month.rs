@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures::TryStreamExt;
 use pcn_activities::db;
-use pcn_activities::sms::FanoutDeps;
+use pcn_activities::fanout::FanoutDeps;
 use pcn_workflows::domain::YearMonth;
 use pcn_workflows::month::{MonthSettings, MonthlyQualificationWorkflow};
 use pcn_workflows::sms::SmsSettings;

@@ -6,7 +6,7 @@
 //! - `empty_workflows_per_s`: M trivial workflows started with 32 starts in flight, until all
 //!   completed — what the server does with no work at all.
 //! - `sms_fanout_messages_per_s`: N qualified customers; the month's fan-out step
-//!   (`pcn_activities::sms::start_page`, pages of 2,000) until every SMS workflow has an attempt
+//!   (`pcn_activities::fanout::start_page`, pages of 2,000) until every SMS workflow has an attempt
 //!   the carrier simulator accepted. Baseline: the empty-workflow rate.
 //! - `history_events_per_delivered_message`: events of one DELIVERED SMS workflow.
 //! - `signal_delivery_per_s`: callbacks held by the simulator until all N messages were accepted,
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures::{StreamExt, TryStreamExt, stream};
 use pcn_activities::db;
-use pcn_activities::sms::FanoutDeps;
+use pcn_activities::fanout::FanoutDeps;
 use pcn_worker::dispatch::Dispatcher;
 use pcn_worker::webhook::WebhookConfig;
 use pcn_workflows::contracts::{RunRef, StartNotificationsInput};
@@ -461,7 +461,7 @@ async fn measure_sms(
     let mut after: Option<CustomerId> = None;
     let mut workflows = 0;
     loop {
-        let page = pcn_activities::sms::start_page(
+        let page = pcn_activities::fanout::start_page(
             pool,
             fanout,
             &StartNotificationsInput {

@@ -1,7 +1,7 @@
 //! Fan-out as a tree of child workflows against the fan-out we run (client starts from an
 //! activity), same N, same server, back to back (`fanout_children_tree_per_s`).
 //!
-//! - **Client starts** (what `pcn_activities::sms::start_page` does): N workflows started by the
+//! - **Client starts** (what `pcn_activities::fanout::start_page` does): N workflows started by the
 //!   client with 32 starts in flight, until the last one ran.
 //! - **Tree of children** (what the design card sketched): one root workflow starts ⌈N / 1,000⌉
 //!   batch children (`ParentClosePolicy::Abandon`, the root completes once they started); each

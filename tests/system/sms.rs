@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pcn_activities::carrier::CarrierKind;
 use pcn_activities::carrier::signature;
-use pcn_activities::sms::sms_start_options;
+use pcn_activities::fanout::sms_start_options;
 use pcn_carrier_sim::{Api, Outcome, SimConfig};
 use pcn_tests::{
     InProcessWorker, TestCarrier, TestDb, spawn_sim, temporal_address, temporal_client,

@@ -158,7 +158,7 @@ async fn compute(
                 .map_err(|e| read_error("counting decisions", e))
         },
         async {
-            pcn_activities::sms::status_counts(pool, month)
+            pcn_activities::notifications::status_counts(pool, month)
                 .await
                 .map_err(|e| read_error("counting notifications", e))
         },

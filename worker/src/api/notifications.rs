@@ -203,7 +203,7 @@ impl Control {
             settings: settings.clone(),
             first_attempt: attempt,
         };
-        let mut options = pcn_activities::sms::sms_start_options(
+        let mut options = pcn_activities::fanout::sms_start_options(
             &self.state.task_queue,
             month,
             customer,

@@ -1,5 +1,7 @@
-//! The SMS notification steps the workflow runs as local activities, and the fan-out that starts
-//! the workflows.
+//! The SMS workflow's steps, run as local activities on the worker: `PrepareNotification`,
+//! `SubmitSms` (through the submission gateway), `PollDeliveryStatus`, `RecordNotification`. The
+//! tables they change are written through their owner modules (`notifications`, `attempts`,
+//! `delivery_events`, `consent`, `audit`); the fan-out that starts the workflows is `fanout`.
 //!
 //! Idempotency is keyed by business ids in Postgres:
 //! - `notifications (month, customer)`: one row per notification, created by the fan-out;
@@ -8,27 +10,19 @@
 //!   id is answered from the row — never submitted again (a reset or a retry sends nothing twice);
 //! - the audit entry of a final state carries the key `notification/<workflow id>/final`.
 
-use std::sync::Arc;
-
 use anyhow::Context as _;
-use futures::{StreamExt, stream};
 use std::time::Duration;
 
 use pcn_workflows::contracts::{
-    CountNotificationsInput, DeliveryReport, NotificationCounts, NotificationKey, PollInput,
-    PrepareInput, Prepared, RecordInput, RunRef, StartNotificationsInput, StartNotificationsOutput,
-    SubmitInput, SubmitResult,
+    DeliveryReport, PollInput, PrepareInput, Prepared, RecordInput, RunRef, SubmitInput,
+    SubmitResult,
 };
 use pcn_workflows::customer::FirstName;
 use pcn_workflows::delivery::{FailureCategory, MessageRef};
-use pcn_workflows::domain::{CustomerId, Language, Phone, YearMonth};
+use pcn_workflows::domain::{CustomerId, Language, Phone};
 use pcn_workflows::message::{RenderedMessage, TemplateSet};
-use pcn_workflows::search;
-use pcn_workflows::sms::{self, NotificationState, SmsInput, SmsNotificationWorkflow};
+use pcn_workflows::sms::{self, NotificationState};
 use sqlx::{PgPool, Row};
-use temporalio_client::errors::WorkflowStartError;
-use temporalio_client::{Client, WorkflowIdReusePolicy, WorkflowStartOptions};
-use temporalio_common::search_attributes::SearchAttributes;
 
 use crate::attempts::{self, Attempt, AttemptStatus, NewAttempt, Resolution};
 use crate::audit::{self, AuditEntry};
@@ -37,7 +31,7 @@ use crate::carrier::{AnyCarrier, OutboundSms, SmsCarrier, SubmitOutcome};
 use crate::gateway::{Gateway, GatewaySettings};
 use crate::in_doubt::{self, Verdict};
 use crate::metrics::Metrics;
-use crate::{consent, delivery_events, failpoint};
+use crate::{consent, delivery_events, failpoint, notifications};
 
 /// What the SMS steps need besides the pool.
 pub struct SmsDeps {
@@ -104,15 +98,6 @@ impl SmsDeps {
     }
 }
 
-/// What the fan-out needs.
-#[derive(Clone)]
-pub struct FanoutDeps {
-    /// Temporal client the SMS workflows are started with.
-    pub client: Client,
-    /// Starts in flight at once (more only adds latency on a small server).
-    pub concurrency: usize,
-}
-
 /// A customer as the SMS steps need them.
 pub(crate) struct Recipient {
     pub(crate) first_name: FirstName,
@@ -149,105 +134,6 @@ pub(crate) async fn load_recipients(
         .collect()
 }
 
-/// [`ensure_notification`] for a batch.
-pub(crate) async fn ensure_notifications(
-    pool: &PgPool,
-    keys: &[&NotificationKey],
-) -> anyhow::Result<()> {
-    let months: Vec<_> = keys
-        .iter()
-        .map(|k| k.month.first_day().as_naive())
-        .collect();
-    let customers: Vec<&str> = keys.iter().map(|k| k.customer.as_str()).collect();
-    let ids: Vec<String> = keys
-        .iter()
-        .map(|k| sms::workflow_id(k.month, &k.customer))
-        .collect();
-    sqlx::query(
-        "INSERT INTO notifications (month, customer_id, workflow_id)
-         SELECT * FROM UNNEST($1::date[], $2::text[], $3::text[])
-         ON CONFLICT (month, customer_id) DO NOTHING",
-    )
-    .bind(&months)
-    .bind(&customers)
-    .bind(&ids)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-/// One notification of a batch whose attempt went to the carrier.
-pub(crate) struct Submitted<'a> {
-    pub(crate) key: &'a NotificationKey,
-    pub(crate) attempt: u32,
-    /// The carrier took it (false: refused at submission).
-    pub(crate) accepted: bool,
-    pub(crate) language: &'static str,
-    pub(crate) encoding: &'static str,
-    pub(crate) segments: u32,
-}
-
-/// [`mark_submitted`] for a batch; refused ones only count their attempt.
-pub(crate) async fn mark_submitted_many(
-    conn: &mut sqlx::PgConnection,
-    rows: &[Submitted<'_>],
-) -> anyhow::Result<()> {
-    let months: Vec<_> = rows
-        .iter()
-        .map(|r| r.key.month.first_day().as_naive())
-        .collect();
-    let customers: Vec<&str> = rows.iter().map(|r| r.key.customer.as_str()).collect();
-    let attempts: Vec<i16> = rows
-        .iter()
-        .map(|r| i16::try_from(r.attempt).unwrap_or(i16::MAX))
-        .collect();
-    let accepted: Vec<bool> = rows.iter().map(|r| r.accepted).collect();
-    let languages: Vec<&str> = rows.iter().map(|r| r.language).collect();
-    let encodings: Vec<&str> = rows.iter().map(|r| r.encoding).collect();
-    let segments: Vec<i16> = rows
-        .iter()
-        .map(|r| i16::try_from(r.segments).unwrap_or(i16::MAX))
-        .collect();
-    sqlx::query(
-        "UPDATE notifications n
-            SET status = CASE WHEN u.accepted THEN 'SUBMITTED' ELSE n.status END,
-                attempts = greatest(n.attempts, u.attempt),
-                language = CASE WHEN u.accepted THEN u.language ELSE n.language END,
-                encoding = CASE WHEN u.accepted THEN u.encoding ELSE n.encoding END,
-                segments = CASE WHEN u.accepted THEN u.segments ELSE n.segments END,
-                updated_at = now()
-           FROM UNNEST($1::date[], $2::text[], $3::int2[], $4::bool[], $5::text[], $6::text[],
-                       $7::int2[])
-                AS u(month, customer_id, attempt, accepted, language, encoding, segments)
-          WHERE n.month = u.month AND n.customer_id = u.customer_id AND n.finished_at IS NULL",
-    )
-    .bind(&months)
-    .bind(&customers)
-    .bind(&attempts)
-    .bind(&accepted)
-    .bind(&languages)
-    .bind(&encodings)
-    .bind(&segments)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Creates the notification row when the workflow was started some other way than the fan-out
-/// (an operator, a test); a no-op otherwise.
-async fn ensure_notification(pool: &PgPool, key: &NotificationKey) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO notifications (month, customer_id, workflow_id) VALUES ($1, $2, $3)
-         ON CONFLICT (month, customer_id) DO NOTHING",
-    )
-    .bind(key.month.first_day().as_naive())
-    .bind(key.customer.as_str())
-    .bind(sms::workflow_id(key.month, &key.customer))
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
 async fn load_recipient(pool: &PgPool, customer: &CustomerId) -> anyhow::Result<Option<Recipient>> {
     let row = sqlx::query(
         "SELECT first_name, phone_e164, language, opted_out FROM customers WHERE customer_id = $1",
@@ -265,7 +151,7 @@ pub async fn prepare(
     deps: &SmsDeps,
     input: &PrepareInput,
 ) -> anyhow::Result<Prepared> {
-    ensure_notification(pool, &input.key).await?;
+    notifications::ensure(pool, &input.key).await?;
     let Some(recipient) = load_recipient(pool, &input.key.customer).await? else {
         return Ok(Prepared::UnknownCustomer);
     };
@@ -275,19 +161,8 @@ pub async fn prepare(
     let message = deps
         .templates
         .render(recipient.language, &recipient.first_name, input.key.month);
-    sqlx::query(
-        "UPDATE notifications
-            SET status = $3, language = $4, encoding = $5, segments = $6, updated_at = now()
-          WHERE month = $1 AND customer_id = $2 AND finished_at IS NULL",
-    )
-    .bind(input.key.month.first_day().as_naive())
-    .bind(input.key.customer.as_str())
-    .bind(input.state.as_str())
-    .bind(recipient.language.code())
-    .bind(message.segments.encoding.as_str())
-    .bind(i16::try_from(message.segments.segments).unwrap_or(i16::MAX))
-    .execute(pool)
-    .await?;
+    notifications::mark_prepared(pool, &input.key, input.state, recipient.language, &message)
+        .await?;
     Ok(Prepared::Ready {
         segments: message.segments.segments,
     })
@@ -304,7 +179,7 @@ pub async fn submit(
 ) -> anyhow::Result<SubmitResult> {
     let key = &input.key;
     let reference = key.attempt(input.attempt);
-    ensure_notification(pool, key).await?;
+    notifications::ensure(pool, key).await?;
 
     // An attempt the carrier already answered is answered from the row, never sent again.
     let existing = attempts::load(pool, key, input.attempt).await?;
@@ -546,15 +421,7 @@ async fn send(
         SubmitOutcome::Rejected { code, category, .. } => {
             let mut tx = pool.begin().await?;
             attempts::store_rejected(&mut tx, key, input.attempt, &code, category).await?;
-            sqlx::query(
-                "UPDATE notifications SET attempts = greatest(attempts, $3), updated_at = now()
-                  WHERE month = $1 AND customer_id = $2 AND finished_at IS NULL",
-            )
-            .bind(key.month.first_day().as_naive())
-            .bind(key.customer.as_str())
-            .bind(i16::try_from(input.attempt).unwrap_or(i16::MAX))
-            .execute(&mut *tx)
-            .await?;
+            notifications::count_attempt(&mut tx, key, input.attempt).await?;
             tx.commit().await?;
             Ok(SubmitResult::Rejected { category, code })
         }
@@ -571,38 +438,14 @@ async fn with_carrier_id(
     recipient: &Recipient,
     message: &RenderedMessage,
 ) -> anyhow::Result<()> {
-    mark_submitted(conn, &input.key, input.attempt, recipient, message).await?;
+    notifications::mark_submitted(conn, &input.key, input.attempt, recipient.language, message)
+        .await?;
     delivery_events::flag_others_foreign(
         conn,
         carrier,
         &input.key.attempt(input.attempt).to_string(),
         carrier_message_id,
     )
-    .await?;
-    Ok(())
-}
-
-/// The notification is with the carrier: SUBMITTED, with the attempt count and the message size.
-async fn mark_submitted(
-    conn: &mut sqlx::PgConnection,
-    key: &NotificationKey,
-    attempt: u32,
-    recipient: &Recipient,
-    message: &RenderedMessage,
-) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE notifications
-            SET status = 'SUBMITTED', attempts = greatest(attempts, $3), language = $4,
-                encoding = $5, segments = $6, updated_at = now()
-          WHERE month = $1 AND customer_id = $2 AND finished_at IS NULL",
-    )
-    .bind(key.month.first_day().as_naive())
-    .bind(key.customer.as_str())
-    .bind(i16::try_from(attempt).unwrap_or(i16::MAX))
-    .bind(recipient.language.code())
-    .bind(message.segments.encoding.as_str())
-    .bind(i16::try_from(message.segments.segments).unwrap_or(i16::MAX))
-    .execute(conn)
     .await?;
     Ok(())
 }
@@ -647,9 +490,8 @@ pub async fn poll(
 /// entry. Idempotent: a final row is never changed again, the audit entry is keyed.
 pub async fn record(pool: &PgPool, input: &RecordInput) -> anyhow::Result<()> {
     let key = &input.key;
-    let month = key.month.first_day().as_naive();
     let workflow_id = sms::workflow_id(key.month, &key.customer);
-    ensure_notification(pool, key).await?;
+    notifications::ensure(pool, key).await?;
     let mut tx = pool.begin().await?;
     if let Some((attempt, outcome)) = input.attempt {
         attempts::finish(
@@ -689,28 +531,16 @@ pub async fn record(pool: &PgPool, input: &RecordInput) -> anyhow::Result<()> {
         consent::opt_out(&mut tx, &fact).await?;
     }
     let is_final = input.state.is_final();
-    sqlx::query(
-        "UPDATE notifications
-            SET status = $3, failure_category = $4, detail = $5, updated_at = now(),
-                finished_at = CASE WHEN $6 THEN now() END
-          WHERE month = $1 AND customer_id = $2 AND finished_at IS NULL",
+    notifications::set_state(
+        &mut tx,
+        key,
+        input.state,
+        input.category,
+        input.detail.as_deref(),
     )
-    .bind(month)
-    .bind(key.customer.as_str())
-    .bind(input.state.as_str())
-    .bind(input.category.map(|c| c.as_str()))
-    .bind(&input.detail)
-    .bind(is_final)
-    .execute(&mut *tx)
     .await?;
     if is_final {
-        let (attempts, manual_retries): (i16, i16) = sqlx::query_as(
-            "SELECT attempts, manual_retries FROM notifications WHERE month = $1 AND customer_id = $2",
-        )
-        .bind(month)
-        .bind(key.customer.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
+        let (attempts, manual_retries) = notifications::tallies(&mut tx, key).await?;
         failpoint::hit(failpoint::RECORD_BEFORE_AUDIT);
         audit::record(
             &mut *tx,
@@ -739,169 +569,4 @@ pub async fn record(pool: &PgPool, input: &RecordInput) -> anyhow::Result<()> {
     }
     tx.commit().await?;
     Ok(())
-}
-
-/// `CountNotifications`: the month's notifications by state.
-pub async fn count(
-    pool: &PgPool,
-    input: &CountNotificationsInput,
-) -> anyhow::Result<NotificationCounts> {
-    month_counts(pool, input.month).await
-}
-
-/// A month's notifications by state, with the number of qualified customers.
-pub async fn month_counts(pool: &PgPool, month: YearMonth) -> anyhow::Result<NotificationCounts> {
-    let qualified: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM qualifications WHERE month = $1 AND qualified")
-            .bind(month.first_day().as_naive())
-            .fetch_one(pool)
-            .await?;
-    Ok(NotificationCounts {
-        qualified: u64::try_from(qualified).unwrap_or_default(),
-        ..status_counts(pool, month).await?
-    })
-}
-
-/// A month's notifications by state (`qualified` left 0).
-pub async fn status_counts(pool: &PgPool, month: YearMonth) -> anyhow::Result<NotificationCounts> {
-    let rows = sqlx::query(
-        "SELECT status, count(*) AS n FROM notifications WHERE month = $1 GROUP BY status",
-    )
-    .bind(month.first_day().as_naive())
-    .fetch_all(pool)
-    .await?;
-    let mut counts = NotificationCounts::default();
-    for row in rows {
-        let n = u64::try_from(row.get::<i64, _>("n")).unwrap_or_default();
-        counts.total += n;
-        let slot = match NotificationState::parse(row.get("status")) {
-            Some(NotificationState::Pending) => &mut counts.pending,
-            Some(NotificationState::WaitingWindow) => &mut counts.waiting_window,
-            Some(NotificationState::Submitted) => &mut counts.submitted,
-            Some(NotificationState::RetryWait) => &mut counts.retry_wait,
-            Some(NotificationState::Delivered) => &mut counts.delivered,
-            Some(NotificationState::Failed) => &mut counts.failed,
-            Some(NotificationState::Undeliverable) => &mut counts.undeliverable,
-            Some(NotificationState::OptedOut) => &mut counts.opted_out,
-            Some(NotificationState::Cancelled) => &mut counts.cancelled,
-            None => continue,
-        };
-        *slot += n;
-    }
-    Ok(counts)
-}
-
-/// Workflow task timeout of the SMS workflows: a submission waits in the gateway for its batch
-/// (at most `max_wait`, 4 s by default, and as long again for the carrier's rate) and for the
-/// carrier's answer inside its workflow task; 30 s keeps that inside the task (the server's
-/// default is 10 s).
-pub const SMS_TASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Options of one SMS workflow start: business id, reuse rejected (a second start of the same
-/// customer-month — even after the first finished — is refused by the server), search
-/// attributes, the task timeout of [`SMS_TASK_TIMEOUT`].
-pub fn sms_start_options(
-    task_queue: &str,
-    month: YearMonth,
-    customer: &CustomerId,
-    search_attributes: bool,
-) -> WorkflowStartOptions {
-    let attributes = search_attributes.then(|| {
-        SearchAttributes::new([
-            search::MONTH.value_set(month.to_string()),
-            search::CUSTOMER.value_set(customer.as_str().to_owned()),
-            search::NOTIFICATION_STATUS.value_set(NotificationState::Pending.as_str().to_owned()),
-        ])
-    });
-    WorkflowStartOptions::new(task_queue, sms::workflow_id(month, customer))
-        .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
-        .maybe_search_attributes(attributes)
-        .task_timeout(SMS_TASK_TIMEOUT)
-        .build()
-}
-
-/// `StartNotifications`: one page of qualified customers → notification rows → SMS workflows.
-/// `progress` is called every few starts (the activity heartbeat).
-pub async fn start_page<F: std::future::Future<Output = ()>>(
-    pool: &PgPool,
-    deps: &FanoutDeps,
-    input: &StartNotificationsInput,
-    progress: impl Fn(u64) -> F,
-) -> anyhow::Result<StartNotificationsOutput> {
-    let first = input.month.first_day().as_naive();
-    let customers: Vec<String> = sqlx::query_scalar(
-        "SELECT customer_id FROM qualifications
-          WHERE month = $1 AND qualified AND customer_id > $2
-          ORDER BY customer_id LIMIT $3",
-    )
-    .bind(first)
-    .bind(input.after.as_ref().map_or("", |c| c.as_str()))
-    .bind(i64::from(input.limit))
-    .fetch_all(pool)
-    .await?;
-    let ids: Vec<String> = customers
-        .iter()
-        .map(|c| format!("sms/{}/{c}", input.month))
-        .collect();
-    sqlx::query(
-        "INSERT INTO notifications (month, customer_id, workflow_id)
-         SELECT $1, c, w FROM UNNEST($2::text[], $3::text[]) AS t(c, w)
-         ON CONFLICT (month, customer_id) DO NOTHING",
-    )
-    .bind(first)
-    .bind(&customers)
-    .bind(&ids)
-    .execute(pool)
-    .await?;
-
-    let customers: Vec<CustomerId> = customers
-        .iter()
-        .map(|c| CustomerId::parse(c))
-        .collect::<Result<_, _>>()?;
-    let client = Arc::new(deps.client.clone());
-    let mut results = stream::iter(customers.iter().cloned())
-        .map(|customer| {
-            let client = Arc::clone(&client);
-            let options = sms_start_options(
-                &input.task_queue,
-                input.month,
-                &customer,
-                input.settings.search_attributes,
-            );
-            let workflow_input = SmsInput {
-                month: input.month,
-                customer,
-                settings: input.settings.clone(),
-                first_attempt: 1,
-            };
-            async move {
-                match client
-                    .start_workflow(SmsNotificationWorkflow::run, workflow_input, options)
-                    .await
-                {
-                    Ok(_) => Ok(true),
-                    Err(WorkflowStartError::AlreadyStarted { .. }) => Ok(false),
-                    Err(err) => Err(anyhow::Error::new(err)),
-                }
-            }
-        })
-        .buffer_unordered(deps.concurrency.max(1));
-    let mut out = StartNotificationsOutput {
-        seen: u64::try_from(customers.len()).unwrap_or_default(),
-        last: customers.last().cloned(),
-        done: customers.len() < usize::try_from(input.limit).unwrap_or(usize::MAX),
-        ..Default::default()
-    };
-    while let Some(result) = results.next().await {
-        if result.context("starting an SMS workflow")? {
-            out.started += 1;
-        } else {
-            out.already_started += 1;
-        }
-        let handled = out.started + out.already_started;
-        if handled.is_multiple_of(50) {
-            progress(handled).await;
-        }
-    }
-    Ok(out)
 }
