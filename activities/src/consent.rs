@@ -347,6 +347,31 @@ pub async fn history(pool: &PgPool, customer: &CustomerId) -> anyhow::Result<Vec
         .collect()
 }
 
+/// What a customer's reply did (`inbound_messages.action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundAction {
+    /// A STOP keyword: the number's customers opted out.
+    OptedOut,
+    /// START/UNSTOP: the number's customers opted back in.
+    OptedIn,
+    /// Anything else (an unknown number, an empty text, a keyword inside a sentence): kept.
+    Ignored,
+}
+
+impl InboundAction {
+    /// Every action.
+    pub const ALL: [Self; 3] = [Self::OptedOut, Self::OptedIn, Self::Ignored];
+
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OptedOut => "OPTED_OUT",
+            Self::OptedIn => "OPTED_IN",
+            Self::Ignored => "IGNORED",
+        }
+    }
+}
+
 /// Stores a customer's reply (`inbound_messages`, idempotent per carrier message id) and what it
 /// means for consent, in one transaction: a STOP keyword (in any language we send in) opts out
 /// every customer with that number, START/UNSTOP opts them back in, each recorded in the ledger
@@ -355,7 +380,7 @@ pub async fn history(pool: &PgPool, customer: &CustomerId) -> anyhow::Result<Vec
 pub async fn record_inbound(
     pool: &PgPool,
     inbound: &crate::carrier::events::InboundSms,
-) -> anyhow::Result<(&'static str, usize)> {
+) -> anyhow::Result<(InboundAction, usize)> {
     use crate::carrier::events::{ConsentKeyword, consent_keyword};
     let keyword = consent_keyword(&inbound.body);
     let mut tx = pool.begin().await?;
@@ -366,10 +391,10 @@ pub async fn record_inbound(
     .fetch_all(&mut *tx)
     .await?;
     let action = match keyword {
-        _ if customers.is_empty() => "IGNORED",
-        Some(ConsentKeyword::OptOut) => "OPTED_OUT",
-        Some(ConsentKeyword::OptIn) => "OPTED_IN",
-        None => "IGNORED",
+        _ if customers.is_empty() => InboundAction::Ignored,
+        Some(ConsentKeyword::OptOut) => InboundAction::OptedOut,
+        Some(ConsentKeyword::OptIn) => InboundAction::OptedIn,
+        None => InboundAction::Ignored,
     };
     let inserted = sqlx::query(
         "INSERT INTO inbound_messages (carrier, carrier_message_id, phone_e164, body, customer_id, action)
@@ -381,12 +406,12 @@ pub async fn record_inbound(
     .bind(inbound.from.as_e164())
     .bind(&inbound.body)
     .bind(customers.first())
-    .bind(action)
+    .bind(action.as_str())
     .execute(&mut *tx)
     .await?
     .rows_affected();
     let mut changed = 0;
-    if inserted == 1 && action != "IGNORED" {
+    if inserted == 1 && action != InboundAction::Ignored {
         let actor = format!("carrier:{}", inbound.carrier.as_str());
         let reason = format!("inbound reply {:?}", inbound.body.trim());
         for customer in &customers {
@@ -402,7 +427,7 @@ pub async fn record_inbound(
                     inbound.carrier_message_id
                 )),
             };
-            let change = if action == "OPTED_OUT" {
+            let change = if action == InboundAction::OptedOut {
                 opt_out(&mut tx, &fact).await?
             } else {
                 opt_in(&mut tx, &fact).await?

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use pcn_workflows::contracts::DeliveryReport;
 use pcn_workflows::delivery::{DeliveryStatus, MessageRef};
+use pcn_workflows::vocabulary::SignalState;
 use sqlx::{PgPool, Row as _};
 
 use crate::carrier::CarrierKind;
@@ -32,7 +33,7 @@ pub struct StoredCallback {
     pub carrier_message_id: String,
     /// The status reported.
     pub status: String,
-    /// PENDING (to be signalled) or NOT_SIGNALLED.
+    /// PENDING (to be signalled) or NOT_SIGNALLED ([`SignalState`]'s spelling).
     pub signal_state: String,
     /// FOREIGN when it names another carrier id than its attempt's.
     pub flag: Option<String>,
@@ -133,12 +134,19 @@ pub async fn store_poll_answer(
     Ok(inserted.map(|row| row.get("id")))
 }
 
+impl StoredCallback {
+    /// Whether the dispatcher is to signal it.
+    pub fn is_pending(&self) -> bool {
+        SignalState::parse(&self.signal_state) == Some(SignalState::Pending)
+    }
+}
+
 /// What signalling one event did: SIGNALLED, WORKFLOW_CLOSED, or still PENDING with the error.
 pub struct Dispatched {
     /// Row id.
     pub id: i64,
-    /// `Ok(SIGNALLED | WORKFLOW_CLOSED)` or the error that leaves it PENDING.
-    pub outcome: Result<&'static str, String>,
+    /// `Ok(Signalled | WorkflowClosed)` or the error that leaves it PENDING.
+    pub outcome: Result<SignalState, String>,
 }
 
 /// Marks what the dispatcher did with each event (one statement); only PENDING rows change.
@@ -150,11 +158,11 @@ pub async fn mark_dispatched(pool: &PgPool, chunk: &[Dispatched]) -> sqlx::Resul
         ids.push(d.id);
         match &d.outcome {
             Ok(state) => {
-                states.push((*state).to_owned());
+                states.push(state.as_str());
                 errors.push(None);
             }
             Err(err) => {
-                states.push("PENDING".to_owned());
+                states.push(SignalState::Pending.as_str());
                 errors.push(Some(err.clone()));
             }
         }

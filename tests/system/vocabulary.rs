@@ -5,11 +5,13 @@ use std::collections::BTreeSet;
 
 use pcn_activities::attempts::{AttemptStatus, Resolution};
 use pcn_activities::carrier::CarrierKind;
-use pcn_activities::consent::Source;
+use pcn_activities::consent::{InboundAction, Source};
 use pcn_tests::TestDb;
 use pcn_workflows::domain::Language;
 use pcn_workflows::sms::NotificationState;
-use pcn_workflows::vocabulary::{CheckOutcome, QualificationReason};
+use pcn_workflows::vocabulary::{
+    CheckOutcome, DeliveryStatus, FailureCategory, QualificationReason, SignalState,
+};
 
 /// The quoted values of a CHECK constraint.
 async fn check_values(db: &TestDb, constraint: &str) -> BTreeSet<String> {
@@ -67,5 +69,35 @@ async fn check_lists_match_the_enums() {
     assert_eq!(
         check_values(&db, "sms_attempts_carrier_known").await,
         set([CarrierKind::Generic, CarrierKind::Twilio].map(CarrierKind::as_str))
+    );
+    for constraint in [
+        "notifications_failure_category_known",
+        "sms_attempts_failure_category_known",
+    ] {
+        assert_eq!(
+            check_values(&db, constraint).await,
+            set(FailureCategory::ALL.map(FailureCategory::as_str)),
+            "{constraint}"
+        );
+    }
+    assert_eq!(
+        check_values(&db, "delivery_events_status_known").await,
+        set(DeliveryStatus::ALL.map(DeliveryStatus::as_str))
+    );
+    assert_eq!(
+        check_values(&db, "delivery_events_signal_state_known").await,
+        set(SignalState::ALL.map(SignalState::as_str))
+    );
+    assert_eq!(
+        check_values(&db, "inbound_messages_action_known").await,
+        set(InboundAction::ALL.map(InboundAction::as_str))
+    );
+    // A manual retry starts only from a state that can be retried by hand.
+    assert_eq!(
+        check_values(&db, "notification_retries_from_final").await,
+        set(NotificationState::ALL
+            .into_iter()
+            .filter(|s| s.can_be_retried_by_hand())
+            .map(NotificationState::as_str))
     );
 }

@@ -20,6 +20,7 @@ use pcn_activities::carrier::events::CarrierEvent;
 use pcn_activities::delivery_events::{self, Dispatched};
 use pcn_workflows::contracts::DeliveryReport;
 use pcn_workflows::sms::SmsNotificationWorkflow;
+use pcn_workflows::vocabulary::SignalState;
 use sqlx::PgPool;
 use temporalio_client::errors::WorkflowInteractionError;
 use temporalio_client::{Client, WorkflowSignalOptions};
@@ -247,8 +248,8 @@ async fn deliver(slot: &ClientSlot, item: DispatchItem) -> Dispatched {
             )
             .await
         {
-            Ok(()) => Ok("SIGNALLED"),
-            Err(WorkflowInteractionError::NotFound(_)) => Ok("WORKFLOW_CLOSED"),
+            Ok(()) => Ok(SignalState::Signalled),
+            Err(WorkflowInteractionError::NotFound(_)) => Ok(SignalState::WorkflowClosed),
             Err(err) => Err(err.to_string()),
         },
     };

@@ -228,7 +228,7 @@ async fn handle_inbound(state: &AppState, inbound: InboundSms) -> Result<Respons
         Ok((action, changed)) => {
             tracing::info!(
                 from = %inbound.from.masked(),
-                action,
+                action = action.as_str(),
                 customers_changed = changed,
                 "inbound SMS stored"
             );
@@ -352,7 +352,7 @@ async fn write_batch(pool: &PgPool, dispatcher: &Dispatcher, batch: Vec<IngestRe
             ) == key
         }) {
             Some(row) => {
-                if row.signal_state == "PENDING" {
+                if row.is_pending() {
                     new_items.push(DispatchItem::from_event(row.id, &request.event));
                 } else if row.flag.is_some() {
                     tracing::warn!(reference = %request.event.reference, "a delivery report names another carrier id than its attempt's: kept, flagged FOREIGN, not applied");

@@ -30,6 +30,16 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
+    /// Every status.
+    pub const ALL: [Self; 6] = [
+        Self::Queued,
+        Self::Sent,
+        Self::Delivered,
+        Self::Failed,
+        Self::Undeliverable,
+        Self::NoStatus,
+    ];
+
     /// The stable spelling stored in Postgres (`delivery_events.status`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -44,17 +54,10 @@ impl DeliveryStatus {
 
     /// Parses the stored spelling.
     pub fn parse(s: &str) -> Result<Self, DomainError> {
-        [
-            Self::Queued,
-            Self::Sent,
-            Self::Delivered,
-            Self::Failed,
-            Self::Undeliverable,
-            Self::NoStatus,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
-        .ok_or_else(|| DomainError::new("status", format!("unknown delivery status {s:?}")))
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| DomainError::new("status", format!("unknown delivery status {s:?}")))
     }
 
     /// Whether this status ends the attempt (the workflow acts on it). QUEUED, SENT and
@@ -182,7 +185,22 @@ pub const FAILURE_CODES: &[(u32, FailureCategory, &str)] = &[
 ];
 
 impl FailureCategory {
-    /// The stable spelling stored in Postgres.
+    /// Every category.
+    pub const ALL: [Self; 10] = [
+        Self::InvalidNumber,
+        Self::CarrierReject,
+        Self::RateLimited,
+        Self::ProviderError,
+        Self::NetworkError,
+        Self::Undeliverable,
+        Self::NoConfirmation,
+        Self::OptedOut,
+        Self::ContentFiltered,
+        Self::Unknown,
+    ];
+
+    /// The stable spelling stored in Postgres (`notifications.failure_category`,
+    /// `sms_attempts.failure_category`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InvalidNumber => "INVALID_NUMBER",

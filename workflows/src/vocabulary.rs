@@ -1,13 +1,20 @@
-//! The words the month's evidence is stored under: the outcome of one balance check, the
-//! reason of one decision, the state of one notification. One enum per vocabulary, one spelling per word; the SQL `CHECK`
-//! constraints, the control API's enums and the report use these spellings (a system test and a
-//! unit test of the API conversion hold them to it).
+//! The words the month's evidence is stored under, one enum per vocabulary and one spelling per
+//! word: the outcome of one balance check, the reason of one decision, the state of one
+//! notification, what the webhook's dispatcher did with a delivery event, and — defined beside
+//! the carrier adapters that translate into them, re-exported here — what a carrier says about a
+//! message ([`DeliveryStatus`]) and why a message failed ([`FailureCategory`]). An attempt's
+//! status is `pcn_activities::attempts::AttemptStatus` (its ending is
+//! [`crate::contracts::AttemptOutcome`]). The SQL `CHECK` constraints, the control API's enums and
+//! the report use these spellings (the `vocabulary` system test and a unit test of the API
+//! conversion hold them to it).
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::DomainError;
+
+pub use crate::delivery::{DeliveryStatus, FailureCategory};
 
 /// The outcome of one balance check (`balance_checks.outcome`), see
 /// `docs/requirements.md#qualification`.
@@ -194,6 +201,52 @@ impl NotificationState {
     }
 }
 
+/// What the dispatcher did with a stored delivery event (`delivery_events.signal_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SignalState {
+    /// A final report to be signalled to its SMS workflow.
+    Pending,
+    /// The workflow has it.
+    Signalled,
+    /// No running workflow (finished or unknown): kept, not signalled.
+    WorkflowClosed,
+    /// A progress report (QUEUED, SENT, NO_STATUS), a poll's answer or a report naming another
+    /// carrier id than its attempt's: stored, never signalled.
+    NotSignalled,
+}
+
+impl SignalState {
+    /// Every state.
+    pub const ALL: [Self; 4] = [
+        Self::Pending,
+        Self::Signalled,
+        Self::WorkflowClosed,
+        Self::NotSignalled,
+    ];
+
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Signalled => "SIGNALLED",
+            Self::WorkflowClosed => "WORKFLOW_CLOSED",
+            Self::NotSignalled => "NOT_SIGNALLED",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl fmt::Display for SignalState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +271,19 @@ mod tests {
             [NotificationState::Failed, NotificationState::Undeliverable]
         );
         assert!(QualificationReason::parse("").is_err());
+        for v in SignalState::ALL {
+            assert_eq!(SignalState::parse(v.as_str()), Some(v));
+            assert_eq!(serde_json::to_string(&v).unwrap(), format!("\"{v}\""));
+        }
+        for c in FailureCategory::ALL {
+            assert_eq!(
+                serde_json::to_string(&c).unwrap(),
+                format!("\"{}\"", c.as_str())
+            );
+        }
+        for d in DeliveryStatus::ALL {
+            assert_eq!(DeliveryStatus::parse(d.as_str()), Ok(d));
+            assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{d}\""));
+        }
     }
 }
