@@ -4,15 +4,17 @@
 # the carrier simulator's admin API). Exit 0 only when every check is OK.
 #
 # What it does (everything on loopback, on its own ports, with its own state in .pcn/chaos/):
-#   - builds the binaries (`cargo build --bins`, debug) and copies them to .pcn/chaos/bin, so a
-#     concurrent build cannot swap a binary under the run;
+#   - builds the binaries (`cargo build --bins`, debug, into $CARGO_TARGET_DIR or target/) and
+#     copies them to .pcn/chaos/bin, so a concurrent build cannot swap a binary under the run;
 #   - starts its OWN Postgres cluster (initdb into .pcn/chaos/pg, 127.0.0.1:55432, trust, socket in
 #     .pcn/chaos; run as the `postgres` user when the script runs as root), a FILE-BACKED Temporal
 #     dev server (.pcn/chaos/temporal.db, WAL, 127.0.0.1:27933, headless), the bank simulator
 #     (503s and latency), the carrier simulator (no deduplication of repeated references, answers
-#     held 300 ms, rate limited so the SMS phase lasts), the carrier webhook and the worker;
-#   - imports PCN_CHAOS_CUSTOMERS customers and backfills PCN_CHAOS_MONTH at once
-#     (`pcn-worker start-month`), then injects, in order, each logged with a timestamp:
+#     held 300 ms, rate limited so the SMS phase lasts), the control API (`pcn-worker api`, one
+#     fresh token per role), the carrier webhook and the worker;
+#   - acts as an operator does, through the control API with `pcnctl`: imports PCN_CHAOS_CUSTOMERS
+#     customers (`customer import`), backfills PCN_CHAOS_MONTH at once (`month start`) and reads
+#     its phase (`--json month get`); then injects, in order, each logged with a timestamp:
 #       1. kill -9 of the worker during the daily sweeps (mid-day when it can), restart;
 #       2. kill -9 of the Temporal server during the month, restart on the same db file (the
 #          worker is restarted too only if it does not resume by itself: logged);
@@ -35,14 +37,16 @@
 #   PCN_CHAOS_CUSTOMERS=300          simulated customers
 #   PCN_CHAOS_SEED=42                seed of both simulators
 #   PCN_CHAOS_BUDGET_SECS=1500       hard limit of the whole run, build included (25 min)
-#   PCN_CHAOS_SKIP_BUILD=1           use the binaries already in target/debug
+#   PCN_CHAOS_SKIP_BUILD=1           use the binaries already in $CARGO_TARGET_DIR/debug
+#                                    (target/debug when CARGO_TARGET_DIR is not set)
 #   PCN_CHAOS_BANK_LATENCY_MS=20     bank simulator latency (slows the sweeps so faults land in them)
 #   PCN_CHAOS_BANK_503_PPM=20000     bank simulator 503 rate
 #   PCN_CHAOS_CARRIER_RATE=10        carrier submissions per second before 429 (stretches the SMS
 #                                    phase so faults 4 and 5 land in it; 0: no limit)
 #   PCN_CHAOS_TEMPORAL_DOWN_SECS=10  length of fault 4
 #   PCN_CHAOS_PORT_BASE=27900        ports: Temporal +33 (http +43, metrics +44), bank +81,
-#                                    carrier +82, webhook +90, worker health +64, SDK metrics +65;
+#                                    carrier +82, webhook +90, control API +51, worker health +64,
+#                                    SDK metrics +65;
 #                                    Postgres on PCN_CHAOS_PG_PORT=55432
 # How long: about 3 minutes on a 2-core machine once the binaries are built (sweeps with
 # faults 1-3 about 1.5 min, the SMS phase with faults 4-5 under 1 min); never more than the budget.
@@ -69,6 +73,7 @@ T_PORT=$((BASE + 33))
 BANK_PORT=$((BASE + 81))
 CARRIER_PORT=$((BASE + 82))
 WEBHOOK_PORT=$((BASE + 90))
+API_PORT=$((BASE + 51))
 HEALTH_PORT=$((BASE + 64))
 
 [[ $MONTH =~ ^[0-9]{4}-(0[1-9]|1[0-2])$ ]] || { echo "PCN_CHAOS_MONTH must be YYYY-MM" >&2; exit 2; }
@@ -168,7 +173,7 @@ cleanup() {
   STATUS=$rc
   [ -z "$WATCHDOG" ] || kill "$WATCHDOG" 2>/dev/null
   log "stopping everything this run started"
-  for name in worker webhook carrier bank temporal; do stop_proc "$name"; done
+  for name in worker webhook api carrier bank temporal; do stop_proc "$name"; done
   if [ -f "$DIR/pg/postmaster.pid" ]; then
     pg_ctl_ stop -m fast -w -t 60 >/dev/null 2>&1 || pg_ctl_ stop -m immediate >/dev/null 2>&1
   fi
@@ -222,7 +227,7 @@ log "chaos run: month $MONTH ($DAYS days), $CUSTOMERS customers, seed $SEED, bud
 [ -x .pcn/bin/temporal ] || die "no .pcn/bin/temporal: run 'bash scripts/tools.sh' (make tools) first"
 command -v psql >/dev/null || die "psql not found"
 command -v curl >/dev/null || die "curl not found"
-for p in "$PG_PORT" "$T_PORT" $((BASE + 43)) $((BASE + 44)) "$BANK_PORT" "$CARRIER_PORT" "$WEBHOOK_PORT" "$HEALTH_PORT" $((BASE + 65)); do
+for p in "$PG_PORT" "$T_PORT" $((BASE + 43)) $((BASE + 44)) "$BANK_PORT" "$CARRIER_PORT" "$WEBHOOK_PORT" "$API_PORT" "$HEALTH_PORT" $((BASE + 65)); do
   if port_up "$p"; then
     die "port 127.0.0.1:$p is already in use (another chaos run? set PCN_CHAOS_PORT_BASE / PCN_CHAOS_PG_PORT)"
   fi
@@ -233,13 +238,14 @@ if [ "${PCN_CHAOS_SKIP_BUILD:-0}" != 1 ]; then
   timeout "$(remaining)" cargo build --bins -q 2>&1 | tee -a "$DIR/build.log" \
     || die "cargo build --bins failed or ran out of time (see $DIR/build.log)"
 fi
-for b in pcn-worker pcn-bank-sim pcn-carrier-sim; do
-  [ -x "target/debug/$b" ] || die "target/debug/$b missing"
-  cp "target/debug/$b" "$DIR/bin/$b"
+TARGET=${CARGO_TARGET_DIR:-target}
+for b in pcn-worker pcnctl pcn-bank-sim pcn-carrier-sim; do
+  [ -x "$TARGET/debug/$b" ] || die "$TARGET/debug/$b missing"
+  cp "$TARGET/debug/$b" "$DIR/bin/$b"
 done
 BIN=$DIR/bin
 
-# The environment of every pcn-worker process (and of start-month: the month's settings).
+# The environment of every pcn-worker process (the control API starts the month: its settings too).
 export PCN_DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/pcn
 export PCN_TEMPORAL_ADDRESS=127.0.0.1:$T_PORT
 export PCN_TEMPORAL_NAMESPACE=default
@@ -249,6 +255,8 @@ export PCN_CARRIER_URL=http://127.0.0.1:$CARRIER_PORT
 export PCN_WEBHOOK_PUBLIC_URL=http://127.0.0.1:$WEBHOOK_PORT
 export PCN_WEBHOOK_BIND=127.0.0.1:$WEBHOOK_PORT
 export PCN_HTTP_BIND=127.0.0.1:$HEALTH_PORT
+export PCN_API_BIND=127.0.0.1:$API_PORT
+export PCN_API_ADDRESS=http://127.0.0.1:$API_PORT
 export PCN_SDK_METRICS_BIND=127.0.0.1:$((BASE + 65))
 export PCN_SMS_WINDOW=always
 export PCN_NOTIFICATION_POLL_SECS=2
@@ -266,8 +274,28 @@ unset PCN_FAILPOINT
 PSQL=(psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres)
 sql() { "${PSQL[@]}" -d pcn -At -v ON_ERROR_STOP=1 -c "$1" 2>/dev/null; }
 num() { local v; v=$(sql "$1") && [[ $v =~ ^[0-9]+$ ]] && echo "$v" || echo 0; }
-progress() { timeout 20 "$BIN/pcn-worker" progress --month "$MONTH" 2>>"$DIR/progress.err"; }
-month_phase() { { progress || true; } | sed -n 's/^  "phase": "\([A-Z_]*\)".*/\1/p' | head -n 1; }
+# The control API's tokens, one per role, made fresh for the run (the server gets only their
+# hashes); pcnctl is given a token in its environment, never on its command line.
+declare -A TOKEN=()
+PCN_API_TOKENS=""
+for role in viewer operator admin; do
+  made=$("$BIN/pcn-worker" hash-token --generate) || die "pcn-worker hash-token --generate failed"
+  TOKEN[$role]=$(sed -n 's/^token: //p' <<<"$made")
+  PCN_API_TOKENS+="chaos-$role:$role:$(sed -n 's/^sha256: //p' <<<"$made"),"
+done
+export PCN_API_TOKENS
+ctl() { # role pcnctl-arguments...: pcnctl with that role's token (each call bounded by --timeout)
+  local role=$1; shift
+  PCN_API_TOKEN=${TOKEN[$role]} "$BIN/pcnctl" "$@"
+}
+# The month as GetMonth shows it (pretty JSON, top-level fields indented by two spaces). Its phase
+# is UNSPECIFIED while the run does not answer its `progress` query (no worker polling): that, an
+# empty answer or a failed call (Temporal or the API away) is "phase unknown".
+month_json() { ctl viewer --timeout 15 --json month get "$MONTH" 2>>"$DIR/month-get.err"; }
+month_phase() {
+  { month_json || true; } | sed -n 's/^  "phase": "\([A-Z_]*\)".*/\1/p' | grep -vx UNSPECIFIED | head -n 1 || true
+}
+blocked_reason() { { month_json || true; } | sed -n 's/^  "blocked_reason": "\(.*\)",\{0,1\}$/\1/p' | head -n 1; }
 phase_known() { [ -n "$(month_phase)" ]; }
 setup_ok() { "$BIN/pcn-worker" setup >>"$DIR/setup.log" 2>&1; }
 
@@ -290,7 +318,7 @@ pg_ready() { "${PSQL[@]}" -d postgres -tAc "SELECT 1" >/dev/null 2>&1; }
 # and restarted so the run can go on.
 watch_processes() {
   local name pid rc
-  for name in temporal bank carrier webhook worker; do
+  for name in temporal bank carrier api webhook worker; do
     pid=${PID[$name]:-}
     [ -n "$pid" ] || continue
     alive "$pid" && continue
@@ -322,8 +350,9 @@ status_line() {
 }
 
 # After Temporal came back: the worker must answer the month's `progress` query (queries are
-# answered by a polling worker) and the month must move (or be COMPLETED) within 90 s. If not, the
-# worker is restarted (logged as a fault: it did not reconnect by itself) and gets 90 s more.
+# answered by a polling worker; GetMonth's phase is known only when it did) and the month must
+# move (or be COMPLETED) within 90 s. If not, the worker is restarted (logged as a fault: it did
+# not reconnect by itself) and gets 90 s more.
 moved() {
   [ "$(fingerprint)" != "$BASELINE" ] || return 1
   phase_known
@@ -377,16 +406,19 @@ carrier_args=(--bind "127.0.0.1:$CARRIER_PORT" --seed "$SEED" --answer-delay-ms 
 [ "$CARRIER_RATE" = 0 ] || carrier_args+=(--rate-limit-per-sec "$CARRIER_RATE")
 spawn carrier "$BIN/pcn-carrier-sim" "${carrier_args[@]}"
 wait_port "the carrier simulator" "$CARRIER_PORT"
-"$BIN/pcn-worker" import-customers --csv "$DIR/customers.csv" >>"$DIR/setup.log" 2>&1 \
-  || die "import-customers failed (see $DIR/setup.log)"
+log "control API on :$API_PORT (tokens: viewer, operator, admin)"
+spawn api "$BIN/pcn-worker" api
+wait_port "the control API" "$API_PORT"
+ctl admin --timeout 600 customer import "$DIR/customers.csv" >>"$DIR/setup.log" 2>&1 \
+  || die "pcnctl customer import failed (see $DIR/setup.log)"
 [ "$(num "SELECT count(*) FROM customers")" = "$CUSTOMERS" ] || die "expected $CUSTOMERS customers after the import"
 spawn webhook "$BIN/pcn-worker" webhook
 wait_port "the webhook" "$WEBHOOK_PORT"
 start_worker
-log "services up: worker ${PID[worker]}, webhook ${PID[webhook]}, temporal ${PID[temporal]}"
+log "services up: worker ${PID[worker]}, webhook ${PID[webhook]}, api ${PID[api]}, temporal ${PID[temporal]}"
 
 phase "fault 1: worker kill -9 during the sweeps"
-"$BIN/pcn-worker" start-month --month "$MONTH" >>"$DIR/setup.log" 2>&1 || die "start-month failed (see $DIR/setup.log)"
+ctl operator month start "$MONTH" >>"$DIR/setup.log" 2>&1 || die "pcnctl month start failed (see $DIR/setup.log)"
 log "started qualification/$MONTH"
 mid_day() { # at least two days swept and, if it can be caught, part of a day
   local n; n=$(num "SELECT count(*) FROM balance_checks")
@@ -464,14 +496,14 @@ LAST_STATUS=$(date +%s)
 completed() {
   local p; p=$(month_phase)
   [ "$p" = COMPLETED ] && return 0
-  [ "$p" != BLOCKED ] || die "the month is BLOCKED: $(progress | grep -m1 blocked_reason)"
+  [ "$p" != BLOCKED ] || die "the month is BLOCKED: $(blocked_reason)"
   if [ $(($(date +%s) - LAST_STATUS)) -ge 15 ]; then
     LAST_STATUS=$(date +%s)
     log "  phase ${p:-unknown}"; status_line
   fi
   return 1
 }
-wait_for "the month's phase COMPLETED (pcn-worker progress)" 900 completed
+wait_for "the month's phase COMPLETED (pcnctl month get)" 900 completed
 status_line
 
 phase "settle: delivery events PENDING = 0"

@@ -5,7 +5,7 @@
 --   month      first day of the month under test, YYYY-MM-DD
 --   counts     the carrier simulator's GET /admin/messages/counts (JSON object phone → accepted)
 --   repeats    the carrier simulator's GET /admin/repeats (JSON, `repeated_references`)
---   phase      the month's phase from `pcn-worker progress` at the end
+--   phase      the month's phase from `pcnctl month get` at the end
 --   exits      how many of the script's processes exited without being killed by the script
 \set ON_ERROR_STOP on
 \pset format unaligned
