@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make demo`: the embedded default on this machine, end to end.
 #   Temporal dev server + Web UI (http://localhost:8233), Postgres, the bank and carrier
-#   simulators, the carrier webhook, the worker; then a whole past month is backfilled for
-#   PCN_DEMO_CUSTOMERS simulated customers, every qualified customer gets one SMS through the
+#   simulators, the carrier webhook, the worker, the control API; then PCN_DEMO_CUSTOMERS simulated
+#   customers are imported and a whole past month is backfilled for them through the control API
+#   (pcnctl customer import, month start/watch), every qualified customer gets one SMS through the
 #   carrier simulator (followed to its final state), and the qualification and delivery summary
 #   is printed, then the monthly report through the control API (pcnctl) with its HTML/XLSX/CSV
 #   exports in .pcn/demo/. Services stay up; `bash scripts/demo.sh stop` stops them.
@@ -26,7 +27,7 @@ if [ "${1:-}" = "stop" ]; then stop; echo "demo stopped"; exit 0; fi
 bash scripts/tools.sh
 echo "building..."
 cargo build --release --bins -q
-BIN=target/release
+BIN=${CARGO_TARGET_DIR:-target}/release
 CUSTOMERS=${PCN_DEMO_CUSTOMERS:-1000}
 MONTH=${PCN_DEMO_MONTH:-$(TZ=Asia/Jerusalem date -d "$(TZ=Asia/Jerusalem date +%Y-%m-01) -1 day" +%Y-%m)}
 export PCN_DATABASE_URL=${PCN_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pcn}
@@ -63,7 +64,6 @@ psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE 
 "$BIN/pcn-worker" setup
 start bank 8081 "$BIN/pcn-bank-sim" --accounts "$CUSTOMERS" --seed 42
 "$BIN/pcn-bank-sim" --accounts "$CUSTOMERS" --customers-csv "$STATE/customers.csv" >/dev/null
-"$BIN/pcn-worker" import-customers --csv "$STATE/customers.csv"
 start carrier 8082 "$BIN/pcn-carrier-sim" --bind 127.0.0.1:8082 --seed 42 \
   --failed-ppm 20000 --undeliverable-ppm 5000 --duplicate-ppm 50000 --callback-delay-ms 300 \
   --inbound-generic-url http://127.0.0.1:8090/webhooks/sms-inbound
@@ -87,9 +87,12 @@ done)
 export PCN_API_TOKENS
 start api 50051 "$BIN/pcn-worker" api
 export PCN_API_ADDRESS=http://127.0.0.1:50051
+export PCN_API_TOKEN
+echo "importing $CUSTOMERS customers (through the control API)..."
+PCN_API_TOKEN=$(cat "$STATE/admin.token")
+"$BIN/pcnctl" --timeout 600 customer import "$STATE/customers.csv"   # one call for the whole file
 "$BIN/pcn-worker" schedule
 echo "backfilling $MONTH for $CUSTOMERS customers (through the control API)..."
-export PCN_API_TOKEN
 PCN_API_TOKEN=$(cat "$STATE/operator.token")
 "$BIN/pcnctl" month start "$MONTH" || [ $? -eq 6 ]   # 6: the month already has a run
 "$BIN/pcnctl" month watch "$MONTH"
