@@ -207,8 +207,7 @@ pub enum CustomerCommand {
     },
     /// Insert or update customers from a CSV file (needs ADMIN).
     ///
-    /// The header names the columns, in any order (the format of `pcn-worker import-customers`;
-    /// quoted fields allowed):
+    /// The header names the columns, in any order (quoted fields allowed):
     ///
     ///   customer_id,account_id,first_name,phone,language,monitored_since[,opted_out][,active]
     ///

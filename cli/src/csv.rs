@@ -1,10 +1,10 @@
 //! The customer CSV of `customer import`, split into `CustomerRow` messages lazily.
 //!
-//! The format is the one of `pcn-worker import-customers`: a header naming the columns
+//! The format: a header naming the columns
 //! `customer_id,account_id,first_name,phone,language,monitored_since` in any order, optionally
 //! `opted_out` and `active` (`true`/`1`/`yes`, `false`/`0`/`no`, empty for the default); other
-//! columns are ignored, blank lines skipped, fields trimmed. Fields may also be quoted as in
-//! RFC 4180 (`"Cohen, Dana"`, `""` for a quote), which the worker's splitter does not need.
+//! columns are ignored, blank lines skipped, fields trimmed. Fields may be quoted as in RFC 4180
+//! (`"Cohen, Dana"`, `""` for a quote).
 //!
 //! Rows are not validated here: the server parses each field and reports the bad ones by index
 //! and field. A line with too few fields is still sent, its missing fields empty, so the server

@@ -421,7 +421,7 @@ fn parse_url(field: &'static str, s: &str) -> Result<Url, DomainError> {
     Ok(url)
 }
 
-/// Tunables of month runs started from this process (schedule or command).
+/// Tunables of month runs started from this process (the schedule or the control API).
 #[derive(Debug, Clone, Args)]
 pub struct MonthArgs {
     /// Local (Asia/Jerusalem) time of the daily check, HH:MM.

@@ -6,6 +6,7 @@
 //! - [`telemetry`]: `tracing` set-up (pretty or JSON).
 //! - [`temporal`]: client connection, worker construction, search-attribute registration.
 //! - [`months`]: start a month (or backfill one), read its progress, apply the monthly schedule.
+//! - [`customers`]: an imported customer row parsed into domain types (`UpsertCustomers`).
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`webhook`]: the carrier webhook (delivery callbacks, inbound STOP).
 //! - [`api`]: the gRPC control API (`pcn.v1`), its tokens and roles.

@@ -1,5 +1,7 @@
-//! `pcn-worker`: the Temporal worker of the Premium Customer Notification System and the
-//! operator commands around it. Thin: parse flags, start telemetry, call the library.
+//! `pcn-worker`: the Temporal worker of the Premium Customer Notification System and the other
+//! processes and set-up commands beside it (webhook, control API, setup, schedule, hash-token).
+//! Operators act through the control API (`pcnctl`). Thin: parse flags, start telemetry, call the
+//! library.
 
 use std::process::ExitCode;
 
@@ -11,11 +13,8 @@ use pcn_activities::setup::{ActivitySetup, SmsSetup};
 use pcn_worker::config::{
     ApiArgs, BankArgs, CarrierArgs, ConnectionArgs, MonthArgs, OpsArgs, WebhookArgs,
 };
-use pcn_worker::months::{self, StartOutcome};
-use pcn_worker::{customers, http, telemetry, temporal};
-use pcn_worker::{dispatch, webhook};
-use pcn_workflows::domain::YearMonth;
-use pcn_workflows::month::MonthPhase;
+use pcn_worker::months;
+use pcn_worker::{dispatch, http, telemetry, temporal, webhook};
 
 #[derive(Parser)]
 #[command(
@@ -70,29 +69,6 @@ enum Command {
     Schedule {
         #[command(flatten)]
         month: MonthArgs,
-    },
-    /// Start a month (a past month is backfilled at once). A second start does nothing.
-    StartMonth {
-        /// The month, YYYY-MM.
-        #[arg(long)]
-        month: String,
-        #[command(flatten)]
-        settings: MonthArgs,
-        /// Wait for the run to complete and print its summary.
-        #[arg(long)]
-        wait: bool,
-    },
-    /// Print a month's progress (the workflow's `progress` query) as JSON.
-    Progress {
-        /// The month, YYYY-MM.
-        #[arg(long)]
-        month: String,
-    },
-    /// Import customers from a CSV file (see README); bad rows are reported, good rows kept.
-    ImportCustomers {
-        /// Path of the CSV file.
-        #[arg(long)]
-        csv: std::path::PathBuf,
     },
 }
 
@@ -155,99 +131,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 temporal::connect(&conn.temporal_address, &conn.temporal_namespace).await?;
             let outcome = months::apply_schedule(&client, &conn.task_queue, &settings).await?;
             println!("schedule {}: {outcome:?}", months::SCHEDULE_ID);
-            Ok(())
-        }
-        Command::StartMonth {
-            month,
-            settings,
-            wait,
-        } => {
-            let month = YearMonth::parse(&month)?;
-            let settings = settings.parse()?;
-            let client =
-                temporal::connect(&conn.temporal_address, &conn.temporal_namespace).await?;
-            match months::start_month(&client, &conn.task_queue, month, settings).await? {
-                StartOutcome::Started { run_id } => {
-                    println!("started qualification/{month} (run {run_id})")
-                }
-                StartOutcome::AlreadyStarted => {
-                    println!("qualification/{month} already exists: not started again")
-                }
-            }
-            if wait {
-                loop {
-                    let progress = months::progress(&client, month).await?;
-                    if progress.phase == MonthPhase::Completed {
-                        println!("qualification:");
-                        println!("{}", serde_json::to_string_pretty(&progress.qualification)?);
-                        if let Some(n) = &progress.notifications {
-                            println!(
-                                "delivery: {} qualified, {} notifications: {} delivered, {} failed, \
-                                 {} undeliverable, {} opted out, {} cancelled",
-                                n.qualified,
-                                n.total,
-                                n.delivered,
-                                n.failed,
-                                n.undeliverable,
-                                n.opted_out,
-                                n.cancelled
-                            );
-                        }
-                        return Ok(());
-                    }
-                    if progress.phase == MonthPhase::Blocked {
-                        anyhow::bail!(
-                            "month is BLOCKED: {}",
-                            progress.blocked_reason.unwrap_or_default()
-                        );
-                    }
-                    match &progress.notifications {
-                        Some(n) if progress.phase == MonthPhase::Notifying => eprintln!(
-                            "{month}: NOTIFYING — {} of {} SMS workflows started, {} final ({} delivered)",
-                            progress.fanout.started + progress.fanout.already_started,
-                            n.qualified,
-                            n.finished(),
-                            n.delivered
-                        ),
-                        _ => eprintln!(
-                            "{month}: {}/{} days swept, phase {}",
-                            progress.days_done,
-                            progress.days_total,
-                            progress.phase.as_str()
-                        ),
-                    }
-                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-                }
-            }
-            Ok(())
-        }
-        Command::Progress { month } => {
-            let month = YearMonth::parse(&month)?;
-            let client =
-                temporal::connect(&conn.temporal_address, &conn.temporal_namespace).await?;
-            let progress = months::progress(&client, month).await?;
-            println!("{}", serde_json::to_string_pretty(&progress)?);
-            Ok(())
-        }
-        Command::ImportCustomers { csv } => {
-            let text = std::fs::read_to_string(&csv)
-                .with_context(|| format!("reading {}", csv.display()))?;
-            let (valid, errors) = customers::parse_csv(&text)?;
-            for e in &errors {
-                eprintln!("line {}: {}", e.line, e.error);
-            }
-            let pool = db::connect(&conn.database_url, 2).await?;
-            let upserted = db::upsert_customers(&pool, &valid, "import:csv").await?;
-            for (customer, why) in &upserted.refused {
-                eprintln!("customer {customer}: opted_out=false refused: {why}");
-            }
-            println!(
-                "{} rows valid, {} imported or changed ({} opted out), {} rejected",
-                valid.len(),
-                upserted.touched,
-                upserted.opted_out.len(),
-                errors.len() + upserted.refused.len()
-            );
             Ok(())
         }
     }

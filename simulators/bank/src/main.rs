@@ -44,7 +44,7 @@ struct Args {
     #[arg(long, env = "BANK_SIM_ERROR_500_PPM", default_value_t = 0)]
     error_500_ppm: u32,
     /// Instead of serving, write the simulated customers (one per account) as the CSV that
-    /// `pcn-worker import-customers` reads, to this path, and exit.
+    /// `pcnctl customer import` reads, to this path, and exit.
     #[arg(long)]
     customers_csv: Option<std::path::PathBuf>,
     /// `monitored_since` of the customers written by `--customers-csv`.
