@@ -682,6 +682,23 @@ pub async fn in_doubt_count(pool: &PgPool) -> anyhow::Result<i64> {
     .await?)
 }
 
+/// Every attempt sent to `customer`, by month (newest first) and attempt: `month, attempt,
+/// message_ref, carrier, carrier_message_id, status, error_code, failure_category, submitted_at,
+/// finished_at`.
+pub async fn of_customer(
+    pool: &PgPool,
+    customer: &pcn_workflows::domain::CustomerId,
+) -> sqlx::Result<Vec<sqlx::postgres::PgRow>> {
+    sqlx::query(
+        "SELECT month, attempt, message_ref, carrier, carrier_message_id, status,
+                error_code, failure_category, submitted_at, finished_at
+           FROM sms_attempts WHERE customer_id = $1 ORDER BY month DESC, attempt",
+    )
+    .bind(customer.as_str())
+    .fetch_all(pool)
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

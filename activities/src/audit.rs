@@ -40,3 +40,43 @@ pub async fn record<'e>(executor: impl PgExecutor<'e>, entry: &AuditEntry) -> sq
     .rows_affected();
     Ok(inserted == 1)
 }
+
+/// Which entries [`list`] returns: every given field must match exactly.
+#[derive(Debug, Clone, Default)]
+pub struct Filter<'a> {
+    /// Kind of the subject.
+    pub subject_type: Option<&'a str>,
+    /// Its id.
+    pub subject_id: Option<&'a str>,
+    /// Who.
+    pub actor: Option<&'a str>,
+    /// The verb.
+    pub action: Option<&'a str>,
+    /// Only entries older than this id (the page before).
+    pub before: Option<i64>,
+}
+
+/// The newest entries matching `filter`, at most `limit`: `id, occurred_at, actor, action,
+/// subject_type, subject_id, details` (as JSON text).
+pub async fn list(
+    pool: &sqlx::PgPool,
+    filter: &Filter<'_>,
+    limit: i64,
+) -> sqlx::Result<Vec<sqlx::postgres::PgRow>> {
+    sqlx::query(
+        "SELECT id, occurred_at, actor, action, subject_type, subject_id, details::text AS details
+           FROM audit_log
+          WHERE ($1::text IS NULL OR subject_type = $1) AND ($2::text IS NULL OR subject_id = $2)
+            AND ($3::text IS NULL OR actor = $3) AND ($4::text IS NULL OR action = $4)
+            AND ($5::bigint IS NULL OR id < $5)
+          ORDER BY id DESC LIMIT $6",
+    )
+    .bind(filter.subject_type)
+    .bind(filter.subject_id)
+    .bind(filter.actor)
+    .bind(filter.action)
+    .bind(filter.before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

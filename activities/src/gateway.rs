@@ -32,9 +32,10 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use crate::attempts::{self, AttemptStatus, NewAttempt};
 use crate::breaker::{Admission, Outcome};
 use crate::carrier::{AnyCarrier, CarrierError, OutboundSms, SmsCarrier, SubmitOutcome};
+use crate::customers::{self, Recipient};
 use crate::metrics::Metrics;
 use crate::notifications::{self, Submitted};
-use crate::sms_steps::{self as sms, Recipient, SmsDeps};
+use crate::sms_steps::{self as sms, SmsDeps};
 use crate::{budget, delivery_events, failpoint};
 
 /// How the gateway gathers and admits.
@@ -179,7 +180,7 @@ impl Worker {
         let loaded = async {
             notifications::ensure_many(&self.pool, &keys).await?;
             let rows = attempts::load_many(&self.pool, &references).await?;
-            let recipients = sms::load_recipients(&self.pool, &customers).await?;
+            let recipients = customers::recipients(&self.pool, &customers).await?;
             anyhow::Ok((rows, recipients))
         }
         .await;

@@ -31,6 +31,7 @@ pub mod breaker;
 pub mod budget;
 pub mod carrier;
 pub mod consent;
+pub mod customers;
 pub mod db;
 pub mod delivery_events;
 pub mod failpoint;

@@ -14,6 +14,7 @@ use pcn_workflows::domain::{CustomerId, Language, YearMonth};
 use pcn_workflows::message::RenderedMessage;
 use pcn_workflows::sms::{self, NotificationState};
 use serde_json::json;
+use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row as _};
 
 use crate::audit::{self, AuditEntry};
@@ -448,4 +449,56 @@ pub async fn status_counts(pool: &PgPool, month: YearMonth) -> anyhow::Result<No
         *slot += n;
     }
     Ok(counts)
+}
+
+/// The columns of a notification as the control API shows it.
+pub const COLUMNS: &str = "month, customer_id, workflow_id, status, attempts, language, segments, \
+     failure_category, detail, created_at, updated_at, finished_at, manual_retries";
+
+/// A page of `month`'s notifications ([`COLUMNS`]) in customer order, after `after`, optionally
+/// in one `status`; at most `limit` rows.
+pub async fn list(
+    pool: &PgPool,
+    month: YearMonth,
+    status: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<PgRow>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM notifications
+          WHERE month = $1 AND ($2::text IS NULL OR status = $2)
+            AND ($3::text IS NULL OR customer_id > $3)
+          ORDER BY customer_id LIMIT $4"
+    )))
+    .bind(month.first_day().as_naive())
+    .bind(status)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// One notification ([`COLUMNS`]).
+pub async fn get(
+    pool: &PgPool,
+    month: YearMonth,
+    customer: &CustomerId,
+) -> sqlx::Result<Option<PgRow>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM notifications WHERE month = $1 AND customer_id = $2"
+    )))
+    .bind(month.first_day().as_naive())
+    .bind(customer.as_str())
+    .fetch_optional(pool)
+    .await
+}
+
+/// Every notification of `customer` ([`COLUMNS`]), newest month first.
+pub async fn of_customer(pool: &PgPool, customer: &CustomerId) -> sqlx::Result<Vec<PgRow>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM notifications WHERE customer_id = $1 ORDER BY month DESC"
+    )))
+    .bind(customer.as_str())
+    .fetch_all(pool)
+    .await
 }

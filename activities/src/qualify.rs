@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use pcn_workflows::contracts::{QualificationSummary, QualifyInput};
 use pcn_workflows::domain::{CustomerId, Nis, YearMonth};
 use sqlx::PgPool;
+use sqlx::postgres::PgRow;
 
 use crate::audit::{self, AuditEntry};
 
@@ -154,4 +155,43 @@ pub async fn qualified_page(
         .iter()
         .map(|c| CustomerId::parse(c))
         .collect::<Result<_, _>>()?)
+}
+
+/// The columns of a decision as the control API shows it.
+pub const COLUMNS: &str = "month, customer_id, qualified, reason, days_in_month, days_passed, \
+     days_below, days_missing, days_not_found, days_invalid, threshold, decided_at";
+
+/// A page of `month`'s decisions ([`COLUMNS`]) in customer order, after `after`, optionally only
+/// `qualified` ones or one `reason`; at most `limit` rows.
+pub async fn list(
+    pool: &PgPool,
+    month: YearMonth,
+    qualified: Option<bool>,
+    reason: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<PgRow>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM qualifications
+          WHERE month = $1 AND ($2::bool IS NULL OR qualified = $2)
+            AND ($3::text IS NULL OR reason = $3) AND ($4::text IS NULL OR customer_id > $4)
+          ORDER BY customer_id LIMIT $5"
+    )))
+    .bind(month.first_day().as_naive())
+    .bind(qualified)
+    .bind(reason)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Every decision about `customer` ([`COLUMNS`]), newest month first.
+pub async fn of_customer(pool: &PgPool, customer: &CustomerId) -> sqlx::Result<Vec<PgRow>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM qualifications WHERE customer_id = $1 ORDER BY month DESC"
+    )))
+    .bind(customer.as_str())
+    .fetch_all(pool)
+    .await
 }

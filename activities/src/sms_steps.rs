@@ -17,17 +17,17 @@ use pcn_workflows::contracts::{
     DeliveryReport, PollInput, PrepareInput, Prepared, RecordInput, RunRef, SubmitInput,
     SubmitResult,
 };
-use pcn_workflows::customer::FirstName;
 use pcn_workflows::delivery::{FailureCategory, MessageRef};
-use pcn_workflows::domain::{CustomerId, Language, Phone};
+use pcn_workflows::domain::Phone;
 use pcn_workflows::message::{RenderedMessage, TemplateSet};
 use pcn_workflows::sms::{self, NotificationState};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use crate::attempts::{self, Attempt, AttemptStatus, NewAttempt, Resolution};
 use crate::audit::{self, AuditEntry};
 use crate::breaker::{BreakerSettings, Breakers};
 use crate::carrier::{AnyCarrier, OutboundSms, SmsCarrier, SubmitOutcome};
+use crate::customers::{self, Recipient};
 use crate::gateway::{Gateway, GatewaySettings};
 use crate::in_doubt::{self, Verdict};
 use crate::metrics::Metrics;
@@ -98,52 +98,6 @@ impl SmsDeps {
     }
 }
 
-/// A customer as the SMS steps need them.
-pub(crate) struct Recipient {
-    pub(crate) first_name: FirstName,
-    pub(crate) phone: Phone,
-    pub(crate) language: Language,
-    pub(crate) opted_out: bool,
-}
-
-impl Recipient {
-    fn from_row(row: &sqlx::postgres::PgRow) -> anyhow::Result<Self> {
-        Ok(Self {
-            first_name: FirstName::parse(row.get("first_name"))?,
-            phone: Phone::parse(row.get("phone_e164"))?,
-            language: Language::parse(row.get("language"))?,
-            opted_out: row.get("opted_out"),
-        })
-    }
-}
-
-/// The customers of a batch as the SMS steps need them, by customer id (consent read now).
-pub(crate) async fn load_recipients(
-    pool: &PgPool,
-    customers: &[String],
-) -> anyhow::Result<std::collections::HashMap<String, Recipient>> {
-    let rows = sqlx::query(
-        "SELECT customer_id, first_name, phone_e164, language, opted_out
-           FROM customers WHERE customer_id = ANY($1)",
-    )
-    .bind(customers)
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|row| Ok((row.get("customer_id"), Recipient::from_row(row)?)))
-        .collect()
-}
-
-async fn load_recipient(pool: &PgPool, customer: &CustomerId) -> anyhow::Result<Option<Recipient>> {
-    let row = sqlx::query(
-        "SELECT first_name, phone_e164, language, opted_out FROM customers WHERE customer_id = $1",
-    )
-    .bind(customer.as_str())
-    .fetch_optional(pool)
-    .await?;
-    row.as_ref().map(Recipient::from_row).transpose()
-}
-
 /// `PrepareNotification`: the customer exists, has not opted out, and the message renders;
 /// records `input.state` (WAITING_WINDOW) on the notification.
 pub async fn prepare(
@@ -152,7 +106,7 @@ pub async fn prepare(
     input: &PrepareInput,
 ) -> anyhow::Result<Prepared> {
     notifications::ensure(pool, &input.key).await?;
-    let Some(recipient) = load_recipient(pool, &input.key.customer).await? else {
+    let Some(recipient) = customers::recipient(pool, &input.key.customer).await? else {
         return Ok(Prepared::UnknownCustomer);
     };
     if recipient.opted_out {
@@ -201,7 +155,7 @@ pub async fn submit(
 
     // Consent is read right before anything goes out: a STOP during the window wait, or after
     // the fan-out started this workflow, wins.
-    let Some(recipient) = load_recipient(pool, &key.customer).await? else {
+    let Some(recipient) = customers::recipient(pool, &key.customer).await? else {
         return Ok(SubmitResult::UnknownCustomer);
     };
     let message = deps

@@ -450,3 +450,54 @@ async fn record_completion(
     tx.commit().await?;
     Ok(())
 }
+
+/// The first day of the latest month with a check of `customer` (None: never checked).
+pub async fn latest_checked_month(
+    pool: &PgPool,
+    customer: &pcn_workflows::domain::CustomerId,
+) -> sqlx::Result<Option<chrono::NaiveDate>> {
+    sqlx::query_scalar(
+        "SELECT date_trunc('month', max(business_date))::date FROM balance_checks
+          WHERE customer_id = $1",
+    )
+    .bind(customer.as_str())
+    .fetch_one(pool)
+    .await
+}
+
+/// `customer`'s checks of the month starting on `first`, by day: `business_date, outcome,
+/// amount, threshold, detail, fetched_at`.
+pub async fn customer_checks(
+    pool: &PgPool,
+    customer: &pcn_workflows::domain::CustomerId,
+    first: chrono::NaiveDate,
+) -> sqlx::Result<Vec<sqlx::postgres::PgRow>> {
+    sqlx::query(
+        "SELECT business_date, outcome, amount, threshold, detail, fetched_at
+           FROM balance_checks
+          WHERE customer_id = $1 AND business_date >= $2
+            AND business_date < ($2 + interval '1 month')::date
+          ORDER BY business_date",
+    )
+    .bind(customer.as_str())
+    .bind(first)
+    .fetch_all(pool)
+    .await
+}
+
+/// The recorded sweeps (`daily_sweeps`) of the days `first..=last`: `business_date, checked,
+/// passed, below_threshold, missing, not_found, invalid`.
+pub async fn days(
+    pool: &PgPool,
+    first: chrono::NaiveDate,
+    last: chrono::NaiveDate,
+) -> sqlx::Result<Vec<sqlx::postgres::PgRow>> {
+    sqlx::query(
+        "SELECT business_date, checked, passed, below_threshold, missing, not_found, invalid
+           FROM daily_sweeps WHERE business_date BETWEEN $1 AND $2 ORDER BY business_date",
+    )
+    .bind(first)
+    .bind(last)
+    .fetch_all(pool)
+    .await
+}

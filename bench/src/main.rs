@@ -381,7 +381,7 @@ async fn seed_customers(pool: &PgPool, n: u64) -> anyhow::Result<()> {
             })
         })
         .collect::<Result<_, pcn_workflows::domain::DomainError>>()?;
-    db::upsert_customers(pool, &customers, "bench").await?;
+    pcn_activities::customers::upsert(pool, &customers, "bench").await?;
     Ok(())
 }
 

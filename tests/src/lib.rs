@@ -104,7 +104,7 @@ impl TestDb {
     /// A fresh database holding customers `0..n` of the simulator's population.
     pub async fn with_customers(n: u64) -> Self {
         let db = Self::new().await;
-        db::upsert_customers(&db.pool, &customers_for(n), "test")
+        pcn_activities::customers::upsert(&db.pool, &customers_for(n), "test")
             .await
             .expect("seed customers");
         db

@@ -498,7 +498,7 @@ async fn seed(pool: &PgPool) {
             )
         })
         .collect();
-    pcn_activities::db::upsert_customers(pool, &customers, "test")
+    pcn_activities::customers::upsert(pool, &customers, "test")
         .await
         .expect("customers");
     let all: Vec<u64> = (0..CUSTOMERS).collect();

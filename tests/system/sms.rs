@@ -290,7 +290,7 @@ async fn opted_out_and_stop_customers_get_nothing() {
     // Customer 0 was opted out by an import (a fact in the consent ledger).
     let mut out = pcn_tests::customers_for(1);
     out[0].opted_out = Some(true);
-    let imported = pcn_activities::db::upsert_customers(&db.pool, &out, "import:test")
+    let imported = pcn_activities::customers::upsert(&db.pool, &out, "import:test")
         .await
         .unwrap();
     assert_eq!(imported.opted_out, vec![pcn_bank_sim::customer_id(0)]);

@@ -1,5 +1,6 @@
 //! The audit log: `ListAuditEntries`.
 
+use pcn_activities::audit;
 use pcn_proto::v1 as pb;
 use pcn_workflows::domain::DomainError;
 use sqlx::Row as _;
@@ -37,24 +38,19 @@ impl Control {
             .map(|s| s.parse::<i64>())
             .transpose()
             .map_err(|_| invalid(DomainError::new("page_token", "not a page token")))?;
-        let empty_to_null = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-        let rows = sqlx::query(
-            "SELECT id, occurred_at, actor, action, subject_type, subject_id, details::text AS details
-               FROM audit_log
-              WHERE ($1::text IS NULL OR subject_type = $1) AND ($2::text IS NULL OR subject_id = $2)
-                AND ($3::text IS NULL OR actor = $3) AND ($4::text IS NULL OR action = $4)
-                AND ($5::bigint IS NULL OR id < $5)
-              ORDER BY id DESC LIMIT $6",
-        )
-        .bind(empty_to_null(&r.subject_type))
-        .bind(empty_to_null(&r.subject_id))
-        .bind(empty_to_null(&r.actor))
-        .bind(empty_to_null(&r.action))
-        .bind(before)
-        .bind(limit + 1)
-        .fetch_all(&self.state.pool)
-        .await
-        .map_err(|e| db_error("listing audit entries", e))?;
+        fn given(s: &str) -> Option<&str> {
+            (!s.is_empty()).then_some(s)
+        }
+        let filter = audit::Filter {
+            subject_type: given(&r.subject_type),
+            subject_id: given(&r.subject_id),
+            actor: given(&r.actor),
+            action: given(&r.action),
+            before,
+        };
+        let rows = audit::list(&self.state.pool, &filter, limit + 1)
+            .await
+            .map_err(|e| db_error("listing audit entries", e))?;
         let entry = |row: &sqlx::postgres::PgRow| pb::AuditEntry {
             id: u64::try_from(row.get::<i64, _>("id")).unwrap_or(0),
             occurred_at: ts(row.get("occurred_at")),

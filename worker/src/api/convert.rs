@@ -75,7 +75,7 @@ fn u32_of(v: i16) -> u32 {
     u32::try_from(v).unwrap_or(0)
 }
 
-/// A `qualifications` row.
+/// A `qualifications` row ([`pcn_activities::qualify::COLUMNS`]).
 pub fn qualification(row: &PgRow) -> pb::Qualification {
     let month: chrono::NaiveDate = row.get("month");
     pb::Qualification {
@@ -94,11 +94,7 @@ pub fn qualification(row: &PgRow) -> pb::Qualification {
     }
 }
 
-/// Columns [`qualification`] reads.
-pub const QUALIFICATION_COLUMNS: &str = "month, customer_id, qualified, reason, days_in_month, \
-     days_passed, days_below, days_missing, days_not_found, days_invalid, threshold, decided_at";
-
-/// A `notifications` row (without attempts).
+/// A `notifications` row ([`pcn_activities::notifications::COLUMNS`]; without attempts).
 pub fn notification(row: &PgRow) -> pb::Notification {
     let month: chrono::NaiveDate = row.get("month");
     pb::Notification {
@@ -121,12 +117,7 @@ pub fn notification(row: &PgRow) -> pb::Notification {
     }
 }
 
-/// Columns [`notification`] reads.
-pub const NOTIFICATION_COLUMNS: &str = "month, customer_id, workflow_id, status, attempts, \
-     language, segments, failure_category, detail, created_at, updated_at, finished_at, \
-     manual_retries";
-
-/// A `customers` row, masked.
+/// A `customers` row ([`pcn_activities::customers::PROFILE_COLUMNS`]), masked.
 pub fn customer(row: &PgRow) -> pb::Customer {
     let since: chrono::NaiveDate = row.get("monitored_since");
     pb::Customer {
@@ -141,10 +132,6 @@ pub fn customer(row: &PgRow) -> pb::Customer {
         updated_at: ts(row.get("updated_at")),
     }
 }
-
-/// Columns [`customer`] reads.
-pub const CUSTOMER_COLUMNS: &str = "customer_id, account_id, first_name, phone_e164, language, \
-     opted_out, active, monitored_since, updated_at";
 
 /// An opaque page token: the query it belongs to and the last key of the page.
 pub fn page_token(query: &str, last: &str) -> String {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use pcn_activities::audit::AuditEntry;
-use pcn_activities::consent;
+use pcn_activities::{attempts, consent, customers, notifications, qualify, sweep};
 use pcn_proto::v1 as pb;
 use pcn_workflows::customer::Customer;
 use pcn_workflows::domain::{CustomerId, DomainError, YearMonth};
@@ -118,14 +118,10 @@ impl Control {
             }
             Err(consent::ConsentError::Database(e)) => return Err(db_error("opt-out", e)),
         }
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM customers WHERE customer_id = $1",
-            convert::CUSTOMER_COLUMNS
-        )))
-        .bind(customer.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| db_error("opt-out", e))?;
+        let row = customers::profile(&mut *tx, &customer)
+            .await
+            .map_err(|e| db_error("opt-out", e))?
+            .ok_or_else(|| Status::not_found(format!("customer {customer} not found")))?;
         tx.commit().await.map_err(|e| db_error("opt-out", e))?;
         Ok(Response::new(convert::customer(&row)))
     }
@@ -136,74 +132,39 @@ impl Control {
         month: Option<YearMonth>,
     ) -> Result<pb::GetCustomerResponse, Status> {
         let pool = &self.state.pool;
-        let profile = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM customers WHERE customer_id = $1",
-            convert::CUSTOMER_COLUMNS
-        )))
-        .bind(customer.as_str())
-        .fetch_optional(pool)
-        .await
-        .map_err(|e| db_error("reading the customer", e))?
-        .ok_or_else(|| Status::not_found(format!("customer {customer} not found")))?;
+        let profile = customers::profile(pool, customer)
+            .await
+            .map_err(|e| db_error("reading the customer", e))?
+            .ok_or_else(|| Status::not_found(format!("customer {customer} not found")))?;
         let checks_month = match month {
             Some(m) => Some(m.first_day().as_naive()),
-            None => sqlx::query_scalar(
-                "SELECT date_trunc('month', max(business_date))::date FROM balance_checks
-                  WHERE customer_id = $1",
-            )
-            .bind(customer.as_str())
-            .fetch_one(pool)
-            .await
-            .map_err(|e| db_error("reading checks", e))?,
+            None => sweep::latest_checked_month(pool, customer)
+                .await
+                .map_err(|e| db_error("reading checks", e))?,
         };
         let (checks, decisions, notifications, attempts, consent) = tokio::try_join!(
             async {
                 match checks_month {
                     None => Ok(Vec::new()),
-                    Some(first) => sqlx::query(
-                        "SELECT business_date, outcome, amount, threshold, detail, fetched_at
-                           FROM balance_checks
-                          WHERE customer_id = $1 AND business_date >= $2
-                            AND business_date < ($2 + interval '1 month')::date
-                          ORDER BY business_date",
-                    )
-                    .bind(customer.as_str())
-                    .bind(first)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(|e| db_error("reading checks", e)),
+                    Some(first) => sweep::customer_checks(pool, customer, first)
+                        .await
+                        .map_err(|e| db_error("reading checks", e)),
                 }
             },
             async {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {} FROM qualifications WHERE customer_id = $1 ORDER BY month DESC",
-                    convert::QUALIFICATION_COLUMNS
-                )))
-                .bind(customer.as_str())
-                .fetch_all(pool)
-                .await
-                .map_err(|e| db_error("reading decisions", e))
+                qualify::of_customer(pool, customer)
+                    .await
+                    .map_err(|e| db_error("reading decisions", e))
             },
             async {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {} FROM notifications WHERE customer_id = $1 ORDER BY month DESC",
-                    convert::NOTIFICATION_COLUMNS
-                )))
-                .bind(customer.as_str())
-                .fetch_all(pool)
-                .await
-                .map_err(|e| db_error("reading notifications", e))
+                notifications::of_customer(pool, customer)
+                    .await
+                    .map_err(|e| db_error("reading notifications", e))
             },
             async {
-                sqlx::query(
-                    "SELECT month, attempt, message_ref, carrier, carrier_message_id, status,
-                            error_code, failure_category, submitted_at, finished_at
-                       FROM sms_attempts WHERE customer_id = $1 ORDER BY month DESC, attempt",
-                )
-                .bind(customer.as_str())
-                .fetch_all(pool)
-                .await
-                .map_err(|e| db_error("reading attempts", e))
+                attempts::of_customer(pool, customer)
+                    .await
+                    .map_err(|e| db_error("reading attempts", e))
             },
             async {
                 consent::history(pool, customer)
@@ -353,15 +314,9 @@ impl Import {
             .iter()
             .map(|(_, c)| c.account_id.as_str().to_owned())
             .collect();
-        let owners: HashMap<String, String> = sqlx::query_as(
-            "SELECT account_id, customer_id FROM customers WHERE account_id = ANY($1)",
-        )
-        .bind(&accounts)
-        .fetch_all(pool)
-        .await
-        .map_err(|e| db_error("import", e))?
-        .into_iter()
-        .collect();
+        let owners = customers::account_owners(pool, &accounts)
+            .await
+            .map_err(|e| db_error("import", e))?;
         let mut keep = Vec::with_capacity(batch.len());
         for (index, customer) in batch {
             match owners.get(customer.account_id.as_str()) {
@@ -373,7 +328,7 @@ impl Import {
             }
         }
         let customers: Vec<Customer> = keep.iter().map(|(_, c)| c.clone()).collect();
-        match pcn_activities::db::upsert_customers(pool, &customers, actor).await {
+        match customers::upsert(pool, &customers, actor).await {
             Ok(upserted) => self.count(&keep, upserted),
             Err(err) => {
                 // A concurrent import took an account id between the check and the write: write
@@ -381,13 +336,7 @@ impl Import {
                 tracing::warn!(error = %format!("{err:#}"), "import chunk failed; writing row by row");
                 for (index, customer) in keep {
                     let one = [(index, customer)];
-                    match pcn_activities::db::upsert_customers(
-                        pool,
-                        std::slice::from_ref(&one[0].1),
-                        actor,
-                    )
-                    .await
-                    {
+                    match customers::upsert(pool, std::slice::from_ref(&one[0].1), actor).await {
                         Ok(upserted) => self.count(&one, upserted),
                         Err(_) => self.reject(
                             index,
@@ -404,7 +353,7 @@ impl Import {
 
     /// Counts a written chunk: rows refused for trying to opt a customer back in are row errors
     /// (nothing of them was written).
-    fn count(&mut self, rows: &[(u64, Customer)], upserted: pcn_activities::db::Upserted) {
+    fn count(&mut self, rows: &[(u64, Customer)], upserted: pcn_activities::customers::Upserted) {
         for (customer, why) in &upserted.refused {
             let index = rows
                 .iter()

@@ -163,15 +163,9 @@ async fn compute(
                 .map_err(|e| read_error("counting notifications", e))
         },
         async {
-            sqlx::query(
-                "SELECT business_date, checked, passed, below_threshold, missing, not_found, invalid
-                   FROM daily_sweeps WHERE business_date BETWEEN $1 AND $2 ORDER BY business_date",
-            )
-            .bind(first)
-            .bind(last)
-            .fetch_all(pool)
-            .await
-            .map_err(|e| db_error("reading days", e))
+            pcn_activities::sweep::days(pool, first, last)
+                .await
+                .map_err(|e| db_error("reading days", e))
         },
         async {
             pcn_activities::breaker::stored(pool)

@@ -124,19 +124,14 @@ impl Control {
         let limit = convert::page_size(r.page_size).map_err(invalid)?;
         let query = format!("q|{month}|{:?}|{}", r.qualified, reason.unwrap_or(""));
         let after = convert::read_page_token(&r.page_token, &query).map_err(invalid)?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM qualifications
-              WHERE month = $1 AND ($2::bool IS NULL OR qualified = $2)
-                AND ($3::text IS NULL OR reason = $3) AND ($4::text IS NULL OR customer_id > $4)
-              ORDER BY customer_id LIMIT $5",
-            convert::QUALIFICATION_COLUMNS
-        )))
-        .bind(month.first_day().as_naive())
-        .bind(r.qualified)
-        .bind(reason)
-        .bind(after)
-        .bind(limit + 1)
-        .fetch_all(&self.state.pool)
+        let rows = pcn_activities::qualify::list(
+            &self.state.pool,
+            month,
+            r.qualified,
+            reason,
+            after.as_deref(),
+            limit + 1,
+        )
         .await
         .map_err(|e| db_error("listing qualifications", e))?;
         let (items, next) = page(rows, limit, convert::qualification, |q| &q.customer_id);

@@ -29,20 +29,10 @@ impl Control {
         let limit = convert::page_size(r.page_size).map_err(invalid)?;
         let query = format!("n|{month}|{}", status.unwrap_or(""));
         let after = convert::read_page_token(&r.page_token, &query).map_err(invalid)?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM notifications
-              WHERE month = $1 AND ($2::text IS NULL OR status = $2)
-                AND ($3::text IS NULL OR customer_id > $3)
-              ORDER BY customer_id LIMIT $4",
-            convert::NOTIFICATION_COLUMNS
-        )))
-        .bind(month.first_day().as_naive())
-        .bind(status)
-        .bind(after)
-        .bind(limit + 1)
-        .fetch_all(&self.state.pool)
-        .await
-        .map_err(|e| db_error("listing notifications", e))?;
+        let rows =
+            notifications::list(&self.state.pool, month, status, after.as_deref(), limit + 1)
+                .await
+                .map_err(|e| db_error("listing notifications", e))?;
         let (items, next) = page(rows, limit, convert::notification, |n| &n.customer_id);
         Ok(Response::new(pb::ListNotificationsResponse {
             next_page_token: next
@@ -142,15 +132,9 @@ impl Control {
         month: YearMonth,
         customer: &CustomerId,
     ) -> Result<pb::Notification, Status> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM notifications WHERE month = $1 AND customer_id = $2",
-            convert::NOTIFICATION_COLUMNS
-        )))
-        .bind(month.first_day().as_naive())
-        .bind(customer.as_str())
-        .fetch_optional(&self.state.pool)
-        .await
-        .map_err(|e| db_error("reading the notification", e))?;
+        let row = notifications::get(&self.state.pool, month, customer)
+            .await
+            .map_err(|e| db_error("reading the notification", e))?;
         row.as_ref()
             .map(convert::notification)
             .ok_or_else(|| Status::not_found(format!("no notification for {customer} in {month}")))
