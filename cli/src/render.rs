@@ -1,4 +1,7 @@
 //! Readable output: each response as aligned `key  value` lines and tables.
+//!
+//! Over 600 lines on purpose: one readable renderer per response message of the control API, kept
+//! together so every table and field reads alike.
 
 use std::fmt::Write as _;
 

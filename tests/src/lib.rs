@@ -11,6 +11,9 @@
 //! - [`customers_for`]: customers matching the simulator's accounts.
 //! - [`time_skipping`]: the time-skipping test server, with a startup wait that holds under load.
 //! - [`dev_server`]: a file-backed Temporal dev server of a test's own, to kill -9 and restart.
+//!
+//! Over 600 lines on purpose: the whole system-test harness (database, dev server, worker process,
+//! simulators over HTTP) in one place the tests import.
 
 pub mod dev_server;
 pub mod time_skipping;

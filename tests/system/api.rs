@@ -1,6 +1,9 @@
 //! The control API through a real tonic client: the access-control matrix, bad input that
 //! changes nothing, pause/resume/cancel of a live month, and a whole month driven only through
 //! the API (import, backfill, watch, read, retry, report) and the `pcnctl` binary.
+//!
+//! Over 600 lines: the control API's system tests, one resource after another, sharing one running
+//! API.
 
 use std::time::Duration;
 

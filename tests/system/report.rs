@@ -4,6 +4,8 @@
 //! has no report.
 //!
 //! `PCN_WRITE_REPORT_EXAMPLE=1` also writes the seeded month's HTML to `docs/report-example.html`.
+//!
+//! Over 600 lines: the report's system tests, one area per test, sharing one month's fixtures.
 
 use std::collections::BTreeMap;
 use std::time::Instant;

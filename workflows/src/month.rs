@@ -13,6 +13,10 @@
 //!
 //! ScheduledMonthStart is the small workflow a Temporal Schedule starts on the 1st: schedules
 //! append a timestamp to workflow ids, so it starts the month run under its business id.
+//!
+//! Over 600 lines on purpose: the month workflow reads top to bottom in one file (days, hold,
+//! qualification, fan-out, wait); its pure parts are in `window.rs`, `domain/calendar.rs` and the
+//! activity contracts.
 
 use std::time::Duration;
 

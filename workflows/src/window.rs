@@ -13,6 +13,8 @@
 //! [`crate::domain::BusinessDate::at_local`]: the earlier instant when the time is ambiguous
 //! (autumn fall-back), and the first instant after the gap when it does not exist (spring
 //! forward). The end is exclusive: at 20:00:00 sharp a 09:00-20:00 window is closed.
+//!
+//! Over 600 lines: about 380 of the send-window rules and 330 of unit tests (DST, holidays, edges).
 
 use std::fmt;
 use std::str::FromStr;

@@ -20,6 +20,9 @@
 //!
 //! No full phone number is ever logged: [`Phone`]'s `Debug` is masked and nothing here prints
 //! request bodies.
+//!
+//! Over 600 lines: about 440 of the carrier seam (the trait, the HTTP client, the error mapping
+//! both adapters share) and 230 of unit tests.
 
 use std::fmt;
 use std::str::FromStr;

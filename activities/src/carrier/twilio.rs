@@ -7,6 +7,8 @@
 //! list filtered by recipient and date ([`SmsCarrier::find_sent`]). The `StatusCallback` of each message is
 //! `<status_callback_base>?ref=<MessageRef>`, so that a callback names our message without a
 //! lookup (parsed by [`super::events::parse_twilio_callback`]).
+//!
+//! Over 600 lines: about 400 of the adapter and 200 of unit tests of its wire format beside it.
 
 use std::time::Duration;
 

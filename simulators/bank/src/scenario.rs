@@ -1,6 +1,8 @@
 //! The simulated population: which profile each account has and what the bank answers for it on
 //! any given date. Everything is a pure function of the seed, the account index and the date
 //! (plus explicit overrides), so a test can compute the expected qualified set on its own.
+//!
+//! Over 600 lines: about 470 of scenario generation and 250 of unit tests.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -1,5 +1,8 @@
 //! The HTTP server: the balance endpoint of `docs/requirements.md#bank-api`, the admin endpoints,
 //! and the handle tests use to steer a running simulator.
+//!
+//! Over 600 lines: about 700 of the simulated balance API (auth, faults, latency, the admin
+//! endpoints) and its unit tests.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -6,6 +6,9 @@
 //! The simulator's defaults are unkind (like a real carrier). Tests that count callbacks exactly
 //! or need repeats deduplicated say so in their configuration: [`punctual`] callbacks, and
 //! `dedup_references: true`.
+//!
+//! Over 600 lines: the carrier simulator's HTTP tests (both APIs, signatures, plans, duplicates,
+//! outages, inbound), sharing one harness.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -11,6 +11,9 @@
 //! - [`build`]: the report of a month, or `None` when the month has no data.
 //! - [`MonthlyReport`] and its sections: plain serialisable data.
 //! - [`export`]: CSV, XLSX and a self-contained HTML page with inline SVG charts.
+//!
+//! Over 600 lines: the report's read-only analytics queries and the assembly of the report; the
+//! exports are in `export/`, one file per format.
 
 pub mod export;
 
