@@ -104,6 +104,7 @@ pub fn month(m: &Month) -> Value {
             "worker": b.worker,
         })).collect::<Vec<_>>(),
         "as_of": m.as_of,
+        "degraded": m.degraded,
     })
 }
 

@@ -133,6 +133,9 @@ pub fn month(m: &Month) -> String {
     if !m.blocked_reason.is_empty() {
         rows.push(("blocked", m.blocked_reason.clone()));
     }
+    if !m.degraded.is_empty() {
+        rows.push(("note", m.degraded.clone()));
+    }
     rows.extend([
         ("workflow", dash(&m.workflow_id)),
         ("run id", dash(&m.run_id)),

@@ -35,6 +35,8 @@ struct Progress {
     done: u64,
     total: u64,
     blocked_reason: String,
+    /// What did not answer (GetMonth's `degraded`).
+    degraded: String,
 }
 
 impl Progress {
@@ -59,6 +61,7 @@ impl Progress {
             done,
             total,
             blocked_reason: m.blocked_reason.clone(),
+            degraded: m.degraded.clone(),
         }
     }
 
@@ -82,6 +85,9 @@ impl Progress {
         );
         if !self.blocked_reason.is_empty() {
             line.push_str(&format!(": {}", self.blocked_reason));
+        }
+        if !self.degraded.is_empty() {
+            line.push_str(&format!(" (note: {})", self.degraded));
         }
         line
     }
@@ -140,7 +146,11 @@ impl View {
         match self {
             Self::Bar(bar) => {
                 bar.set_prefix(progress.unit());
-                bar.set_message(progress.phase);
+                bar.set_message(if progress.degraded.is_empty() {
+                    progress.phase
+                } else {
+                    format!("{} (last known; {})", progress.phase, progress.degraded)
+                });
                 bar.update(|state| {
                     state.set_len(progress.total);
                     state.set_pos(progress.done);

@@ -689,6 +689,11 @@ impl TestApi {
 
     /// Starts the API on `db`, starting months on `task_queue` with [`test_month_settings`].
     pub async fn start(db: &TestDb, task_queue: &str) -> Self {
+        Self::start_with_temporal(db, task_queue, &temporal_address()).await
+    }
+
+    /// [`TestApi::start`] with another Temporal address (e.g. one that refuses connections).
+    pub async fn start_with_temporal(db: &TestDb, task_queue: &str, temporal: &str) -> Self {
         let spec = ["viewer", "operator", "admin"]
             .iter()
             .map(|role| {
@@ -707,7 +712,7 @@ impl TestApi {
             listener,
             pcn_worker::api::ApiState {
                 pool: db.pool.clone(),
-                temporal: ClientSlot::new(&temporal_address(), "default"),
+                temporal: ClientSlot::new(temporal, "default"),
                 task_queue: task_queue.to_owned(),
                 month_settings: test_month_settings(),
                 tokens: std::sync::Arc::new(tokens),

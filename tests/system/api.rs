@@ -704,6 +704,43 @@ async fn pause_resume_and_cancel_a_live_month() {
     assert_eq!(seen.carriers[0].carrier, "twilio");
     assert_eq!(seen.carriers[0].state, pb::BreakerState::Open as i32);
     assert_eq!(seen.carriers[0].worker, "7@w1");
+    // No worker: GetMonth shows the phase the run last published, says why, and pcnctl never
+    // prints UNSPECIFIED; an action needs the run's own answer. A new worker brings it back.
+    worker.stop();
+    let stale = watch(&mut api, &month, Duration::from_secs(60), |m| {
+        !m.degraded.is_empty()
+    })
+    .await;
+    assert_eq!(stale.phase, pb::MonthPhase::Monitoring as i32, "{stale:?}");
+    assert!(stale.degraded.contains("no worker answered"), "{stale:?}");
+    let out = tokio::process::Command::new(workspace_binary("pcnctl"))
+        .args(["month", "get", &month])
+        .env("PCN_API_ADDRESS", &api_server.url)
+        .env("PCN_API_TOKEN", TestApi::token("viewer"))
+        .output()
+        .await
+        .expect("run pcnctl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("MONITORING") && text.contains("no worker answered"),
+        "{text}"
+    );
+    assert!(!text.contains("UNSPECIFIED"), "{text}");
+    let err = api
+        .pause_month(authed(action("no worker"), Some(&op)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    let worker = InProcessWorker::for_test(&queue, &db, &bank);
+    watch(&mut api, &month, Duration::from_secs(60), |m| {
+        m.degraded.is_empty() && m.phase == pb::MonthPhase::Monitoring as i32
+    })
+    .await;
     // Resume while running is an illegal transition.
     let err = api
         .resume_month(authed(action("x"), Some(&op)))
@@ -766,6 +803,67 @@ async fn pause_resume_and_cancel_a_live_month() {
         ]
     );
     worker.stop();
+}
+
+#[tokio::test]
+async fn get_month_without_temporal_shows_what_postgres_implies() {
+    pcn_tests::init();
+    let db = TestDb::with_customers(5).await;
+    let queue = unique_task_queue("api-blind");
+    // An API whose Temporal address refuses connections.
+    let blind = TestApi::start_with_temporal(&db, &queue, "127.0.0.1:1").await;
+    let mut api = blind.client().await;
+    let viewer = TestApi::token("viewer");
+    let get = |month: &str| {
+        authed(
+            pb::GetMonthRequest {
+                month: month.into(),
+            },
+            Some(&viewer),
+        )
+    };
+    // No data: whether the month has a run cannot be known — UNAVAILABLE, not NOT_FOUND.
+    let err = api.get_month(get("2019-02")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    // One swept day: MONITORING, with a note that says where the phase comes from.
+    sqlx::query(
+        "INSERT INTO daily_sweeps (business_date, checked, passed, below_threshold, missing,
+                                   not_found, invalid, workflow_id, run_id)
+         VALUES ('2019-01-01', 5, 5, 0, 0, 0, 0, 'qualification/2019-01', 'test')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let inferred = api.get_month(get("2019-01")).await.unwrap().into_inner();
+    assert_eq!(
+        inferred.phase,
+        pb::MonthPhase::Monitoring as i32,
+        "{inferred:?}"
+    );
+    assert_eq!(inferred.days_done, 1);
+    assert!(inferred.degraded.contains("Temporal"), "{inferred:?}");
+    // pcnctl shows the same.
+    let out = tokio::process::Command::new(workspace_binary("pcnctl"))
+        .args(["--json", "month", "get", "2019-01"])
+        .env("PCN_API_ADDRESS", &blind.url)
+        .env("PCN_API_TOKEN", &viewer)
+        .output()
+        .await
+        .expect("run pcnctl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["phase"], "MONITORING", "{json}");
+    assert!(
+        json["degraded"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("inferred from Postgres"),
+        "{json}"
+    );
 }
 
 #[tokio::test]
@@ -895,6 +993,11 @@ async fn a_month_driven_only_through_the_api_and_pcnctl() {
         m.phase == pb::MonthPhase::Completed as i32
     })
     .await;
+    // A completed run answers no query: its fan-out count is the notification rows, not 0.
+    let notified = done.notifications.unwrap_or_default().total;
+    assert!(notified > 0);
+    assert_eq!(done.fanout_started, notified, "{done:?}");
+    assert_eq!(done.degraded, "", "every part answered");
     // A final notification cannot be cancelled.
     let err = api
         .cancel_notification(authed(

@@ -1,6 +1,11 @@
 //! `GetMonth`: the workflow's state (describe, then the `progress` query while it runs) plus the
 //! Postgres counts (decisions by reason, notifications by status, swept days).
 //!
+//! Honest when a part is down: without a worker to answer the query, the phase is the one the run
+//! last published (`PcnPhase`); without Temporal, it is inferred from Postgres
+//! ([`inferred_phase`]); `degraded` says which, so `pcnctl month get/watch` never show
+//! UNSPECIFIED for a month that exists.
+//!
 //! Under load every caller of a month within [`FRESH_FOR`] shares one computation: the first
 //! caller computes while the others wait on the month's lock, then all read the cached view. So
 //! the figures are at most about a second old (`as_of` says when they were read), and 32
@@ -11,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pcn_proto::v1 as pb;
+use pcn_workflows::contracts::NotificationCounts;
 use pcn_workflows::domain::YearMonth;
 use pcn_workflows::month::{self, MonthPhase, MonthProgress, MonthlyQualificationWorkflow};
 use sqlx::{PgPool, Row as _};
@@ -73,25 +79,78 @@ pub struct RunState {
     pub status: WorkflowExecutionStatus,
     /// The `progress` query's answer, while running (None if the query could not be answered).
     pub progress: Option<MonthProgress>,
+    /// The phase the run last published (its `PcnPhase` search attribute).
+    pub published: Option<MonthPhase>,
 }
 
 impl RunState {
     /// The API's phase: the workflow's own phase while it runs, else from how it closed.
     pub fn phase(&self) -> pb::MonthPhase {
         match self.status {
-            WorkflowExecutionStatus::Running => match self.progress.as_ref().map(|p| p.phase) {
-                Some(MonthPhase::Monitoring) => pb::MonthPhase::Monitoring,
-                Some(MonthPhase::Paused) => pb::MonthPhase::Paused,
-                Some(MonthPhase::Blocked) => pb::MonthPhase::Blocked,
-                Some(MonthPhase::Qualifying) => pb::MonthPhase::Qualifying,
-                Some(MonthPhase::Notifying) => pb::MonthPhase::Notifying,
-                Some(MonthPhase::Completed) => pb::MonthPhase::Completed,
-                None => pb::MonthPhase::Unspecified,
-            },
+            WorkflowExecutionStatus::Running => self
+                .progress
+                .as_ref()
+                .map(|p| p.phase)
+                .or(self.published)
+                .map_or(pb::MonthPhase::Unspecified, api_phase),
             WorkflowExecutionStatus::Completed => pb::MonthPhase::Completed,
             WorkflowExecutionStatus::Canceled => pb::MonthPhase::Cancelled,
             _ => pb::MonthPhase::Failed,
         }
+    }
+}
+
+/// The API's spelling of a workflow phase.
+pub fn api_phase(phase: MonthPhase) -> pb::MonthPhase {
+    match phase {
+        MonthPhase::Monitoring => pb::MonthPhase::Monitoring,
+        MonthPhase::Paused => pb::MonthPhase::Paused,
+        MonthPhase::Blocked => pb::MonthPhase::Blocked,
+        MonthPhase::Qualifying => pb::MonthPhase::Qualifying,
+        MonthPhase::Notifying => pb::MonthPhase::Notifying,
+        MonthPhase::Completed => pb::MonthPhase::Completed,
+    }
+}
+
+/// The phase a run published last, from its description's `PcnPhase` search attribute.
+fn published_phase(
+    description: &temporalio_client::WorkflowExecutionDescription,
+) -> Option<MonthPhase> {
+    let payload = description
+        .raw_description
+        .workflow_execution_info
+        .as_ref()?
+        .search_attributes
+        .as_ref()?
+        .indexed_fields
+        .get(pcn_workflows::search::PHASE.name())?;
+    serde_json::from_slice(&payload.data).ok()
+}
+
+/// What Postgres says about a month whose run cannot be asked (Temporal unreachable): decisions
+/// and notifications are written by the run's own steps, so they tell how far it got.
+pub fn inferred_phase(
+    days_recorded: u32,
+    days_total: u32,
+    decided: u64,
+    qualified: u64,
+    notifications: &NotificationCounts,
+) -> pb::MonthPhase {
+    let finals = notifications.delivered
+        + notifications.failed
+        + notifications.undeliverable
+        + notifications.opted_out
+        + notifications.cancelled;
+    if decided == 0 {
+        if days_recorded >= days_total {
+            pb::MonthPhase::Qualifying
+        } else {
+            pb::MonthPhase::Monitoring
+        }
+    } else if notifications.total >= qualified && finals == notifications.total {
+        pb::MonthPhase::Completed
+    } else {
+        pb::MonthPhase::Notifying
     }
 }
 
@@ -136,6 +195,7 @@ pub async fn run_state(client: &Client, month: YearMonth) -> Result<Option<RunSt
         run_id: description.run_id().to_owned(),
         status,
         progress,
+        published: published_phase(&description),
     }))
 }
 
@@ -144,13 +204,29 @@ async fn compute(
     client: Option<&Client>,
     month: YearMonth,
 ) -> Result<pb::Month, Status> {
-    let client = client.ok_or_else(|| Status::unavailable("Temporal is unavailable; try again"))?;
     let as_of = chrono::Utc::now();
     let first = month.first_day().as_naive();
     let last = month.last_day().as_naive();
     // The run first, then the rows: a phase that says COMPLETED is never shown beside counts read
     // before the last notifications ended (the month completes only once they have).
-    let run = run_state(client, month).await?;
+    let (run, temporal_down) = match client {
+        None => (None, Some("Temporal is unreachable".to_owned())),
+        Some(client) => match run_state(client, month).await {
+            Ok(run) => (run, None),
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+                ) =>
+            {
+                (
+                    None,
+                    Some(format!("Temporal did not answer ({})", status.message())),
+                )
+            }
+            Err(status) => return Err(status),
+        },
+    };
     let (decisions, notifications, days, breakers) = tokio::try_join!(
         async {
             pcn_activities::qualify::month_summary(pool, month)
@@ -174,6 +250,11 @@ async fn compute(
         },
     )?;
     if run.is_none() && decisions.customers == 0 && notifications.total == 0 && days.is_empty() {
+        if let Some(down) = temporal_down {
+            return Err(Status::unavailable(format!(
+                "{down} and Postgres has no data for {month}: whether it has a run is unknown; try again"
+            )));
+        }
         return Err(Status::not_found(format!(
             "month {month} has no run and no data"
         )));
@@ -214,18 +295,55 @@ async fn compute(
         })
         .collect();
     let progress = run.as_ref().and_then(|r| r.progress.as_ref());
-    let days_done = progress
-        .map(|p| p.days_done)
-        .unwrap_or_else(|| u32::try_from(days.len()).unwrap_or(u32::MAX));
+    let days_recorded = u32::try_from(days.len()).unwrap_or(u32::MAX);
+    let days_done = progress.map_or(days_recorded, |p| p.days_done);
+    let (phase, degraded) =
+        match (&run, temporal_down) {
+            (_, Some(down)) => (
+                inferred_phase(
+                    days_recorded,
+                    month.num_days(),
+                    q.decided,
+                    q.qualified,
+                    &notifications,
+                ),
+                format!(
+                    "{down}: the phase is inferred from Postgres (decisions, notifications, swept days)"
+                ),
+            ),
+            (Some(r), None)
+                if r.status == WorkflowExecutionStatus::Running && r.progress.is_none() =>
+            {
+                match r.published {
+                Some(_) => (
+                    r.phase(),
+                    "no worker answered the run's progress query: the phase is the one the run last published (PcnPhase); is a worker running?".to_owned(),
+                ),
+                None => (
+                    inferred_phase(days_recorded, month.num_days(), q.decided, q.qualified, &notifications),
+                    "no worker answered the run's progress query and the run published no phase: the phase is inferred from Postgres; is a worker running?".to_owned(),
+                ),
+            }
+            }
+            (Some(r), None) => (r.phase(), String::new()),
+            // No run, but data (e.g. a run removed by retention): what Postgres says.
+            (None, None) => (
+                inferred_phase(
+                    days_recorded,
+                    month.num_days(),
+                    q.decided,
+                    q.qualified,
+                    &notifications,
+                ),
+                "the month has no run in Temporal: the phase is inferred from Postgres".to_owned(),
+            ),
+        };
     Ok(pb::Month {
         month: month.to_string(),
         workflow_id: month::workflow_id(month),
         run_id: run.as_ref().map(|r| r.run_id.clone()).unwrap_or_default(),
-        phase: run
-            .as_ref()
-            .map(RunState::phase)
-            .unwrap_or(pb::MonthPhase::Unspecified)
-            .into(),
+        phase: phase.into(),
+        degraded,
         blocked_reason: progress
             .and_then(|p| p.blocked_reason.clone())
             .unwrap_or_default(),
@@ -234,9 +352,7 @@ async fn compute(
         next_check_at: opt_ts(progress.and_then(|p| p.next_check_at)),
         qualification: Some(q),
         notifications: Some(c),
-        fanout_started: progress
-            .map(|p| p.fanout.started + p.fanout.already_started)
-            .unwrap_or(0),
+        fanout_started: progress.map_or(c.total, |p| p.fanout.started + p.fanout.already_started),
         days,
         as_of: ts(as_of),
         carriers: breakers
@@ -255,4 +371,54 @@ async fn compute(
             })
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(total: u64, delivered: u64, submitted: u64) -> NotificationCounts {
+        NotificationCounts {
+            total,
+            delivered,
+            submitted,
+            ..NotificationCounts::default()
+        }
+    }
+
+    #[test]
+    fn postgres_tells_how_far_a_month_got() {
+        let none = counts(0, 0, 0);
+        assert_eq!(
+            inferred_phase(0, 30, 0, 0, &none),
+            pb::MonthPhase::Monitoring
+        );
+        assert_eq!(
+            inferred_phase(12, 30, 0, 0, &none),
+            pb::MonthPhase::Monitoring
+        );
+        assert_eq!(
+            inferred_phase(30, 30, 0, 0, &none),
+            pb::MonthPhase::Qualifying
+        );
+        // Decided, fan-out not done or notifications still out.
+        assert_eq!(
+            inferred_phase(30, 30, 100, 40, &counts(10, 10, 0)),
+            pb::MonthPhase::Notifying
+        );
+        assert_eq!(
+            inferred_phase(30, 30, 100, 40, &counts(40, 39, 1)),
+            pb::MonthPhase::Notifying
+        );
+        // Every qualified customer's notification is final.
+        assert_eq!(
+            inferred_phase(30, 30, 100, 40, &counts(40, 40, 0)),
+            pb::MonthPhase::Completed
+        );
+        // Nobody qualified: nothing to send.
+        assert_eq!(
+            inferred_phase(30, 30, 100, 0, &none),
+            pb::MonthPhase::Completed
+        );
+    }
 }

@@ -174,7 +174,8 @@ impl Control {
                 "month {month} is {name}: its run is closed"
             )));
         }
-        if phase == pb::MonthPhase::Unspecified {
+        // Act only on the run's own answer, not on the phase it last published.
+        if run.progress.is_none() {
             return Err(Status::unavailable(
                 "the month's run did not answer its progress query (is a worker running?); try again",
             ));
