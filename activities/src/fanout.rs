@@ -7,9 +7,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use futures::{StreamExt, stream};
 use pcn_workflows::contracts::{StartNotificationsInput, StartNotificationsOutput};
-use pcn_workflows::domain::{CustomerId, YearMonth};
-use pcn_workflows::search;
 use pcn_workflows::sms::{self, NotificationState, SmsInput, SmsNotificationWorkflow};
+use pcn_workflows::{search, web_ui};
 use sqlx::PgPool;
 use temporalio_client::errors::WorkflowStartError;
 use temporalio_client::{Client, WorkflowIdReusePolicy, WorkflowStartOptions};
@@ -32,16 +31,12 @@ pub struct FanoutDeps {
 /// default is 10 s).
 pub const SMS_TASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Options of one SMS workflow start: business id, reuse rejected (a second start of the same
-/// customer-month — even after the first finished — is refused by the server), search
-/// attributes, the task timeout of [`SMS_TASK_TIMEOUT`].
-pub fn sms_start_options(
-    task_queue: &str,
-    month: YearMonth,
-    customer: &CustomerId,
-    search_attributes: bool,
-) -> WorkflowStartOptions {
-    let attributes = search_attributes.then(|| {
+/// Options of the SMS workflow start of `input`: business id, reuse rejected (a second start of
+/// the same customer-month — even after the first finished — is refused by the server), search
+/// attributes, the Web UI's one-line summary, the task timeout of [`SMS_TASK_TIMEOUT`].
+pub fn sms_start_options(task_queue: &str, input: &SmsInput) -> WorkflowStartOptions {
+    let (month, customer) = (input.month, &input.customer);
+    let attributes = input.settings.search_attributes.then(|| {
         SearchAttributes::new([
             search::MONTH.value_set(month.to_string()),
             search::CUSTOMER.value_set(customer.as_str().to_owned()),
@@ -51,6 +46,12 @@ pub fn sms_start_options(
     WorkflowStartOptions::new(task_queue, sms::workflow_id(month, customer))
         .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
         .maybe_search_attributes(attributes)
+        .static_summary(web_ui::sms_summary(
+            month,
+            customer.as_str(),
+            input.first_attempt,
+            input.settings.max_attempts,
+        ))
         .task_timeout(SMS_TASK_TIMEOUT)
         .build()
 }
@@ -70,18 +71,13 @@ pub async fn start_page<F: std::future::Future<Output = ()>>(
     let mut results = stream::iter(customers.iter().cloned())
         .map(|customer| {
             let client = Arc::clone(&client);
-            let options = sms_start_options(
-                &input.task_queue,
-                input.month,
-                &customer,
-                input.settings.search_attributes,
-            );
             let workflow_input = SmsInput {
                 month: input.month,
                 customer,
                 settings: input.settings.clone(),
                 first_attempt: 1,
             };
+            let options = sms_start_options(&input.task_queue, &workflow_input);
             async move {
                 match client
                     .start_workflow(SmsNotificationWorkflow::run, workflow_input, options)

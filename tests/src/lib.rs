@@ -746,3 +746,34 @@ pub fn authed<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
     }
     request
 }
+
+/// The Web UI's *current details* of a month run (Temporal's `__temporal_workflow_metadata`
+/// query, answered by a polling worker).
+pub async fn month_current_details(
+    client: &temporalio_client::Client,
+    workflow_id: &str,
+) -> String {
+    use temporalio_client::UntypedQuery;
+    use temporalio_common::data_converters::RawValue;
+    let handle = client.get_workflow_handle::<pcn_workflows::month::MonthlyQualificationWorkflow>(
+        workflow_id.to_owned(),
+    );
+    let answer = handle
+        .query(
+            UntypedQuery::new("__temporal_workflow_metadata"),
+            RawValue::new(Vec::new()),
+            Default::default(),
+        )
+        .await
+        .expect("metadata query");
+    let data = answer
+        .payloads
+        .first()
+        .map(|p| p.data.clone())
+        .unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_slice(&data).expect("metadata JSON");
+    json["currentDetails"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}

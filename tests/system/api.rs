@@ -683,6 +683,14 @@ async fn pause_resume_and_cancel_a_live_month() {
         Some(format!("{month} · threshold 15000.00 NIS on every day").as_str())
     );
     let details = described.static_details().unwrap_or_default();
+    // Its current details (the Web UI's "Current details") say what it waits for.
+    let temporal = pcn_tests::temporal_client().await;
+    let now = pcn_tests::month_current_details(&temporal, &format!("qualification/{month}")).await;
+    assert!(now.starts_with("**MONITORING** — 0 of "), "{now}");
+    assert!(
+        now.contains("next daily check") && now.contains("Israel time"),
+        "{now}"
+    );
     assert!(
         details.contains(&format!(
             "](/namespaces/default/workflows?query=PcnMonth%3D%22{month}%22%20AND%20WorkflowType%3D%22SmsNotificationWorkflow%22)"
@@ -754,6 +762,12 @@ async fn pause_resume_and_cancel_a_live_month() {
         m.phase == pb::MonthPhase::Paused as i32
     })
     .await;
+    let now = pcn_tests::month_current_details(&temporal, &format!("qualification/{month}")).await;
+    assert!(now.starts_with("**PAUSED**"), "{now}");
+    assert!(
+        now.contains(&format!("pcnctl month resume {month}")),
+        "{now}"
+    );
     let err = api
         .pause_month(authed(action("again"), Some(&op)))
         .await
@@ -1151,6 +1165,19 @@ async fn a_month_driven_only_through_the_api_and_pcnctl() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // In the Web UI the retry's run says what it is (no personal data).
+    let retried = pcn_tests::temporal_client()
+        .await
+        .get_workflow_handle::<pcn_workflows::sms::SmsNotificationWorkflow>(format!(
+            "sms/{month_s}/{target}"
+        ))
+        .describe(Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        retried.static_summary(),
+        Some(format!("{month_s} · customer {target} · manual retry, attempt 2").as_str())
+    );
     // The retried run replays on the current code (and is kept as a fixture when asked).
     crate::replay::check_and_maybe_save_workflow(
         &pcn_tests::temporal_client().await,

@@ -42,6 +42,17 @@ async fn a_backfilled_month_decides_what_an_independent_computation_decides() {
         .unwrap();
     assert!(matches!(started, StartOutcome::Started { .. }));
     let progress = wait_completed(&client, month, Duration::from_secs(180)).await;
+    let id = pcn_workflows::month::workflow_id(month);
+    let now = pcn_tests::month_current_details(&client, &id).await;
+    let q = progress.qualification.clone().unwrap();
+    assert!(
+        now.starts_with("**COMPLETED** — 31 of 31 days swept"),
+        "{now}"
+    );
+    assert!(
+        now.contains(&format!("**{} of {} qualified**", q.qualified, q.customers)),
+        "{now}"
+    );
     worker.stop();
     crate::replay::check_and_maybe_save(&client, month, "month-2026-10-sms.json").await;
 
@@ -218,6 +229,12 @@ async fn a_401_blocks_the_month_visibly_until_an_operator_resumes_it() {
     let reason = blocked.blocked_reason.unwrap();
     assert!(reason.contains("401"), "{reason}");
     assert_eq!(blocked.days_done, 0);
+    // The Web UI's current details say why and what to do.
+    let id = pcn_workflows::month::workflow_id(month);
+    let now = pcn_tests::month_current_details(&client, &id).await;
+    assert!(now.starts_with("**BLOCKED**"), "{now}");
+    assert!(now.contains("401"), "{now}");
+    assert!(now.contains("pcnctl month resume 2025-06"), "{now}");
     let checks: i64 = sqlx::query_scalar("SELECT count(*) FROM balance_checks")
         .fetch_one(&db.pool)
         .await

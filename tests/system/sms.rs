@@ -34,13 +34,13 @@ pub async fn start_sms(
     settings: &SmsSettings,
 ) -> String {
     let customer = CustomerId::parse(&pcn_bank_sim::customer_id(i)).unwrap();
-    let options = sms_start_options(queue, month, &customer, settings.search_attributes);
     let input = SmsInput {
         month,
         customer: customer.clone(),
         settings: settings.clone(),
         first_attempt: 1,
     };
+    let options = sms_start_options(queue, &input);
     client
         .start_workflow(SmsNotificationWorkflow::run, input, options)
         .await

@@ -30,6 +30,7 @@ pub mod search;
 #[allow(missing_docs)]
 pub mod sms;
 pub mod vocabulary;
+pub mod web_ui;
 pub mod window;
 
 /// Task queue served by the worker (one queue: workflows and activities of this system).

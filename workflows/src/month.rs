@@ -26,9 +26,9 @@ use temporalio_workflow::common::error::StartChildWorkflowExecutionFailedCause;
 use temporalio_workflow::common::search_attributes::SearchAttributes;
 use temporalio_workflow::{
     ActivityExecutionError, ActivityOptions, ChildWorkflowOptions, ChildWorkflowStartError,
-    LocalActivityOptions, ParentClosePolicy, RetryPolicy, SyncWorkflowContext, WorkflowContext,
-    WorkflowContextView, WorkflowIdReusePolicy, WorkflowResult, WorkflowTermination, workflow,
-    workflow_methods,
+    LocalActivityOptions, ParentClosePolicy, RetryPolicy, SyncWorkflowContext, TimerOptions,
+    WorkflowContext, WorkflowContextView, WorkflowIdReusePolicy, WorkflowResult,
+    WorkflowTermination, workflow, workflow_methods,
 };
 
 use crate::contracts::{
@@ -38,7 +38,7 @@ use crate::contracts::{
 };
 use crate::domain::{BusinessDate, CustomerId, Nis, YearMonth};
 use crate::sms::SmsSettings;
-use crate::{TASK_QUEUE, search, workflow_now};
+use crate::{TASK_QUEUE, search, web_ui, workflow_now};
 
 /// The workflow id of a month: the business key that makes a second start of the same month a
 /// no-op.
@@ -296,6 +296,7 @@ impl MonthlyQualificationWorkflow {
                 search::PHASE.value_set(MonthPhase::Monitoring.as_str().to_owned()),
             ]);
         }
+        show(ctx);
         let give_up_after = chrono::Duration::seconds(
             i64::try_from(settings.give_up_after_secs).unwrap_or(i64::MAX / 1_000_000),
         );
@@ -305,7 +306,13 @@ impl MonthlyQualificationWorkflow {
             let now = workflow_now(ctx);
             if due > now {
                 ctx.state_mut(|s| s.next_check_at = Some(due));
-                ctx.timer((due - now).to_std().unwrap_or_default()).await;
+                show(ctx);
+                ctx.timer(
+                    TimerOptions::builder((due - now).to_std().unwrap_or_default())
+                        .summary(web_ui::daily_check_timer(due))
+                        .build(),
+                )
+                .await;
             }
             ctx.wait_condition(|s| !s.hold.is_held()).await?;
 
@@ -314,6 +321,7 @@ impl MonthlyQualificationWorkflow {
                 s.next_check_at = None;
                 s.sweeping = Some(date);
             });
+            show(ctx);
             let input = DailySweepInput {
                 date,
                 threshold: settings.threshold,
@@ -329,6 +337,7 @@ impl MonthlyQualificationWorkflow {
                     summary,
                 });
             });
+            show(ctx);
         }
 
         set_phase(ctx, MonthPhase::Qualifying);
@@ -339,6 +348,7 @@ impl MonthlyQualificationWorkflow {
         };
         let qualification = execute_or_block(ctx, QualifyMonth, input, qualify_options()).await?;
         ctx.state_mut(|s| s.qualification = Some(qualification.clone()));
+        show(ctx);
 
         // Notification: the qualified customers are the rows of `qualifications WHERE qualified`.
         set_phase(ctx, MonthPhase::Notifying);
@@ -369,6 +379,7 @@ impl MonthlyQualificationWorkflow {
         if self.input.settings.search_attributes {
             ctx.upsert_search_attributes([search::PHASE.value_set(self.phase.as_str().to_owned())]);
         }
+        ctx.set_current_details(web_ui::month_details(&self.snapshot()));
     }
 
     /// Resume a paused or blocked run (a blocked step is tried again).
@@ -382,11 +393,19 @@ impl MonthlyQualificationWorkflow {
         if self.input.settings.search_attributes {
             ctx.upsert_search_attributes([search::PHASE.value_set(self.phase.as_str().to_owned())]);
         }
+        ctx.set_current_details(web_ui::month_details(&self.snapshot()));
     }
 
     /// Where the month stands.
     #[query(name = "progress")]
     pub fn progress(&self, _ctx: &WorkflowContextView) -> MonthProgress {
+        self.snapshot()
+    }
+}
+
+impl MonthlyQualificationWorkflow {
+    /// Where the month stands (the `progress` query, the Web UI's current details).
+    fn snapshot(&self) -> MonthProgress {
         MonthProgress {
             month: self.input.month,
             phase: self.phase,
@@ -433,6 +452,7 @@ async fn fan_out(
             s.fanout.last = page.last;
             s.fanout.done = done;
         });
+        show(ctx);
         if done || after.is_none() {
             return Ok(());
         }
@@ -456,11 +476,16 @@ async fn follow_notifications(
             .await?;
         let finished = counts.in_flight() == 0 && counts.total >= counts.qualified;
         ctx.state_mut(|s| s.notifications = Some(counts));
+        show(ctx);
         if finished {
             return Ok(());
         }
-        ctx.timer(Duration::from_secs(settings.notification_poll_secs.max(1)))
-            .await;
+        ctx.timer(
+            TimerOptions::builder(Duration::from_secs(settings.notification_poll_secs.max(1)))
+                .summary(web_ui::notification_count_timer(month))
+                .build(),
+        )
+        .await;
     }
 }
 
@@ -499,6 +524,13 @@ fn set_phase(ctx: &WorkflowContext<MonthlyQualificationWorkflow>, phase: MonthPh
     if changed {
         ctx.upsert_search_attributes([search::PHASE.value_set(phase.as_str().to_owned())]);
     }
+    show(ctx);
+}
+
+/// Publishes the Web UI's current details (answered from state: no history event).
+fn show(ctx: &WorkflowContext<MonthlyQualificationWorkflow>) {
+    let details = ctx.state(|s| web_ui::month_details(&s.snapshot()));
+    ctx.set_current_details(details);
 }
 
 /// Runs an activity; when it fails for good, blocks the month until an operator resumes it and
@@ -542,6 +574,7 @@ where
                         search::PHASE.value_set(MonthPhase::Blocked.as_str().to_owned())
                     ]);
                 }
+                show(ctx);
                 ctx.wait_condition(|s| !s.hold.is_held()).await?;
             }
         }

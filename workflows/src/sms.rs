@@ -26,7 +26,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use temporalio_workflow::{
-    CancellableFuture, LocalActivityOptions, RetryPolicy, SyncWorkflowContext,
+    CancellableFuture, LocalActivityOptions, RetryPolicy, SyncWorkflowContext, TimerOptions,
     WorkflowCancellationToken, WorkflowContext, WorkflowContextView, WorkflowResult, select,
     workflow, workflow_methods,
 };
@@ -37,7 +37,7 @@ use crate::contracts::{
 };
 use crate::delivery::notification_workflow_id;
 use crate::domain::{CustomerId, YearMonth};
-use crate::{search, workflow_now};
+use crate::{search, web_ui, workflow_now};
 
 mod machine;
 mod reports;
@@ -127,7 +127,9 @@ impl SmsNotificationWorkflow {
                 )
                 .await
                 .ok();
-            let step = match ctx.state_mut(|s| s.machine.on_submission(submitted, now)) {
+            let step = ctx.state_mut(|s| s.machine.on_submission(submitted, now));
+            show(ctx);
+            let step = match step {
                 // 3. Follow a submitted attempt to its outcome: a signal, or a poll every poll
                 // interval, up to the confirmation timeout.
                 Step::Follow { carrier_message_id } => {
@@ -212,7 +214,13 @@ async fn wait_for_window(
         }
         let opens = settings.window.next_open(now);
         set_state(ctx, NotificationState::WaitingWindow, Some(opens));
-        let mut timer = std::pin::pin!(ctx.timer((opens - now).to_std().unwrap_or_default()));
+        let mut timer = std::pin::pin!(
+            ctx.timer(
+                TimerOptions::builder((opens - now).to_std().unwrap_or_default())
+                    .summary(web_ui::window_timer(opens))
+                    .build()
+            )
+        );
         select! {
             _ = timer.as_mut() => {}
             _ = ctx.wait_condition(|s: &SmsNotificationWorkflow| s.machine.cancel_reason.is_some()) => {
@@ -247,7 +255,13 @@ async fn wait_for_outcome(
         }
         let wake = (now + poll).min(deadline);
         ctx.state_mut(|s| s.machine.next_wake_at = Some(wake));
-        let mut timer = std::pin::pin!(ctx.timer((wake - now).to_std().unwrap_or_default()));
+        let mut timer = std::pin::pin!(
+            ctx.timer(
+                TimerOptions::builder((wake - now).to_std().unwrap_or_default())
+                    .summary(web_ui::report_timer(attempt))
+                    .build()
+            )
+        );
         let mut fired = false;
         select! {
             _ = timer.as_mut() => { fired = true; }
@@ -302,7 +316,13 @@ async fn await_evidence(
     ctx.state_mut(|s| {
         s.machine.next_wake_at = Some(now + chrono::Duration::seconds(secs_i64(wait.as_secs())));
     });
-    let mut timer = std::pin::pin!(ctx.timer(wait));
+    let mut timer = std::pin::pin!(
+        ctx.timer(
+            TimerOptions::builder(wait)
+                .summary(web_ui::in_doubt_timer(attempt, wait.as_secs()))
+                .build()
+        )
+    );
     select! {
         _ = timer.as_mut() => {}
         _ = ctx.wait_condition(move |s: &SmsNotificationWorkflow| {
@@ -319,7 +339,13 @@ async fn defer(ctx: &WorkflowContext<SmsNotificationWorkflow>, retry_secs: u64) 
     ctx.state_mut(|s| {
         s.machine.next_wake_at = Some(now + chrono::Duration::seconds(secs_i64(wait.as_secs())));
     });
-    let mut timer = std::pin::pin!(ctx.timer(wait));
+    let mut timer = std::pin::pin!(
+        ctx.timer(
+            TimerOptions::builder(wait)
+                .summary(web_ui::deferred_timer(wait.as_secs()))
+                .build()
+        )
+    );
     select! {
         _ = timer.as_mut() => {}
         _ = ctx.wait_condition(|s: &SmsNotificationWorkflow| s.machine.cancel_reason.is_some()) => {}
@@ -348,7 +374,13 @@ async fn retry_wait(
     ctx.execute_local_activity(RecordNotification, record, record_options())
         .await?;
     set_state(ctx, NotificationState::RetryWait, Some(wake));
-    let mut timer = std::pin::pin!(ctx.timer((wake - now).to_std().unwrap_or_default()));
+    let mut timer = std::pin::pin!(
+        ctx.timer(
+            TimerOptions::builder((wake - now).to_std().unwrap_or_default())
+                .summary(web_ui::retry_timer(wake))
+                .build()
+        )
+    );
     select! {
         _ = timer.as_mut() => {}
         _ = ctx.wait_condition(|s: &SmsNotificationWorkflow| s.machine.cancel_reason.is_some()) => {
@@ -404,6 +436,13 @@ fn set_state(
             search::NOTIFICATION_STATUS.value_set(state.as_str().to_owned())
         ]);
     }
+    show(ctx);
+}
+
+/// Publishes the Web UI's current details (answered from state: no history event).
+fn show(ctx: &WorkflowContext<SmsNotificationWorkflow>) {
+    let details = ctx.state(|s| web_ui::sms_details(&s.machine.status(), s.machine.last_attempt()));
+    ctx.set_current_details(details);
 }
 
 fn secs_i64(secs: u64) -> i64 {

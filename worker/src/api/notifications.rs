@@ -187,12 +187,7 @@ impl Control {
             settings: settings.clone(),
             first_attempt: attempt,
         };
-        let mut options = pcn_activities::fanout::sms_start_options(
-            &self.state.task_queue,
-            month,
-            customer,
-            settings.search_attributes,
-        );
+        let mut options = pcn_activities::fanout::sms_start_options(&self.state.task_queue, &input);
         options.id_reuse_policy = WorkflowIdReusePolicy::AllowDuplicate;
         let run_id = match client
             .start_workflow(SmsNotificationWorkflow::run, input, options)

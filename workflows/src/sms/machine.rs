@@ -188,6 +188,11 @@ impl Machine {
         self.attempt
     }
 
+    /// The last attempt this run may send.
+    pub fn last_attempt(&self) -> u32 {
+        self.last_attempt
+    }
+
     /// Whether an operator cancelled the notification.
     pub fn cancelled(&self) -> bool {
         self.cancel_reason.is_some()
