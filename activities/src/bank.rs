@@ -108,6 +108,8 @@ pub enum BankError {
 pub struct BankClient {
     http: reqwest::Client,
     config: BankConfig,
+    /// `pcn_bank_request_duration_seconds`, when the client reports to a registry.
+    requests: Option<prometheus::HistogramVec>,
 }
 
 #[derive(Deserialize)]
@@ -138,7 +140,24 @@ impl BankClient {
             .pool_max_idle_per_host(config.max_connections)
             .tcp_nodelay(true)
             .build()?;
-        Ok(Self { http, config })
+        Ok(Self {
+            http,
+            config,
+            requests: None,
+        })
+    }
+
+    /// The same client, timing each request in `requests` (by outcome).
+    pub fn observed_by(mut self, requests: prometheus::HistogramVec) -> Self {
+        self.requests = Some(requests);
+        self
+    }
+
+    /// The same client (connection pool and metrics) with another number of attempts.
+    pub fn with_attempts(&self, attempts: u32) -> Self {
+        let mut client = self.clone();
+        client.config.attempts = attempts;
+        client
     }
 
     /// The configuration in use.
@@ -174,6 +193,27 @@ impl BankClient {
     }
 
     async fn balance_once(
+        &self,
+        account: &AccountId,
+        date: BusinessDate,
+    ) -> Result<BankAnswer, BankError> {
+        let started = std::time::Instant::now();
+        let result = self.request(account, date).await;
+        if let Some(requests) = &self.requests {
+            let outcome = match &result {
+                Ok(BankAnswer::NotFound) => "not_found",
+                Ok(_) => "ok",
+                Err(BankError::Unauthorized) => "unauthorized",
+                Err(BankError::Unavailable(_)) => "unavailable",
+            };
+            requests
+                .with_label_values(&[outcome])
+                .observe(started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    async fn request(
         &self,
         account: &AccountId,
         date: BusinessDate,

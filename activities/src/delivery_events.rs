@@ -194,6 +194,14 @@ pub struct Pending {
     pub report: DeliveryReport,
 }
 
+/// How many events are stored but not yet signalled (the reconciler's backlog; the partial index
+/// `delivery_events_pending_idx` keeps this cheap while the backlog is small).
+pub async fn pending_count(pool: &PgPool) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM delivery_events WHERE signal_state = 'PENDING'")
+        .fetch_one(pool)
+        .await
+}
+
 /// The oldest events still PENDING that were stored more than `grace` ago (at most `limit`).
 pub async fn pending(
     pool: &PgPool,

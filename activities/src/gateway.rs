@@ -83,6 +83,9 @@ impl Gateway {
     pub fn spawn(pool: PgPool, deps: Arc<SmsDeps>, metrics: Metrics) -> Self {
         let settings = deps.gateway;
         deps.breakers.publish_to(metrics.carrier_breaker.clone());
+        for carrier in std::iter::once(&deps.carrier).chain(&deps.secondary) {
+            metrics.carrier_in_use(carrier.name().as_str());
+        }
         deps.breakers.record_to(pool.clone());
         let (tx, rx) = mpsc::channel(settings.queue_limit.max(1));
         let worker = Worker {
@@ -394,19 +397,25 @@ impl Worker {
             .collect();
         self.metrics.sms_batches.inc();
         self.metrics.sms_batch_size.observe(outbound.len() as f64);
+        let started = std::time::Instant::now();
         let answer_of = via.submit(&outbound).await;
-        self.deps.breakers.record(
-            carrier,
-            match &answer_of {
-                Ok(outcomes) if outcomes.len() == mine.len() => Outcome::Success,
-                Ok(_) => Outcome::Failure,
-                Err(CarrierError::RateLimited { .. } | CarrierError::Unauthorized) => {
-                    Outcome::Neutral
-                }
-                Err(CarrierError::Refused(_)) => Outcome::Success,
-                Err(_) => Outcome::Failure,
-            },
-        );
+        self.metrics
+            .carrier_requests
+            .with_label_values(&[carrier])
+            .observe(started.elapsed().as_secs_f64());
+        let (outcome, kind) = match &answer_of {
+            Ok(outcomes) if outcomes.len() == mine.len() => (Outcome::Success, "ok"),
+            Ok(_) => (Outcome::Failure, "failed"),
+            Err(CarrierError::RateLimited { .. }) => (Outcome::Neutral, "rate_limited"),
+            Err(CarrierError::Unauthorized) => (Outcome::Neutral, "unauthorized"),
+            Err(CarrierError::Refused(_)) => (Outcome::Success, "refused"),
+            Err(_) => (Outcome::Failure, "failed"),
+        };
+        self.metrics
+            .carrier_answers
+            .with_label_values(&[carrier, kind])
+            .inc();
+        self.deps.breakers.record(carrier, outcome);
         let submission_of = |s: &Send| claimed.get(&s.reference.to_string()).copied().unwrap_or(1);
         let outcomes = match answer_of {
             Ok(outcomes) if outcomes.len() == mine.len() => outcomes,

@@ -349,15 +349,15 @@ pub(crate) async fn count_attempt(
 }
 
 /// `RecordNotification`'s state change: a final `state` sets `finished_at`, after which the row
-/// no longer changes.
+/// no longer changes. Returns whether the row changed (false: it was already final).
 pub(crate) async fn set_state(
     conn: &mut sqlx::PgConnection,
     key: &NotificationKey,
     state: NotificationState,
     category: Option<FailureCategory>,
     detail: Option<&str>,
-) -> sqlx::Result<()> {
-    sqlx::query(
+) -> sqlx::Result<bool> {
+    let changed = sqlx::query(
         "UPDATE notifications
             SET status = $3, failure_category = $4, detail = $5, updated_at = now(),
                 finished_at = CASE WHEN $6 THEN now() END
@@ -370,8 +370,9 @@ pub(crate) async fn set_state(
     .bind(detail)
     .bind(state.is_final())
     .execute(conn)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    Ok(changed == 1)
 }
 
 /// Attempts sent and manual retries requested so far (for the final audit entry's key).

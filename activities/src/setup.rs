@@ -67,7 +67,7 @@ impl ActivitySetup {
         };
         Ok(PcnActivities {
             pool: self.pool,
-            bank: BankClient::new(self.bank)?,
+            bank: BankClient::new(self.bank)?.observed_by(self.metrics.bank_requests.clone()),
             sweep: self.sweep,
             metrics: self.metrics,
             sms,

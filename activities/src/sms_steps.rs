@@ -441,8 +441,12 @@ pub async fn poll(
 }
 
 /// `RecordNotification`: the new state (and the ended attempt); a final state also gets its audit
-/// entry. Idempotent: a final row is never changed again, the audit entry is keyed.
-pub async fn record(pool: &PgPool, input: &RecordInput) -> anyhow::Result<()> {
+/// entry. Idempotent: a final row is never changed again, the audit entry is keyed. Returns the
+/// final state when this call made the row final (a repeated call returns `None`).
+pub async fn record(
+    pool: &PgPool,
+    input: &RecordInput,
+) -> anyhow::Result<Option<NotificationState>> {
     let key = &input.key;
     let workflow_id = sms::workflow_id(key.month, &key.customer);
     notifications::ensure(pool, key).await?;
@@ -485,7 +489,7 @@ pub async fn record(pool: &PgPool, input: &RecordInput) -> anyhow::Result<()> {
         consent::opt_out(&mut tx, &fact).await?;
     }
     let is_final = input.state.is_final();
-    notifications::set_state(
+    let changed = notifications::set_state(
         &mut tx,
         key,
         input.state,
@@ -522,5 +526,5 @@ pub async fn record(pool: &PgPool, input: &RecordInput) -> anyhow::Result<()> {
         .await?;
     }
     tx.commit().await?;
-    Ok(())
+    Ok((is_final && changed).then_some(input.state))
 }

@@ -162,13 +162,7 @@ where
     // Past the give-up time an account gets one attempt, then is recorded MISSING: a bank that is
     // still down must not hold the month hostage (docs/requirements.md#daily-sweep).
     let giving_up = Utc::now() >= input.give_up_at;
-    let single_attempt = if giving_up {
-        let mut config = bank.config().clone();
-        config.attempts = 1;
-        Some(BankClient::new(config).context("building bank client")?)
-    } else {
-        None
-    };
+    let single_attempt = giving_up.then(|| bank.with_attempts(1));
     let bank = single_attempt.as_ref().unwrap_or(bank);
 
     let mut progress = Progress::default();
@@ -286,6 +280,18 @@ async fn finish_write(handle: Option<JoinHandle<anyhow::Result<u64>>>) -> anyhow
         Some(handle) => handle.await.context("balance check writer")?,
         None => Ok(0),
     }
+}
+
+/// The latest business date whose daily sweep completed (`daily_sweeps`), if any.
+pub async fn last_swept_date(pool: &PgPool) -> anyhow::Result<Option<BusinessDate>> {
+    let date: Option<chrono::NaiveDate> =
+        sqlx::query_scalar("SELECT max(business_date) FROM daily_sweeps")
+            .fetch_one(pool)
+            .await
+            .context("reading the last swept date")?;
+    date.map(BusinessDate::from_naive)
+        .transpose()
+        .context("a swept date out of the supported range")
 }
 
 /// The next page of customers due a check on `date` that have no row for it yet.

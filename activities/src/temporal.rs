@@ -72,7 +72,14 @@ impl PcnActivities {
         _ctx: ActivityContext,
         input: QualifyInput,
     ) -> Result<QualificationSummary, ActivityError> {
-        Ok(qualify::qualify_month(&self.pool, &input).await?)
+        let summary = qualify::qualify_month(&self.pool, &input).await?;
+        for (reason, customers) in summary.by_reason() {
+            self.metrics
+                .qualification_customers
+                .with_label_values(&[reason.as_str()])
+                .set(i64::try_from(customers).unwrap_or(i64::MAX));
+        }
+        Ok(summary)
     }
 
     /// Starts the SMS workflows of one page of qualified customers.
@@ -92,7 +99,9 @@ impl PcnActivities {
                 }
             }
         };
-        Ok(fanout::start_page(&self.pool, deps, &input, progress).await?)
+        let output = fanout::start_page(&self.pool, deps, &input, progress).await?;
+        self.metrics.sms_workflows_started.inc_by(output.started);
+        Ok(output)
     }
 
     /// A month's notification counts.
@@ -155,7 +164,13 @@ impl PcnActivities {
         _ctx: ActivityContext,
         input: RecordInput,
     ) -> Result<(), ActivityError> {
-        Ok(sms::record(&self.pool, &input).await?)
+        if let Some(state) = sms::record(&self.pool, &input).await? {
+            self.metrics
+                .notifications_finished
+                .with_label_values(&[state.as_str()])
+                .inc();
+        }
+        Ok(())
     }
 }
 

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use pcn_activities::carrier::events::CarrierEvent;
 use pcn_activities::delivery_events::{self, Dispatched};
+use pcn_activities::metrics::Metrics;
 use pcn_workflows::contracts::DeliveryReport;
 use pcn_workflows::sms::SmsNotificationWorkflow;
 use pcn_workflows::vocabulary::SignalState;
@@ -115,6 +116,9 @@ pub struct DispatchSettings {
     pub reconcile_every: Duration,
     /// Events younger than this are left to the live path.
     pub reconcile_grace: Duration,
+    /// Where the reconciler reports the backlog (`pcn_delivery_events_pending`) and the webhook
+    /// its answers; the process exposes this registry.
+    pub metrics: Metrics,
 }
 
 impl Default for DispatchSettings {
@@ -123,6 +127,7 @@ impl Default for DispatchSettings {
             concurrency: 64,
             reconcile_every: Duration::from_secs(5),
             reconcile_grace: Duration::from_secs(10),
+            metrics: Metrics::new(),
         }
     }
 }
@@ -135,6 +140,7 @@ pub struct Dispatcher {
     /// (under load the live path can take longer than the reconciler's grace, and every event
     /// signalled twice is a history event and a workflow task the server pays for).
     in_flight: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
+    metrics: Metrics,
 }
 
 impl Dispatcher {
@@ -152,6 +158,11 @@ impl Dispatcher {
             // shutdown, and the reconciler delivers what was left pending.
             let _ = self.tx.send(item);
         }
+    }
+
+    /// The metrics of this process (the webhook counts its answers there).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The events of `ids` are marked (signalled or left pending): they may be queued again.
@@ -172,6 +183,7 @@ impl Dispatcher {
         Self {
             tx,
             in_flight: Arc::default(),
+            metrics: Metrics::new(),
         }
     }
 }
@@ -182,6 +194,7 @@ pub fn spawn(pool: PgPool, slot: ClientSlot, settings: DispatchSettings) -> Disp
     let dispatcher = Dispatcher {
         tx,
         in_flight: Arc::default(),
+        metrics: settings.metrics.clone(),
     };
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
@@ -270,12 +283,14 @@ async fn mark(pool: &PgPool, chunk: &[Dispatched]) {
     }
 }
 
-/// One reconciler pass: queues the oldest pending events.
+/// One reconciler pass: counts the backlog and queues its oldest events.
 pub async fn reconcile(
     pool: &PgPool,
     dispatcher: &Dispatcher,
     grace: Duration,
 ) -> anyhow::Result<usize> {
+    let backlog = delivery_events::pending_count(pool).await?;
+    dispatcher.metrics.delivery_events_pending.set(backlog);
     let items: Vec<DispatchItem> = delivery_events::pending(pool, grace, 2_000)
         .await?
         .into_iter()

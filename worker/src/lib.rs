@@ -12,11 +12,13 @@
 //! - [`api`]: the gRPC control API (`pcn.v1`), its tokens and roles.
 //! - [`report`]: the monthly report, computed in Postgres, and its CSV/XLSX/HTML exports.
 //! - [`dispatch`]: stored delivery events → signals into the SMS workflows; the reconciler.
+//! - [`gauges`]: month runs by phase and the last swept date, refreshed for the alert rules.
 
 pub mod api;
 pub mod config;
 pub mod customers;
 pub mod dispatch;
+pub mod gauges;
 pub mod http;
 pub mod months;
 pub mod report;

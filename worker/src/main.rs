@@ -146,6 +146,8 @@ async fn run_webhook(conn: &ConnectionArgs, args: &WebhookArgs) -> anyhow::Resul
         slot,
         dispatch::DispatchSettings {
             concurrency: args.signal_concurrency,
+            // Exposed on the webhook's own `/metrics`.
+            metrics: Metrics::new(),
             ..Default::default()
         },
     );
@@ -254,6 +256,12 @@ async fn run_worker(
         std::time::Duration::from_secs(120),
     )
     .await?;
+    let _gauges = pcn_worker::gauges::spawn(
+        pool.clone(),
+        client.clone(),
+        metrics.clone(),
+        pcn_worker::gauges::REFRESH_EVERY,
+    );
     let activities = ActivitySetup {
         pool,
         bank: bank_config,

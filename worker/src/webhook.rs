@@ -12,18 +12,24 @@
 //! 5. the [`dispatch`](crate::dispatch) task signals the running workflow, decoupled from the
 //!    acknowledgement; whatever it could not deliver (Temporal down) stays PENDING in Postgres and
 //!    the reconciler delivers it later.
+//!
+//! Every answer to a carrier is counted by route and status (`pcn_webhook_requests_total`, with
+//! the run of non-2xx answers in `pcn_webhook_consecutive_failures`); `GET /metrics` exposes them
+//! with the reconciler's backlog.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, OriginalUri, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, OriginalUri, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pcn_activities::carrier::events::{self, CarrierEvent, InboundSms};
 use pcn_activities::carrier::signature;
+use pcn_activities::metrics::Metrics;
 use pcn_activities::{consent, delivery_events};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
@@ -59,14 +65,21 @@ struct AppState {
     config: Arc<WebhookConfig>,
     pool: PgPool,
     ingest: mpsc::Sender<IngestRequest>,
+    metrics: Metrics,
 }
 
-/// The router; `ingest` is the sender of [`spawn_ingest`].
-pub fn router(config: WebhookConfig, pool: PgPool, ingest: mpsc::Sender<IngestRequest>) -> Router {
+/// The router; `ingest` is the sender of [`spawn_ingest`], `metrics` where answers are counted.
+pub fn router(
+    config: WebhookConfig,
+    pool: PgPool,
+    ingest: mpsc::Sender<IngestRequest>,
+    metrics: Metrics,
+) -> Router {
     let state = AppState {
         config: Arc::new(config),
         pool,
         ingest,
+        metrics,
     };
     Router::new()
         .route("/webhooks/sms-delivery", post(generic_callback))
@@ -76,9 +89,29 @@ pub fn router(config: WebhookConfig, pool: PgPool, ingest: mpsc::Sender<IngestRe
         .route("/webhooks/sms-inbound", post(generic_inbound))
         .route("/webhooks/twilio/status", post(twilio_callback))
         .route("/webhooks/twilio/inbound", post(twilio_inbound))
+        // Counts the carrier-facing routes above only (route layers apply to routes added
+        // before them).
+        .route_layer(middleware::from_fn_with_state(state.clone(), count_answer))
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(|State(state): State<AppState>| async move { state.metrics.render() }),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Counts each answer by its route (the matched path: a fixed, small set) and status.
+async fn count_answer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    state
+        .metrics
+        .webhook_answered(&route, response.status().as_u16());
+    response
 }
 
 /// Why a callback was refused (mapped to the HTTP status the carrier sees). Internal details are
@@ -392,7 +425,7 @@ pub fn serve(
 ) -> anyhow::Result<WebhookServer> {
     let addr = listener.local_addr()?;
     let ingest = spawn_ingest(pool.clone(), dispatcher.clone(), 2, 512);
-    let app = router(config, pool, ingest);
+    let app = router(config, pool, ingest, dispatcher.metrics().clone());
     let task = tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, app).await {
             tracing::error!(error = %err, "webhook server stopped");

@@ -8,7 +8,7 @@ use temporalio_workflow::common::ActivityDefinition;
 
 use crate::delivery::{DeliveryStatus, FailureCategory, MessageRef};
 use crate::domain::{BusinessDate, CustomerId, Nis, YearMonth};
-use crate::vocabulary::NotificationState;
+use crate::vocabulary::{NotificationState, QualificationReason};
 use crate::window::SendWindow;
 
 /// Activity type name of the daily balance sweep (as shown in the Web UI).
@@ -101,6 +101,23 @@ pub struct QualificationSummary {
     pub missing_data: u64,
     /// Decisions this execution wrote (0 on a re-run: decisions are never rewritten).
     pub written_now: u64,
+}
+
+impl QualificationSummary {
+    /// The customers of each reason, in [`QualificationReason::ALL`]'s order.
+    pub fn by_reason(&self) -> [(QualificationReason, u64); 6] {
+        QualificationReason::ALL.map(|reason| {
+            let customers = match reason {
+                QualificationReason::Qualified => self.qualified,
+                QualificationReason::NotMonitoredWholeMonth => self.not_monitored_whole_month,
+                QualificationReason::BelowThreshold => self.below_threshold,
+                QualificationReason::AccountNotFound => self.account_not_found,
+                QualificationReason::InvalidResponse => self.invalid_response,
+                QualificationReason::MissingData => self.missing_data,
+            };
+            (reason, customers)
+        })
+    }
 }
 
 /// Marker for the daily balance sweep activity.
@@ -512,5 +529,40 @@ impl Default for SmsSettings {
             search_attributes: true,
             reconcile_secs: DEFAULT_RECONCILE_SECS,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_splits_its_customers_by_reason() {
+        let summary = QualificationSummary {
+            customers: 21,
+            qualified: 1,
+            not_monitored_whole_month: 2,
+            below_threshold: 3,
+            account_not_found: 4,
+            invalid_response: 5,
+            missing_data: 6,
+            ..Default::default()
+        };
+        let by_reason = summary.by_reason();
+        assert_eq!(
+            by_reason.map(|(reason, n)| (reason.as_str(), n)),
+            [
+                ("QUALIFIED", 1),
+                ("NOT_MONITORED_WHOLE_MONTH", 2),
+                ("BELOW_THRESHOLD", 3),
+                ("ACCOUNT_NOT_FOUND", 4),
+                ("INVALID_RESPONSE", 5),
+                ("MISSING_DATA", 6),
+            ]
+        );
+        assert_eq!(
+            by_reason.iter().map(|(_, n)| n).sum::<u64>(),
+            summary.customers
+        );
     }
 }

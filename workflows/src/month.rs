@@ -115,6 +115,16 @@ pub enum MonthPhase {
 }
 
 impl MonthPhase {
+    /// Every phase, in the order a month usually passes through them.
+    pub const ALL: [Self; 6] = [
+        Self::Monitoring,
+        Self::Paused,
+        Self::Blocked,
+        Self::Qualifying,
+        Self::Notifying,
+        Self::Completed,
+    ];
+
     /// The search-attribute spelling.
     pub fn as_str(self) -> &'static str {
         match self {
