@@ -1,5 +1,5 @@
 # The two commands: `make demo` runs a whole month on simulated data; `make test` runs the suite.
-.PHONY: demo test bench tools fmt lint clean-demo chaos
+.PHONY: demo test bench tools fmt lint clean-demo chaos rules
 
 tools:
 	bash scripts/tools.sh
@@ -12,6 +12,10 @@ test:
 
 bench:
 	bash scripts/bench.sh
+
+# The alert rules' unit tests (promtool) and the Prometheus/Grafana files alone.
+rules:
+	bash scripts/rules.sh
 
 # A whole month through the real processes while they are killed and restarted; prints checks.
 chaos:

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The whole suite: installs what is missing, starts a throw-away Temporal dev server (in memory,
-# with our search attributes), builds the binaries, runs every test, stops the server.
+# The whole suite: installs what is missing, tests the alert rules (promtool), starts a throw-away
+# Temporal dev server (in memory, with our search attributes), builds the binaries, runs every
+# test, stops the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/tools.sh
+# The alert rules' unit tests and the monitoring files (seconds; fails the suite on a failure).
+bash scripts/rules.sh
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 PORT=${PCN_TEST_TEMPORAL_PORT:-17233}

