@@ -401,6 +401,20 @@ mod tests {
         );
     }
 
+    const DASHBOARD: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana/dashboards/pcn.json"
+    ));
+
+    #[test]
+    fn every_metric_the_dashboard_uses_is_registered() {
+        let known = Metrics::new().names();
+        let used = used_names(DASHBOARD, &known);
+        assert!(used.len() >= 10, "too few metric names found: {used:?}");
+        let unknown: Vec<_> = used.iter().filter(|n| !known.contains(n)).collect();
+        assert!(unknown.is_empty(), "the dashboard uses unregistered metrics: {unknown:?}");
+    }
+
     #[test]
     fn a_renamed_metric_is_reported() {
         let known = Metrics::new().names();
