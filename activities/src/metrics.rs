@@ -412,7 +412,10 @@ mod tests {
         let used = used_names(DASHBOARD, &known);
         assert!(used.len() >= 10, "too few metric names found: {used:?}");
         let unknown: Vec<_> = used.iter().filter(|n| !known.contains(n)).collect();
-        assert!(unknown.is_empty(), "the dashboard uses unregistered metrics: {unknown:?}");
+        assert!(
+            unknown.is_empty(),
+            "the dashboard uses unregistered metrics: {unknown:?}"
+        );
     }
 
     #[test]

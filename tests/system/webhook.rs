@@ -1,6 +1,7 @@
 //! The webhook judges each callback alone: a poisoned callback among honest ones is refused by
 //! itself (400) and changes no other answer, and a signed report that names our reference but
-//! another carrier id is kept, flagged FOREIGN and never applied.
+//! another carrier id is kept, flagged FOREIGN and never applied. Each answer is counted on the
+//! webhook's `/metrics`.
 
 use std::time::Duration;
 
@@ -125,6 +126,19 @@ async fn a_poisoned_callback_among_honest_ones_is_refused_alone() {
         .await
         .unwrap();
     assert_eq!(all, 200, "nothing of the poisoned ones");
+    // Every answer is counted by route and status on the webhook's own /metrics.
+    let metrics = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "pcn_webhook_requests_total{route=\"/webhooks/sms-delivery\",status=\"200\"} 200",
+        "pcn_webhook_requests_total{route=\"/webhooks/sms-delivery\",status=\"400\"} 3",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
 }
 
 #[tokio::test]
