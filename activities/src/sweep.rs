@@ -43,6 +43,30 @@ impl Default for SweepSettings {
     }
 }
 
+/// Which execution of a day's sweep this is (from the activity's info).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// 1 for the first execution.
+    pub number: u32,
+    /// When the day's sweep was first scheduled (the first attempt): the whole day's sweep is
+    /// measured from there.
+    pub first_scheduled: Option<DateTime<Utc>>,
+}
+
+impl Attempt {
+    /// The first execution, scheduled now (benchmarks, tools).
+    pub fn first() -> Self {
+        Self {
+            number: 1,
+            first_scheduled: None,
+        }
+    }
+}
+
+/// A batch of bank answers that takes longer than this is logged as a slow bank (the bank's
+/// response-time target, docs/requirements.md#targets).
+const SLOW_BATCH: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Heartbeat details: how far this execution got.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
@@ -140,14 +164,18 @@ impl CheckRow {
     }
 }
 
-/// Runs the sweep for `input.date`. `heartbeat` is called after every page with the progress and
-/// returns false when the sweep must stop (activity cancelled).
+/// Runs the sweep for `input.date`. `heartbeat` is called after every batch of bank answers (one
+/// per `concurrency` accounts, so even a bank that takes 25 s per answer heartbeats every 25 s
+/// and never looks like a dead attempt) and after every page; it returns false when the sweep
+/// must stop (activity cancelled) — what was fetched is written first, so no account is asked
+/// twice for the day because of a retry.
 pub async fn run_daily_sweep<H, F>(
     pool: &PgPool,
     bank: &BankClient,
     settings: &SweepSettings,
     metrics: &Metrics,
     input: &DailySweepInput,
+    attempt: Attempt,
     heartbeat: H,
 ) -> Result<SweepSummary, SweepError>
 where
@@ -159,6 +187,17 @@ where
     }
     let started = Instant::now();
     let date = input.date;
+    let month = date.year_month();
+    if attempt.number > 1 {
+        let before = day_summary(pool, date).await?;
+        tracing::warn!(
+            %month,
+            %date,
+            attempt = attempt.number,
+            already_checked = before.checked,
+            "daily sweep retried: the previous attempt failed or timed out; resuming where the rows stop"
+        );
+    }
     // Past the give-up time an account gets one attempt, then is recorded MISSING: a bank that is
     // still down must not hold the month hostage (docs/requirements.md#daily-sweep).
     let giving_up = Utc::now() >= input.give_up_at;
@@ -166,6 +205,7 @@ where
     let bank = single_attempt.as_ref().unwrap_or(bank);
 
     let mut progress = Progress::default();
+    let mut given_up: u64 = 0;
     let mut unanswered: Vec<(String, String)> = Vec::new();
     let mut pending_write: Option<JoinHandle<anyhow::Result<u64>>> = None;
     let mut cursor = String::new();
@@ -174,7 +214,8 @@ where
         let Some((last, _)) = page.last() else { break };
         cursor = last.clone();
 
-        let answers: Vec<(String, Result<BankAnswer, BankError>)> = stream::iter(page)
+        let page_len = page.len();
+        let mut fetching = stream::iter(page)
             .map(|(customer_id, account_id)| async move {
                 let answer = match AccountId::parse(&account_id) {
                     Ok(account) => bank.balance(&account, date).await,
@@ -188,9 +229,38 @@ where
                 };
                 (customer_id, answer)
             })
-            .buffer_unordered(settings.concurrency.max(1))
-            .collect()
-            .await;
+            .buffer_unordered(settings.concurrency.max(1));
+        let batch = settings.concurrency.max(1);
+        let mut answers: Vec<(String, Result<BankAnswer, BankError>)> =
+            Vec::with_capacity(page_len);
+        let mut stopped = false;
+        let mut batch_started = Instant::now();
+        let mut slowest = std::time::Duration::ZERO;
+        while let Some(answer) = fetching.next().await {
+            answers.push(answer);
+            if answers.len().is_multiple_of(batch) && answers.len() < page_len {
+                slowest = slowest.max(batch_started.elapsed());
+                batch_started = Instant::now();
+                let mut beat = progress.clone();
+                beat.unanswered = unanswered.len() as u64;
+                if !heartbeat(beat).await {
+                    stopped = true;
+                    break;
+                }
+            }
+        }
+        drop(fetching);
+        slowest = slowest.max(batch_started.elapsed());
+        if slowest > SLOW_BATCH {
+            tracing::warn!(
+                %month,
+                %date,
+                accounts = answers.len(),
+                slowest_batch_secs = slowest.as_secs_f64(),
+                batch,
+                "bank slow: a batch of balance requests took longer than 5 s"
+            );
+        }
 
         let mut rows = Vec::with_capacity(answers.len());
         for (customer_id, answer) in answers {
@@ -208,6 +278,12 @@ where
                         .with_label_values(&["unauthorized"])
                         .inc();
                     finish_write(pending_write.take()).await?;
+                    tracing::error!(
+                        %month,
+                        %date,
+                        written = progress.written,
+                        "daily sweep stopped: the bank refused our credentials (HTTP 401); the month is BLOCKED until an operator resumes it (pcnctl month resume)"
+                    );
                     return Err(SweepError::BankAuthentication(
                         "HTTP 401 from the balance API".to_owned(),
                     ));
@@ -218,6 +294,7 @@ where
                         .with_label_values(&["unavailable"])
                         .inc();
                     if giving_up {
+                        given_up += 1;
                         rows.push(CheckRow::missing(customer_id, why));
                     } else {
                         unanswered.push((customer_id, why));
@@ -241,18 +318,26 @@ where
         }));
         progress.cursor = Some(cursor.clone());
         progress.unanswered = unanswered.len() as u64;
-        if !heartbeat(progress.clone()).await {
+        if stopped || !heartbeat(progress.clone()).await {
             finish_write(pending_write.take()).await?;
             return Err(SweepError::Cancelled);
         }
     }
     progress.written += finish_write(pending_write.take()).await?;
-    metrics
-        .sweep_duration
-        .observe(started.elapsed().as_secs_f64());
 
     if !unanswered.is_empty() {
         let (_, example) = &unanswered[0];
+        tracing::warn!(
+            %month,
+            %date,
+            attempt = attempt.number,
+            unanswered = unanswered.len(),
+            written = progress.written,
+            example = %example,
+            give_up_at = %input.give_up_at,
+            elapsed_secs = started.elapsed().as_secs_f64(),
+            "daily sweep attempt failed: accounts not answered yet; Temporal retries it (only the unanswered accounts are asked again) until the give-up time"
+        );
         return Err(anyhow::anyhow!(
             "{} accounts not answered yet for {date} (e.g. {example}); retrying until {}",
             unanswered.len(),
@@ -263,6 +348,22 @@ where
 
     let mut summary = day_summary(pool, date).await?;
     summary.written_now = progress.written;
+    if given_up > 0 {
+        tracing::error!(
+            %month,
+            %date,
+            missing = given_up,
+            checked = summary.checked,
+            give_up_at = %input.give_up_at,
+            "daily sweep gave up: accounts the bank did not answer by the give-up time are recorded MISSING (they cannot qualify this month)"
+        );
+    }
+    // The whole day's sweep, from its first scheduling across every retry.
+    let whole = attempt
+        .first_scheduled
+        .and_then(|at| (Utc::now() - at).to_std().ok())
+        .unwrap_or_else(|| started.elapsed());
+    metrics.sweep_duration.observe(whole.as_secs_f64());
     record_completion(pool, input, &summary).await?;
     Ok(summary)
 }

@@ -41,12 +41,20 @@ impl PcnActivities {
                 !ctx.is_cancelled()
             }
         };
+        let info = ctx.info();
+        let attempt = sweep::Attempt {
+            number: info.attempt,
+            first_scheduled: info
+                .scheduled_time
+                .map(chrono::DateTime::<chrono::Utc>::from),
+        };
         let result = sweep::run_daily_sweep(
             &self.pool,
             &self.bank,
             &self.sweep,
             &self.metrics,
             &input,
+            attempt,
             heartbeat,
         )
         .await;

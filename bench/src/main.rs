@@ -252,9 +252,16 @@ async fn sweep_and_qualification(args: &Args, figures: &mut Vec<Figure>) -> anyh
     };
     let metrics = Metrics::new();
     let started = Instant::now();
-    let summary = run_daily_sweep(&pool, &bank, &settings, &metrics, &input, |_| async {
-        true
-    })
+    let attempt = pcn_activities::sweep::Attempt::first();
+    let summary = run_daily_sweep(
+        &pool,
+        &bank,
+        &settings,
+        &metrics,
+        &input,
+        attempt,
+        |_| async { true },
+    )
     .await
     .map_err(|e| anyhow::anyhow!("sweep: {e}"))?;
     let elapsed = started.elapsed().as_secs_f64();

@@ -567,6 +567,51 @@ impl WorkerProcess {
         carrier: &TestCarrier,
         env: &[(&str, &str)],
     ) -> Self {
+        Self::spawn(
+            task_queue,
+            database_url,
+            bank_url,
+            concurrency,
+            carrier,
+            env,
+            Stdio::null(),
+        )
+    }
+
+    /// Like [`Self::start_with`], writing the worker's log as JSON lines to `log` (WARN and up),
+    /// for tests of what the log says.
+    pub fn start_logged(
+        task_queue: &str,
+        database_url: &str,
+        bank_url: &str,
+        concurrency: usize,
+        carrier: &TestCarrier,
+        env: &[(&str, &str)],
+        log: &std::path::Path,
+    ) -> Self {
+        let file = std::fs::File::create(log).expect("worker log file");
+        let mut env = env.to_vec();
+        env.push(("PCN_LOG_FORMAT", "json"));
+        Self::spawn(
+            task_queue,
+            database_url,
+            bank_url,
+            concurrency,
+            carrier,
+            &env,
+            Stdio::from(file),
+        )
+    }
+
+    fn spawn(
+        task_queue: &str,
+        database_url: &str,
+        bank_url: &str,
+        concurrency: usize,
+        carrier: &TestCarrier,
+        env: &[(&str, &str)],
+        log: Stdio,
+    ) -> Self {
         let child = Command::new(workspace_binary("pcn-worker"))
             .arg("run")
             .env("PCN_CARRIER", carrier.kind.as_str())
@@ -590,7 +635,8 @@ impl WorkerProcess {
             .env("PCN_SDK_METRICS_BIND", "")
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
+            // The log goes to stdout (tracing's default writer).
+            .stdout(log)
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn pcn-worker");

@@ -6,6 +6,7 @@ mod consent;
 mod crash;
 mod exactly_once;
 mod failover;
+mod fault_logs;
 mod month;
 mod ops;
 mod qualification_rule;

@@ -303,7 +303,14 @@ pub async fn reconcile(
         .collect();
     let n = items.len();
     if n > 0 {
-        tracing::info!(events = n, "reconciler: delivering pending events");
+        // Events the live path did not deliver within the grace period (Temporal was down, a
+        // signal failed, the webhook restarted): a backlog an operator should see.
+        tracing::warn!(
+            events = n,
+            backlog,
+            grace_secs = grace.as_secs(),
+            "reconciler backlog: delivering delivery events still pending after the grace period"
+        );
     }
     dispatcher.submit(items);
     Ok(n)

@@ -124,6 +124,27 @@ enum Refusal {
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
+        // One line per refusal, by reason (never the body: it may hold a phone number).
+        match &self {
+            Self::BadSignature => {
+                tracing::warn!(
+                    reason = "bad_signature",
+                    status = 401,
+                    "webhook refused a request"
+                )
+            }
+            Self::Malformed(field) => tracing::warn!(
+                reason = "malformed",
+                status = 400,
+                field = %field,
+                "webhook refused a request"
+            ),
+            Self::Unavailable => tracing::error!(
+                reason = "unavailable",
+                status = 503,
+                "webhook refused a request: storage unavailable, the carrier will retry"
+            ),
+        }
         match self {
             Self::BadSignature => (
                 StatusCode::UNAUTHORIZED,

@@ -378,13 +378,16 @@ impl MonthlyQualificationWorkflow {
 
     /// Pause before the next day's sweep (a running sweep finishes).
     #[signal(name = "pause")]
-    pub fn pause(&mut self, ctx: &mut SyncWorkflowContext<Self>, _reason: String) {
+    pub fn pause(&mut self, ctx: &mut SyncWorkflowContext<Self>, reason: String) {
         if self.hold.is_held() {
             return;
         }
         self.hold = Hold::Paused {
             resume_to: self.phase,
         };
+        if !ctx.is_replaying() {
+            tracing::warn!(month = %self.input.month, reason = %reason, days_done = self.days.len(), "month PAUSED by an operator");
+        }
         self.phase = MonthPhase::Paused;
         if self.input.settings.search_attributes {
             ctx.upsert_search_attributes([search::PHASE.value_set(self.phase.as_str().to_owned())]);
@@ -394,11 +397,22 @@ impl MonthlyQualificationWorkflow {
 
     /// Resume a paused or blocked run (a blocked step is tried again).
     #[signal(name = "resume")]
-    pub fn resume(&mut self, ctx: &mut SyncWorkflowContext<Self>, _reason: String) {
-        let resume_to = match std::mem::replace(&mut self.hold, Hold::Free) {
+    pub fn resume(&mut self, ctx: &mut SyncWorkflowContext<Self>, reason: String) {
+        let held = std::mem::replace(&mut self.hold, Hold::Free);
+        let resume_to = match &held {
             Hold::Free => return,
-            Hold::Paused { resume_to } | Hold::Blocked { resume_to, .. } => resume_to,
+            Hold::Paused { resume_to } | Hold::Blocked { resume_to, .. } => *resume_to,
         };
+        if !ctx.is_replaying() {
+            tracing::warn!(
+                month = %self.input.month,
+                reason = %reason,
+                was = self.phase.as_str(),
+                blocked_by = held.blocked_reason().unwrap_or_default(),
+                to = resume_to.as_str(),
+                "month resumed by an operator"
+            );
+        }
         self.phase = resume_to;
         if self.input.settings.search_attributes {
             ctx.upsert_search_attributes([search::PHASE.value_set(self.phase.as_str().to_owned())]);
@@ -569,6 +583,17 @@ where
                     Some(cause) => format!("{}: {cause}", activity.name()),
                     None => format!("{}: {err}", activity.name()),
                 };
+                // One line when it happens, not again on every replay.
+                if !ctx.is_replaying() {
+                    let (month, days_done) = ctx.state(|s| (s.input.month, s.days.len()));
+                    tracing::error!(
+                        %month,
+                        days_done,
+                        step = activity.name(),
+                        reason = %reason,
+                        "month BLOCKED: a step failed for good; fix the cause, then `pcnctl month resume {month} --reason …`"
+                    );
+                }
                 let publish = ctx.state_mut(|s| {
                     // A pause that came while the step ran keeps the phase it would return to.
                     let resume_to = match &s.hold {
