@@ -59,15 +59,6 @@ pub async fn configure(pool: &PgPool, carrier: &str, rate: Rate) -> anyhow::Resu
     Ok(())
 }
 
-/// Removes the bucket of `carrier` (no limit).
-pub async fn unconfigure(pool: &PgPool, carrier: &str) -> anyhow::Result<()> {
-    sqlx::query("DELETE FROM carrier_budgets WHERE carrier = $1")
-        .bind(carrier)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
 /// What a take gave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grant {
