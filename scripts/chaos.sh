@@ -246,7 +246,9 @@ done
 BIN=$DIR/bin
 
 # The environment of every pcn-worker process (the control API starts the month: its settings too).
-export PCN_DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/pcn
+# As the application role (created by setup); setup alone connects as the superuser.
+export PCN_DATABASE_URL=postgres://pcn_app@127.0.0.1:$PG_PORT/pcn
+SETUP_URL=postgres://postgres@127.0.0.1:$PG_PORT/pcn
 export PCN_TEMPORAL_ADDRESS=127.0.0.1:$T_PORT
 export PCN_TEMPORAL_NAMESPACE=default
 export PCN_TASK_QUEUE=pcn-chaos
@@ -297,7 +299,7 @@ month_phase() {
 }
 blocked_reason() { { month_json || true; } | sed -n 's/^  "blocked_reason": "\(.*\)",\{0,1\}$/\1/p' | head -n 1; }
 phase_known() { [ -n "$(month_phase)" ]; }
-setup_ok() { "$BIN/pcn-worker" setup >>"$DIR/setup.log" 2>&1; }
+setup_ok() { PCN_DATABASE_SETUP_URL=$SETUP_URL "$BIN/pcn-worker" setup >>"$DIR/setup.log" 2>&1; }
 
 start_temporal() {
   spawn temporal "$ROOT/.pcn/bin/temporal" server start-dev --headless --ip 127.0.0.1 \
@@ -393,7 +395,7 @@ wait_for "Postgres answering on 127.0.0.1:$PG_PORT" 120 pg_ready
 
 log "Temporal dev server (file-backed: $DIR/temporal.db) on 127.0.0.1:$T_PORT"
 start_temporal
-wait_for "pcn-worker setup (migrations, search attributes)" 180 setup_ok
+wait_for "pcn-worker setup (roles, migrations, grants, search attributes)" 180 setup_ok
 
 log "bank simulator on :$BANK_PORT (503 at ${BANK_503} ppm, ${BANK_LATENCY} ms), carrier simulator on :$CARRIER_PORT"
 "$BIN/pcn-bank-sim" --accounts "$CUSTOMERS" --seed "$SEED" --customers-csv "$DIR/customers.csv" >>"$DIR/bank.log" 2>&1 \

@@ -30,7 +30,11 @@ cargo build --release --bins -q
 BIN=${CARGO_TARGET_DIR:-target}/release
 CUSTOMERS=${PCN_DEMO_CUSTOMERS:-1000}
 MONTH=${PCN_DEMO_MONTH:-$(TZ=Asia/Jerusalem date -d "$(TZ=Asia/Jerusalem date +%Y-%m-01) -1 day" +%Y-%m)}
-export PCN_DATABASE_URL=${PCN_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pcn}
+# The processes connect as the application role, which owns nothing and may not change the audit
+# trail; `pcn-worker setup` alone uses the superuser (it creates the roles, migrates as the owner
+# role and grants).
+export PCN_DATABASE_URL=${PCN_DATABASE_URL:-postgres://pcn_app@127.0.0.1:5432/pcn}
+SETUP_URL=${PCN_DATABASE_SETUP_URL:-postgres://postgres@127.0.0.1:5432/pcn}
 export PCN_TEMPORAL_ADDRESS=${PCN_TEMPORAL_ADDRESS:-127.0.0.1:7233}
 export PCN_BANK_URL=http://127.0.0.1:8081
 export PCN_CARRIER_URL=http://127.0.0.1:8082
@@ -61,7 +65,7 @@ start temporal 7233 ./.pcn/bin/temporal server start-dev --ip 127.0.0.1 --ui-por
   $(search_attribute_flags) --log-level error
 psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'pcn'" | grep -q 1 \
   || psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE pcn"
-"$BIN/pcn-worker" setup
+PCN_DATABASE_SETUP_URL=$SETUP_URL "$BIN/pcn-worker" setup
 start bank 8081 "$BIN/pcn-bank-sim" --accounts "$CUSTOMERS" --seed 42
 "$BIN/pcn-bank-sim" --accounts "$CUSTOMERS" --customers-csv "$STATE/customers.csv" >/dev/null
 start carrier 8082 "$BIN/pcn-carrier-sim" --bind 127.0.0.1:8082 --seed 42 \

@@ -20,7 +20,8 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
         .context("connecting to Postgres")
 }
 
-/// Applies pending migrations.
+/// Applies pending migrations as the pool's role: `roles::setup` runs it as the owner role (the
+/// serving processes never migrate); the benches run it on a database of their own.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     MIGRATOR.run(pool).await.context("running migrations")
 }

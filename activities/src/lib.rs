@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //!
-//! - [`db`]: connection pool, migrations, the customer table.
+//! - [`db`]: connection pool, migrations.
+//! - [`roles`]: the owner and application roles, `pcn-worker setup`'s migrations and grants.
 //! - [`bank`]: the core-banking balance client (`docs/requirements.md#bank-api`): timeouts,
 //!   retries, error mapping.
 //! - [`sweep`]: the daily balance sweep over every monitored customer.
@@ -41,6 +42,7 @@ pub mod in_doubt;
 pub mod metrics;
 pub mod notifications;
 pub mod qualify;
+pub mod roles;
 pub mod setup;
 pub mod sms_steps;
 pub mod sweep;

@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //!
-//! - [`TestDb`]: `CREATE DATABASE pcn_test_<uuid>` + migrations.
+//! - [`TestDb`]: `CREATE DATABASE pcn_test_<uuid>`, set up as `pcn-worker setup` does (roles,
+//!   migrations as the owner, grants); the tests run as the application role.
 //! - [`InProcessWorker`]: the real worker on its own thread and runtime (the SDK's `Worker::run`
 //!   is not `Send`).
 //! - [`WorkerProcess`]: the real `pcn-worker` binary, for kill -9.
@@ -41,8 +42,25 @@ use pcn_workflows::window::SendWindow;
 use sqlx::PgPool;
 use temporalio_client::Client;
 
-/// Admin connection used to create test databases.
+/// Superuser connection used to create test databases.
 pub const ADMIN_DB: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The application role the whole suite runs as (created by the first test's setup; roles are
+/// cluster-wide, so every test database shares it): the grants of `activities/src/grants.sql`
+/// must be enough for everything the code does.
+pub const APP_ROLE: &str = "pcn_app";
+
+/// The owner role of every test database's schema.
+pub const OWNER_ROLE: &str = "pcn_owner";
+
+/// The roles `pcn-worker setup` uses by default, as the tests set them up.
+pub fn test_roles() -> pcn_activities::roles::Roles {
+    pcn_activities::roles::Roles {
+        owner: pcn_activities::roles::RoleName::parse(OWNER_ROLE).expect("owner role name"),
+        app: pcn_activities::roles::RoleName::parse(APP_ROLE).expect("application role name"),
+        app_password: None,
+    }
+}
 
 /// Installs the ring TLS provider once (reqwest is built without a default one).
 pub fn init() {
@@ -77,16 +95,20 @@ pub fn unique_task_queue(name: &str) -> String {
     format!("pcn-test-{name}-{}", uuid::Uuid::new_v4().simple())
 }
 
-/// A fresh database with the schema applied.
+/// A fresh database with the schema applied, set up as `pcn-worker setup` does it.
 pub struct TestDb {
-    /// Its URL.
+    /// Its URL as the application role: what the worker, webhook, control API and activities
+    /// (in process or as `pcn-worker` child processes) connect with.
     pub url: String,
-    /// A pool on it.
+    /// A pool on it as the application role.
     pub pool: PgPool,
+    /// A superuser pool on it: only for tests that inspect or tamper with data beyond what the
+    /// application may, or show that a trigger holds even for a superuser.
+    pub admin: PgPool,
 }
 
 impl TestDb {
-    /// Creates `pcn_test_<uuid>` and migrates it.
+    /// Creates `pcn_test_<uuid>` and sets it up (roles, migrations as the owner, grants).
     pub async fn new() -> Self {
         let name = format!("pcn_test_{}", uuid::Uuid::new_v4().simple());
         let admin = db::connect(ADMIN_DB, 1).await.expect("admin connection");
@@ -96,10 +118,16 @@ impl TestDb {
             .await
             .expect("create test database");
         admin.close().await;
-        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        let admin_url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        pcn_activities::roles::setup(&admin_url, &test_roles())
+            .await
+            .expect("setup of the test database");
+        let url = format!("postgres://{APP_ROLE}@127.0.0.1:5432/{name}");
         let pool = db::connect(&url, 16).await.expect("test database");
-        db::migrate(&pool).await.expect("migrations");
-        Self { url, pool }
+        let admin = db::connect(&admin_url, 2)
+            .await
+            .expect("test database, superuser");
+        Self { url, pool, admin }
     }
 }
 

@@ -182,14 +182,15 @@ async fn a_stop_survives_imports_and_unexplained_opt_ins_and_only_an_admin_with_
     );
     assert_eq!(detail.consent[1].reason, "signed consent form 2026-11-30");
 
-    // The database refuses every path around the ledger.
+    // The database refuses every path around the ledger: the triggers, even for a superuser
+    // (the application role has no privilege for these at all: `least_privilege`).
     for statement in [
         "UPDATE customers SET opted_out = true WHERE customer_id = 'C0000000001'",
         "UPDATE consent_events SET opted_out = false",
         "DELETE FROM consent_events",
         "TRUNCATE consent_events",
     ] {
-        let err = sqlx::query(statement).execute(&db.pool).await.unwrap_err();
+        let err = sqlx::query(statement).execute(&db.admin).await.unwrap_err();
         assert!(
             err.to_string().contains("consent") || err.to_string().contains("append-only"),
             "{statement}: {err}"

@@ -7,6 +7,7 @@ mod crash;
 mod exactly_once;
 mod failover;
 mod fault_logs;
+mod least_privilege;
 mod month;
 mod ops;
 mod qualification_rule;

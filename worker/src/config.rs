@@ -14,22 +14,26 @@ use pcn_activities::carrier::CarrierConfig;
 use pcn_activities::carrier::CarrierKind;
 use pcn_activities::carrier::generic::GenericConfig;
 use pcn_activities::carrier::twilio::TwilioConfig;
+use pcn_activities::roles::{RoleName, Roles};
 use pcn_activities::sweep::SweepSettings;
 use pcn_workflows::domain::{DomainError, Nis};
 use pcn_workflows::message::TemplateLimits;
 use pcn_workflows::month::MonthSettings;
 use pcn_workflows::sms::SmsSettings;
 use pcn_workflows::window::SendWindow;
+use percent_encoding::percent_decode_str;
 use url::Url;
 
 /// Where Postgres and Temporal are.
 #[derive(Debug, Clone, Args)]
 pub struct ConnectionArgs {
-    /// Postgres URL.
+    /// Postgres URL of the application (worker, webhook, control API): it logs in as the
+    /// application role, which `setup` creates (with the URL's password, when it has one).
     #[arg(
         long,
         env = "PCN_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/pcn"
+        default_value = "postgres://pcn_app@127.0.0.1:5432/pcn",
+        hide_env_values = true
     )]
     pub database_url: String,
     /// Postgres connections of a serving process (worker, webhook, API).
@@ -48,6 +52,81 @@ pub struct ConnectionArgs {
     /// Task queue of the workflows and activities.
     #[arg(long, env = "PCN_TASK_QUEUE", default_value = pcn_workflows::TASK_QUEUE)]
     pub task_queue: String,
+}
+
+/// `pcn-worker setup`'s own connection and the owner role (see `pcn_activities::roles`).
+#[derive(Debug, Clone, Args)]
+pub struct SetupArgs {
+    /// Postgres URL of `setup` only, on the application's database: a superuser, or a role with
+    /// CREATEROLE that is a member of the owner role. No serving process uses it.
+    #[arg(
+        long,
+        env = "PCN_DATABASE_SETUP_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/pcn",
+        hide_env_values = true
+    )]
+    pub database_setup_url: String,
+    /// The role that owns the schema and runs the migrations (created by `setup`; cannot log in).
+    #[arg(long, env = "PCN_DATABASE_OWNER_ROLE", default_value = "pcn_owner")]
+    pub database_owner_role: String,
+}
+
+impl SetupArgs {
+    /// The roles to set up: the owner by name, the application role (and its password) as
+    /// `database_url` logs in. Both URLs must name the same database.
+    pub fn roles(&self, database_url: &str) -> Result<Roles, DomainError> {
+        let app_url = Url::parse(database_url)
+            .map_err(|e| DomainError::new("database_url", format!("not a URL: {e}")))?;
+        let setup_url = Url::parse(&self.database_setup_url)
+            .map_err(|e| DomainError::new("database_setup_url", format!("not a URL: {e}")))?;
+        if app_url.path() != setup_url.path() {
+            return Err(DomainError::new(
+                "database_setup_url",
+                format!(
+                    "names database {:?}, but database_url names {:?}: setup prepares the \
+                     application's database",
+                    setup_url.path().trim_start_matches('/'),
+                    app_url.path().trim_start_matches('/')
+                ),
+            ));
+        }
+        let user = percent_decode_str(app_url.username())
+            .decode_utf8()
+            .map_err(|_| DomainError::new("database_url", "the user is not UTF-8"))?;
+        if user.is_empty() {
+            return Err(DomainError::new(
+                "database_url",
+                "names no user: it must log in as the application role (e.g. pcn_app@)",
+            ));
+        }
+        let app = RoleName::parse(&user).map_err(|e| {
+            DomainError::new(
+                "database_url",
+                format!("the user is the application role: {e}"),
+            )
+        })?;
+        let owner = RoleName::parse(&self.database_owner_role)
+            .map_err(|e| DomainError::new("database_owner_role", e))?;
+        if owner == app {
+            return Err(DomainError::new(
+                "database_owner_role",
+                format!("is {owner}, the role database_url logs in as: the two must differ"),
+            ));
+        }
+        let app_password = match app_url.password() {
+            None => None,
+            Some(encoded) => Some(Secret::new(
+                percent_decode_str(encoded)
+                    .decode_utf8()
+                    .map_err(|_| DomainError::new("database_url", "the password is not UTF-8"))?,
+            )),
+        };
+        Ok(Roles {
+            owner,
+            app,
+            app_password,
+        })
+    }
 }
 
 /// How to reach the core banking system and how hard to push it.
@@ -599,6 +678,54 @@ mod tests {
             fanout_page: 2_000,
             notification_poll_secs: 900,
         }
+    }
+
+    fn setup_args() -> SetupArgs {
+        SetupArgs {
+            database_setup_url: "postgres://postgres@127.0.0.1:5432/pcn".into(),
+            database_owner_role: "pcn_owner".into(),
+        }
+    }
+
+    #[test]
+    fn setup_takes_the_application_role_and_its_password_from_the_database_url() {
+        let roles = setup_args()
+            .roles("postgres://pcn_app:s%40cret@db:5432/pcn")
+            .unwrap();
+        assert_eq!(roles.owner.as_str(), "pcn_owner");
+        assert_eq!(roles.app.as_str(), "pcn_app");
+        assert_eq!(roles.app_password.unwrap().expose(), "s@cret");
+        let default = setup_args()
+            .roles("postgres://pcn_app@127.0.0.1:5432/pcn")
+            .unwrap();
+        assert!(default.app_password.is_none());
+    }
+
+    #[test]
+    fn setup_refuses_roles_it_cannot_separate_naming_the_field() {
+        let refused = |args: SetupArgs, url: &str| args.roles(url).unwrap_err().field;
+        assert_eq!(
+            refused(setup_args(), "postgres://127.0.0.1:5432/pcn"),
+            "database_url"
+        );
+        assert_eq!(
+            refused(setup_args(), "postgres://Pcn-App@127.0.0.1:5432/pcn"),
+            "database_url"
+        );
+        assert_eq!(
+            refused(setup_args(), "postgres://pcn_owner@127.0.0.1:5432/pcn"),
+            "database_owner_role"
+        );
+        assert_eq!(
+            refused(setup_args(), "postgres://pcn_app@127.0.0.1:5432/other"),
+            "database_setup_url"
+        );
+        let mut args = setup_args();
+        args.database_owner_role = "pcn owner".into();
+        assert_eq!(
+            refused(args, "postgres://pcn_app@127.0.0.1:5432/pcn"),
+            "database_owner_role"
+        );
     }
 
     #[test]

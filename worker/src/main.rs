@@ -7,11 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use pcn_activities::db;
 use pcn_activities::metrics::Metrics;
 use pcn_activities::setup::{ActivitySetup, SmsSetup};
+use pcn_activities::{db, roles};
 use pcn_worker::config::{
-    ApiArgs, BankArgs, CarrierArgs, ConnectionArgs, MonthArgs, OpsArgs, WebhookArgs,
+    ApiArgs, BankArgs, CarrierArgs, ConnectionArgs, MonthArgs, OpsArgs, SetupArgs, WebhookArgs,
 };
 use pcn_worker::months;
 use pcn_worker::{dispatch, http, telemetry, temporal, webhook};
@@ -63,8 +63,13 @@ enum Command {
         #[arg(long)]
         generate: bool,
     },
-    /// Apply database migrations and register the search attributes on the namespace.
-    Setup,
+    /// Prepare the database (create the owner and application roles if missing, migrate as the
+    /// owner, grant the application role what it needs) and register the search attributes on
+    /// the namespace. The serving processes (run, webhook, api) never migrate.
+    Setup {
+        #[command(flatten)]
+        setup: SetupArgs,
+    },
     /// Create or update the monthly Temporal Schedule (idempotent).
     Schedule {
         #[command(flatten)]
@@ -116,13 +121,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("sha256: {}", pcn_worker::api::auth::hash_token(&token));
             Ok(())
         }
-        Command::Setup => {
-            let pool = db::connect(&conn.database_url, 2).await?;
-            db::migrate(&pool).await?;
+        Command::Setup { setup } => {
+            let roles = setup.roles(&conn.database_url)?;
+            let report = roles::setup(&setup.database_setup_url, &roles).await?;
             let client =
                 temporal::connect(&conn.temporal_address, &conn.temporal_namespace).await?;
             temporal::register_search_attributes(&client, &conn.temporal_namespace).await?;
-            println!("database migrated; search attributes registered");
+            println!(
+                "database migrated as {owner}, {app} granted (roles created: {created}; objects \
+                 handed to {owner}: {moved}); search attributes registered",
+                owner = roles.owner,
+                app = roles.app,
+                created = if report.created_roles.is_empty() {
+                    "none".to_owned()
+                } else {
+                    report.created_roles.join(", ")
+                },
+                moved = report.reassigned,
+            );
             Ok(())
         }
         Command::Schedule { month } => {
@@ -139,7 +155,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn run_webhook(conn: &ConnectionArgs, args: &WebhookArgs) -> anyhow::Result<()> {
     let config = args.parse()?;
     let pool = db::connect(&conn.database_url, conn.database_pool).await?;
-    db::migrate(&pool).await?;
+    roles::warn_if_privileged(&pool).await?;
     let slot = dispatch::ClientSlot::new(&conn.temporal_address, &conn.temporal_namespace);
     let dispatcher = dispatch::spawn(
         pool.clone(),
@@ -169,7 +185,7 @@ async fn run_api(conn: &ConnectionArgs, args: &ApiArgs) -> anyhow::Result<()> {
     }
     let month_settings = args.month.parse()?;
     let pool = db::connect(&conn.database_url, conn.database_pool).await?;
-    db::migrate(&pool).await?;
+    roles::warn_if_privileged(&pool).await?;
     let listener = tokio::net::TcpListener::bind(args.api_bind)
         .await
         .with_context(|| format!("binding the control API to {}", args.api_bind))?;
@@ -209,7 +225,7 @@ async fn run_worker(
             )
         })?;
     let pool = db::connect(&conn.database_url, conn.database_pool).await?;
-    db::migrate(&pool).await?;
+    roles::warn_if_privileged(&pool).await?;
     if let Some(rate) = submission.rate {
         pcn_activities::budget::configure(&pool, carrier_config.kind.as_str(), rate).await?;
         tracing::info!(

@@ -1,0 +1,23 @@
+-- Least privilege (issue 12): the application connects as its own role (default `pcn_app`), which
+-- owns nothing, may not run DDL and has exactly the privileges `activities/src/grants.sql` lists
+-- (granted by `pcn-worker setup` after every migration). Migrations run as the owner role
+-- (default `pcn_owner`), which owns every table, sequence and function.
+--
+-- Two trigger functions write tables the application role may not write itself. A trigger
+-- function runs with the rights of whoever fired it unless it is SECURITY DEFINER, so these two
+-- become SECURITY DEFINER: they run with the rights of their owner (the owner role) and do only
+-- what their fixed bodies say. Each gets a fixed search_path (the schema first, pg_temp last), so
+-- that the caller cannot put an object of its own in front of the tables they name.
+--
+--   * consent_events_apply: the consent ledger sets customers.opted_out. The application role has
+--     no UPDATE on that column (column grants in grants.sql), so the only way the column changes
+--     is an INSERT into the append-only ledger; customers_opted_out_from_ledger still refuses a
+--     change at trigger depth 1, for every role including the owner.
+--   * tally_balance_checks: monthly_tallies is derived from balance_checks and read by the
+--     month-end qualification. The application role may only read it: a role that could write
+--     tallies could change decisions without leaving a balance check behind.
+--
+-- Trigger functions cannot be called directly (only a trigger can run them), so the default
+-- EXECUTE for PUBLIC gives nobody a way to run these outside their triggers.
+ALTER FUNCTION consent_events_apply() SECURITY DEFINER SET search_path = public, pg_temp;
+ALTER FUNCTION tally_balance_checks() SECURITY DEFINER SET search_path = public, pg_temp;
