@@ -739,6 +739,31 @@ async fn pause_resume_and_cancel_a_live_month() {
         "{text}"
     );
     assert!(!text.contains("UNSPECIFIED"), "{text}");
+    // `month watch` (one line per change when not on a terminal): the last known phase and the
+    // note, not UNSPECIFIED; it keeps watching (killed here).
+    let mut watching = tokio::process::Command::new(workspace_binary("pcnctl"))
+        .args(["month", "watch", &month])
+        .env("PCN_API_ADDRESS", &api_server.url)
+        .env("PCN_API_TOKEN", TestApi::token("viewer"))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run pcnctl month watch");
+    let stdout = watching.stdout.take().expect("watch output");
+    let mut first = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::io::AsyncBufReadExt::read_line(&mut tokio::io::BufReader::new(stdout), &mut first),
+    )
+    .await
+    .expect("a line from month watch within 60 s")
+    .expect("read month watch");
+    assert!(
+        first.contains("MONITORING") && first.contains("no worker answered"),
+        "{first}"
+    );
+    assert!(!first.contains("UNSPECIFIED"), "{first}");
+    watching.kill().await.expect("stop month watch");
     let err = api
         .pause_month(authed(action("no worker"), Some(&op)))
         .await
