@@ -247,6 +247,8 @@ BIN=$DIR/bin
 
 # The environment of every pcn-worker process (the control API starts the month: its settings too).
 # As the application role (created by setup); setup alone connects as the superuser.
+# The simulators accept the development secrets: say so explicitly (production refuses them).
+export PCN_PROFILE=development
 export PCN_DATABASE_URL=postgres://pcn_app@127.0.0.1:$PG_PORT/pcn
 SETUP_URL=postgres://postgres@127.0.0.1:$PG_PORT/pcn
 export PCN_TEMPORAL_ADDRESS=127.0.0.1:$T_PORT

@@ -33,6 +33,8 @@ MONTH=${PCN_DEMO_MONTH:-$(TZ=Asia/Jerusalem date -d "$(TZ=Asia/Jerusalem date +%
 # The processes connect as the application role, which owns nothing and may not change the audit
 # trail; `pcn-worker setup` alone uses the superuser (it creates the roles, migrates as the owner
 # role and grants).
+# The simulators accept the development secrets: say so explicitly (production refuses them).
+export PCN_PROFILE=development
 export PCN_DATABASE_URL=${PCN_DATABASE_URL:-postgres://pcn_app@127.0.0.1:5432/pcn}
 SETUP_URL=${PCN_DATABASE_SETUP_URL:-postgres://postgres@127.0.0.1:5432/pcn}
 export PCN_TEMPORAL_ADDRESS=${PCN_TEMPORAL_ADDRESS:-127.0.0.1:7233}

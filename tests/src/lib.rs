@@ -662,6 +662,7 @@ impl WorkerProcess {
             .env("PCN_HTTP_BIND", "127.0.0.1:0")
             .env("PCN_SDK_METRICS_BIND", "")
             .env("RUST_LOG", "warn")
+            .env("PCN_PROFILE", "development")
             .envs(env.iter().copied())
             // The log goes to stdout (tracing's default writer).
             .stdout(log)

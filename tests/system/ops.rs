@@ -116,10 +116,50 @@ async fn bad_input_at_the_command_line_names_the_field() {
             vec![("PCN_BANK_URL", "bank.internal")],
             "bank_url",
         ),
+        // Production (the default profile): a secret left unset, or left at its development
+        // value, is refused, naming the setting and never echoing the value.
+        (
+            vec!["run"],
+            vec![("PCN_PROFILE", "production")],
+            "bank_api_key: is not set: set PCN_BANK_API_KEY or PCN_BANK_API_KEY_FILE",
+        ),
+        (
+            vec!["run"],
+            vec![
+                ("PCN_PROFILE", "production"),
+                ("PCN_BANK_API_KEY", "dev-bank-key"),
+            ],
+            "bank_api_key: is the development value",
+        ),
+        (
+            vec!["run"],
+            vec![
+                ("PCN_PROFILE", "production"),
+                ("PCN_BANK_API_KEY", "real-bank-key"),
+            ],
+            "carrier_api_key: is not set",
+        ),
+        (
+            vec!["webhook"],
+            vec![("PCN_PROFILE", "production")],
+            "carrier_webhook_secret: is not set",
+        ),
+        (
+            vec!["webhook"],
+            vec![
+                ("PCN_PROFILE", "production"),
+                ("PCN_CARRIER_WEBHOOK_SECRET_FILE", "/nonexistent/pcn-secret"),
+            ],
+            "carrier_webhook_secret: PCN_CARRIER_WEBHOOK_SECRET_FILE /nonexistent/pcn-secret cannot be read",
+        ),
     ] {
         let (ok, stderr) = pcn_worker(&args, &envs);
         assert!(!ok, "{args:?} {envs:?} must fail");
         assert!(stderr.contains(field), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("dev-bank-key"),
+            "a secret is never echoed: {stderr}"
+        );
     }
 }
 

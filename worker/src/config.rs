@@ -5,6 +5,7 @@
 //! the error that names it), with 130 lines of unit tests.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::NaiveTime;
@@ -52,6 +53,87 @@ pub struct ConnectionArgs {
     /// Task queue of the workflows and activities.
     #[arg(long, env = "PCN_TASK_QUEUE", default_value = pcn_workflows::TASK_QUEUE)]
     pub task_queue: String,
+    /// `production` (the default: every secret must be set, development secrets are refused) or
+    /// `development` (unset secrets fall back to the simulators' development values).
+    #[arg(long, env = "PCN_PROFILE", default_value = "production", value_parser = ["production", "development"])]
+    pub profile: String,
+}
+
+impl ConnectionArgs {
+    /// The profile the process runs in.
+    pub fn profile(&self) -> Profile {
+        if self.profile == "development" {
+            Profile::Development
+        } else {
+            Profile::Production
+        }
+    }
+}
+
+/// Which secrets a process may fall back on (`PCN_PROFILE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// Every secret set (directly or through its `_FILE`); development values refused.
+    Production,
+    /// Unset secrets take the simulators' development values (`make demo`, `make chaos`, tests).
+    Development,
+}
+
+/// One secret setting: its value (`PCN_X`) or the file holding it (`PCN_X_FILE`, e.g. a Docker or
+/// Kubernetes secret; a trailing newline is dropped), never both. Unset, it is `dev_default` in the
+/// development profile and an error naming the setting in production, where the development value
+/// itself is refused too. Errors never echo a secret.
+pub fn secret(
+    field: &'static str,
+    env: &'static str,
+    value: Option<&str>,
+    file: Option<&Path>,
+    dev_default: &str,
+    profile: Profile,
+) -> Result<String, DomainError> {
+    let resolved = match (value, file) {
+        (Some(_), Some(_)) => {
+            return Err(DomainError::new(
+                field,
+                format!("set {env} or {env}_FILE, not both"),
+            ));
+        }
+        (Some(v), None) => v.to_owned(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| {
+                DomainError::new(
+                    field,
+                    format!("{env}_FILE {} cannot be read: {}", path.display(), e.kind()),
+                )
+            })?
+            .trim_end_matches(['\n', '\r'])
+            .to_owned(),
+        (None, None) => match profile {
+            Profile::Development => dev_default.to_owned(),
+            Profile::Production => {
+                return Err(DomainError::new(
+                    field,
+                    format!(
+                        "is not set: set {env} or {env}_FILE (development values are used only \
+                         with PCN_PROFILE=development)"
+                    ),
+                ));
+            }
+        },
+    };
+    if resolved.is_empty() {
+        return Err(DomainError::new(field, "must not be empty"));
+    }
+    if profile == Profile::Production && resolved == dev_default {
+        return Err(DomainError::new(
+            field,
+            format!(
+                "is the development value; production refuses it (set a real secret in {env} or \
+                 {env}_FILE, or run with PCN_PROFILE=development)"
+            ),
+        ));
+    }
+    Ok(resolved)
 }
 
 /// `pcn-worker setup`'s own connection and the owner role (see `pcn_activities::roles`).
@@ -135,14 +217,12 @@ pub struct BankArgs {
     /// Base URL of the balance API.
     #[arg(long, env = "PCN_BANK_URL", default_value = "http://127.0.0.1:8081")]
     pub bank_url: String,
-    /// API key sent as `X-API-Key`.
-    #[arg(
-        long,
-        env = "PCN_BANK_API_KEY",
-        default_value = "dev-bank-key",
-        hide_env_values = true
-    )]
-    pub bank_api_key: String,
+    /// API key sent as `X-API-Key` (development value `dev-bank-key`).
+    #[arg(long, env = "PCN_BANK_API_KEY", hide_env_values = true)]
+    pub bank_api_key: Option<String>,
+    /// File holding the bank API key (instead of `PCN_BANK_API_KEY`).
+    #[arg(long, env = "PCN_BANK_API_KEY_FILE")]
+    pub bank_api_key_file: Option<PathBuf>,
     /// Per-request timeout, seconds.
     #[arg(long, env = "PCN_BANK_TIMEOUT_SECS", default_value_t = 30)]
     pub bank_timeout_secs: u64,
@@ -162,7 +242,7 @@ pub struct BankArgs {
 
 impl BankArgs {
     /// The validated bank client configuration and sweep settings.
-    pub fn parse(&self) -> Result<(BankConfig, SweepSettings), DomainError> {
+    pub fn parse(&self, profile: Profile) -> Result<(BankConfig, SweepSettings), DomainError> {
         let url = self.bank_url.trim();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(DomainError::new(
@@ -170,9 +250,14 @@ impl BankArgs {
                 "must start with http:// or https://",
             ));
         }
-        if self.bank_api_key.is_empty() {
-            return Err(DomainError::new("bank_api_key", "must not be empty"));
-        }
+        let api_key = secret(
+            "bank_api_key",
+            "PCN_BANK_API_KEY",
+            self.bank_api_key.as_deref(),
+            self.bank_api_key_file.as_deref(),
+            "dev-bank-key",
+            profile,
+        )?;
         in_range("bank_timeout_secs", self.bank_timeout_secs, 1..=300)?;
         in_range("bank_attempts", self.bank_attempts, 1..=10)?;
         in_range("sweep_page_size", self.sweep_page_size, 1..=100_000)?;
@@ -180,7 +265,7 @@ impl BankArgs {
         Ok((
             BankConfig {
                 base_url: url.to_owned(),
-                api_key: Secret::new(self.bank_api_key.clone()),
+                api_key: Secret::new(api_key),
                 timeout: Duration::from_secs(self.bank_timeout_secs),
                 attempts: self.bank_attempts,
                 backoff: Duration::from_millis(self.bank_backoff_ms),
@@ -203,14 +288,12 @@ pub struct CarrierArgs {
     /// Base URL of the carrier API.
     #[arg(long, env = "PCN_CARRIER_URL", default_value = "http://127.0.0.1:8082")]
     pub carrier_url: String,
-    /// Bearer key of the generic carrier.
-    #[arg(
-        long,
-        env = "PCN_CARRIER_API_KEY",
-        default_value = "dev-carrier-key",
-        hide_env_values = true
-    )]
-    pub carrier_api_key: String,
+    /// Bearer key of the generic carrier (development value `dev-carrier-key`).
+    #[arg(long, env = "PCN_CARRIER_API_KEY", hide_env_values = true)]
+    pub carrier_api_key: Option<String>,
+    /// File holding the generic carrier's key (instead of `PCN_CARRIER_API_KEY`).
+    #[arg(long, env = "PCN_CARRIER_API_KEY_FILE")]
+    pub carrier_api_key_file: Option<PathBuf>,
     /// Twilio Account SID (`AC…`).
     #[arg(
         long,
@@ -218,14 +301,13 @@ pub struct CarrierArgs {
         default_value = "AC00000000000000000000000000000000"
     )]
     pub twilio_account_sid: String,
-    /// Twilio auth token (Basic auth password; key of `X-Twilio-Signature`).
-    #[arg(
-        long,
-        env = "PCN_TWILIO_AUTH_TOKEN",
-        default_value = "dev-twilio-token",
-        hide_env_values = true
-    )]
-    pub twilio_auth_token: String,
+    /// Twilio auth token (Basic auth password; key of `X-Twilio-Signature`; development value
+    /// `dev-twilio-token`).
+    #[arg(long, env = "PCN_TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<String>,
+    /// File holding the Twilio auth token (instead of `PCN_TWILIO_AUTH_TOKEN`).
+    #[arg(long, env = "PCN_TWILIO_AUTH_TOKEN_FILE")]
+    pub twilio_auth_token_file: Option<PathBuf>,
     /// Twilio sender (`From`), or a Messaging Service SID (`MG…`).
     #[arg(long, env = "PCN_TWILIO_FROM", default_value = "BankPremium")]
     pub twilio_from: String,
@@ -343,8 +425,24 @@ impl CarrierArgs {
 
 impl CarrierArgs {
     /// The validated carrier configuration and template limits.
-    pub fn parse(&self) -> Result<(CarrierConfig, TemplateLimits), DomainError> {
+    pub fn parse(&self, profile: Profile) -> Result<(CarrierConfig, TemplateLimits), DomainError> {
         let kind = CarrierKind::parse(&self.carrier)?;
+        let carrier_api_key = secret(
+            "carrier_api_key",
+            "PCN_CARRIER_API_KEY",
+            self.carrier_api_key.as_deref(),
+            self.carrier_api_key_file.as_deref(),
+            "dev-carrier-key",
+            profile,
+        )?;
+        let twilio_auth_token = secret(
+            "twilio_auth_token",
+            "PCN_TWILIO_AUTH_TOKEN",
+            self.twilio_auth_token.as_deref(),
+            self.twilio_auth_token_file.as_deref(),
+            "dev-twilio-token",
+            profile,
+        )?;
         let base = parse_url("carrier_url", &self.carrier_url)?;
         let public = parse_url("webhook_public_url", &self.webhook_public_url)?;
         let join = |path: &str| {
@@ -355,12 +453,6 @@ impl CarrierArgs {
         in_range("carrier_timeout_secs", self.carrier_timeout_secs, 1..=120)?;
         in_range("sms_max_segments", self.sms_max_segments, 1..=10)?;
         in_range("fanout_concurrency", self.fanout_concurrency, 1..=1_000)?;
-        if self.carrier_api_key.is_empty() {
-            return Err(DomainError::new("carrier_api_key", "must not be empty"));
-        }
-        if self.twilio_auth_token.is_empty() {
-            return Err(DomainError::new("twilio_auth_token", "must not be empty"));
-        }
         let timeout = Duration::from_secs(self.carrier_timeout_secs);
         let secondary = match (&self.carrier_secondary, &self.carrier_secondary_url) {
             (None, None) => None,
@@ -396,7 +488,7 @@ impl CarrierArgs {
             secondary: secondary.as_ref().map(|(other, _)| *other),
             generic: GenericConfig {
                 base_url: url_of(CarrierKind::Generic),
-                api_key: Secret::new(self.carrier_api_key.clone()),
+                api_key: Secret::new(carrier_api_key),
                 callback_url: join("/webhooks/sms-delivery")?,
                 timeout,
                 ..GenericConfig::default()
@@ -404,7 +496,7 @@ impl CarrierArgs {
             twilio: TwilioConfig {
                 base_url: url_of(CarrierKind::Twilio),
                 account_sid: self.twilio_account_sid.clone(),
-                auth_token: Secret::new(self.twilio_auth_token.clone()),
+                auth_token: Secret::new(twilio_auth_token),
                 from: self.twilio_from.clone(),
                 status_callback_base: join("/webhooks/twilio/status")?,
                 timeout,
@@ -432,22 +524,19 @@ pub struct WebhookArgs {
         default_value = "http://127.0.0.1:8090"
     )]
     pub webhook_public_url: String,
-    /// HMAC-SHA256 key of the generic carrier's callbacks.
-    #[arg(
-        long,
-        env = "PCN_CARRIER_WEBHOOK_SECRET",
-        default_value = "dev-webhook-secret",
-        hide_env_values = true
-    )]
-    pub carrier_webhook_secret: String,
-    /// Twilio auth token (key of `X-Twilio-Signature`).
-    #[arg(
-        long,
-        env = "PCN_TWILIO_AUTH_TOKEN",
-        default_value = "dev-twilio-token",
-        hide_env_values = true
-    )]
-    pub twilio_auth_token: String,
+    /// HMAC-SHA256 key of the generic carrier's callbacks (development value
+    /// `dev-webhook-secret`).
+    #[arg(long, env = "PCN_CARRIER_WEBHOOK_SECRET", hide_env_values = true)]
+    pub carrier_webhook_secret: Option<String>,
+    /// File holding the webhook secret (instead of `PCN_CARRIER_WEBHOOK_SECRET`).
+    #[arg(long, env = "PCN_CARRIER_WEBHOOK_SECRET_FILE")]
+    pub carrier_webhook_secret_file: Option<PathBuf>,
+    /// Twilio auth token (key of `X-Twilio-Signature`; development value `dev-twilio-token`).
+    #[arg(long, env = "PCN_TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<String>,
+    /// File holding the Twilio auth token (instead of `PCN_TWILIO_AUTH_TOKEN`).
+    #[arg(long, env = "PCN_TWILIO_AUTH_TOKEN_FILE")]
+    pub twilio_auth_token_file: Option<PathBuf>,
     /// Signals in flight at once.
     #[arg(long, env = "PCN_SIGNAL_CONCURRENCY", default_value_t = 64)]
     pub signal_concurrency: usize,
@@ -455,21 +544,34 @@ pub struct WebhookArgs {
 
 impl WebhookArgs {
     /// The validated webhook configuration.
-    pub fn parse(&self) -> Result<crate::webhook::WebhookConfig, DomainError> {
+    pub fn parse(&self, profile: Profile) -> Result<crate::webhook::WebhookConfig, DomainError> {
         let public = parse_url("webhook_public_url", &self.webhook_public_url)?;
-        if self.carrier_webhook_secret.len() < 8 {
+        let webhook_secret = secret(
+            "carrier_webhook_secret",
+            "PCN_CARRIER_WEBHOOK_SECRET",
+            self.carrier_webhook_secret.as_deref(),
+            self.carrier_webhook_secret_file.as_deref(),
+            "dev-webhook-secret",
+            profile,
+        )?;
+        if webhook_secret.len() < 8 {
             return Err(DomainError::new(
                 "carrier_webhook_secret",
                 "must be at least 8 bytes",
             ));
         }
-        if self.twilio_auth_token.is_empty() {
-            return Err(DomainError::new("twilio_auth_token", "must not be empty"));
-        }
+        let twilio_auth_token = secret(
+            "twilio_auth_token",
+            "PCN_TWILIO_AUTH_TOKEN",
+            self.twilio_auth_token.as_deref(),
+            self.twilio_auth_token_file.as_deref(),
+            "dev-twilio-token",
+            profile,
+        )?;
         in_range("signal_concurrency", self.signal_concurrency, 1..=1_000)?;
         Ok(crate::webhook::WebhookConfig {
-            generic_secret: self.carrier_webhook_secret.as_bytes().to_vec(),
-            twilio_auth_token: self.twilio_auth_token.as_bytes().to_vec(),
+            generic_secret: webhook_secret.into_bytes(),
+            twilio_auth_token: twilio_auth_token.into_bytes(),
             public_base_url: public.as_str().trim_end_matches('/').to_owned(),
         })
     }
@@ -764,14 +866,20 @@ mod tests {
     fn a_bank_url_without_scheme_names_the_field() {
         let args = BankArgs {
             bank_url: "bank.internal".into(),
-            bank_api_key: "k".into(),
+            bank_api_key: Some("k".into()),
+            bank_api_key_file: None,
             bank_timeout_secs: 30,
             bank_attempts: 3,
             bank_backoff_ms: 10,
             sweep_page_size: 10,
             sweep_concurrency: 4,
         };
-        assert!(args.parse().unwrap_err().to_string().contains("bank_url"));
+        assert!(
+            args.parse(Profile::Development)
+                .unwrap_err()
+                .to_string()
+                .contains("bank_url")
+        );
     }
 
     fn carrier_args(extra: &[&str]) -> CarrierArgs {
@@ -792,7 +900,7 @@ mod tests {
             "--carrier-secondary-url",
             "http://backup.example:9000",
         ]);
-        let (config, _) = args.parse().unwrap();
+        let (config, _) = args.parse(Profile::Development).unwrap();
         assert_eq!(config.kind, CarrierKind::Generic);
         assert_eq!(config.secondary, Some(CarrierKind::Twilio));
         assert_eq!(
@@ -811,7 +919,7 @@ mod tests {
             "http://backup.example",
         ]);
         assert!(
-            same.parse()
+            same.parse(Profile::Development)
                 .unwrap_err()
                 .to_string()
                 .contains("carrier_secondary")
@@ -819,7 +927,7 @@ mod tests {
         let no_url = carrier_args(&["--carrier-secondary", "twilio"]);
         assert!(
             no_url
-                .parse()
+                .parse(Profile::Development)
                 .unwrap_err()
                 .to_string()
                 .contains("carrier_secondary_url")
@@ -835,5 +943,116 @@ mod tests {
                 .to_string()
                 .contains("carrier_breaker_failures")
         );
+    }
+
+    #[test]
+    fn production_refuses_unset_and_development_secrets_and_names_the_setting() {
+        let unset = secret(
+            "bank_api_key",
+            "PCN_BANK_API_KEY",
+            None,
+            None,
+            "dev-bank-key",
+            Profile::Production,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            unset.contains("bank_api_key") && unset.contains("PCN_BANK_API_KEY_FILE"),
+            "{unset}"
+        );
+        let dev = secret(
+            "bank_api_key",
+            "PCN_BANK_API_KEY",
+            Some("dev-bank-key"),
+            None,
+            "dev-bank-key",
+            Profile::Production,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(dev.contains("development value"), "{dev}");
+        assert!(
+            !dev.contains("dev-bank-key"),
+            "the error never echoes the secret: {dev}"
+        );
+        // Development: the simulators' value when unset; a set value as given.
+        assert_eq!(
+            secret("k", "PCN_K", None, None, "dev-k", Profile::Development).unwrap(),
+            "dev-k"
+        );
+        assert_eq!(
+            secret(
+                "k",
+                "PCN_K",
+                Some("real"),
+                None,
+                "dev-k",
+                Profile::Production
+            )
+            .unwrap(),
+            "real"
+        );
+    }
+
+    #[test]
+    fn a_secret_comes_from_its_file_without_the_trailing_newline_never_from_both() {
+        let dir = std::env::temp_dir().join(format!("pcn-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bank_api_key");
+        std::fs::write(&path, "s3cret-from-file\n").unwrap();
+        assert_eq!(
+            secret(
+                "bank_api_key",
+                "PCN_BANK_API_KEY",
+                None,
+                Some(&path),
+                "dev",
+                Profile::Production
+            )
+            .unwrap(),
+            "s3cret-from-file"
+        );
+        let both = secret(
+            "bank_api_key",
+            "PCN_BANK_API_KEY",
+            Some("x"),
+            Some(&path),
+            "dev",
+            Profile::Production,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(both.contains("not both"), "{both}");
+        let missing = secret(
+            "bank_api_key",
+            "PCN_BANK_API_KEY",
+            None,
+            Some(&dir.join("absent")),
+            "dev",
+            Profile::Production,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            missing.contains("cannot be read") && missing.contains("bank_api_key"),
+            "{missing}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_carrier_and_webhook_secrets_follow_the_profile() {
+        let carrier = carrier_args(&[]);
+        assert!(carrier.parse(Profile::Development).is_ok());
+        let err = carrier.parse(Profile::Production).unwrap_err().to_string();
+        assert!(err.contains("carrier_api_key"), "{err}");
+        let with_keys = carrier_args(&[
+            "--carrier-api-key",
+            "k1-real",
+            "--twilio-auth-token",
+            "t1-real",
+        ]);
+        assert!(with_keys.parse(Profile::Production).is_ok());
     }
 }

@@ -153,7 +153,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn run_webhook(conn: &ConnectionArgs, args: &WebhookArgs) -> anyhow::Result<()> {
-    let config = args.parse()?;
+    let config = args.parse(conn.profile())?;
     let pool = db::connect(&conn.database_url, conn.database_pool).await?;
     roles::warn_if_privileged(&pool).await?;
     let slot = dispatch::ClientSlot::new(&conn.temporal_address, &conn.temporal_namespace);
@@ -214,8 +214,8 @@ async fn run_worker(
     ops: &OpsArgs,
 ) -> anyhow::Result<()> {
     pcn_activities::failpoint::validate()?;
-    let (bank_config, sweep) = bank.parse()?;
-    let (carrier_config, limits) = carrier.parse()?;
+    let (bank_config, sweep) = bank.parse(conn.profile())?;
+    let (carrier_config, limits) = carrier.parse(conn.profile())?;
     let submission = carrier.submission()?;
     let templates = pcn_activities::templates::load_dir(&carrier.sms_templates, limits)
         .with_context(|| {
