@@ -155,7 +155,7 @@ fn esc(s: &str) -> String {
 }
 
 /// A stored code as words: `NOT_MONITORED_WHOLE_MONTH` → `Not monitored whole month`.
-fn words(code: &str) -> String {
+pub(super) fn words(code: &str) -> String {
     let lower = code.replace('_', " ").to_lowercase();
     let mut chars = lower.chars();
     match chars.next() {
@@ -169,7 +169,7 @@ fn section_start(h: &mut String, title: &str) {
 }
 
 /// `1234567` → `1,234,567`.
-fn grouped(n: u64) -> String {
+pub(super) fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
@@ -201,12 +201,12 @@ fn grouped_decimal(d: Decimal) -> String {
     }
 }
 
-fn time_text(t: Option<DateTime<Utc>>) -> String {
+pub(super) fn time_text(t: Option<DateTime<Utc>>) -> String {
     t.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_else(|| "—".to_owned())
 }
 
-fn value_text(v: &Value) -> String {
+pub(super) fn value_text(v: &Value) -> String {
     match v {
         Value::Count(n) => grouped(*n),
         Value::Percent(p) => format!("{p}%"),

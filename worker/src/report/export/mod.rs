@@ -1,4 +1,5 @@
-//! The report as files: CSV for scripts, XLSX for spreadsheets, one HTML page for people.
+//! The report as files: CSV for scripts, XLSX for spreadsheets, one HTML page for people, and an
+//! A4 PDF to print.
 //!
 //! All three render the same figures from a [`MonthlyReport`]; the CSV and the HTML tables walk
 //! the same list of [`Figure`]s so they never disagree on what a section holds.
@@ -10,10 +11,12 @@ use super::{MonthlyReport, NameCount};
 
 mod csv;
 mod html;
+mod pdf;
 mod xlsx;
 
 pub use csv::csv;
 pub use html::html;
+pub use pdf::pdf;
 pub use xlsx::xlsx;
 
 /// One value of the report, typed so each export can format it its own way.
