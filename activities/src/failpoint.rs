@@ -11,6 +11,13 @@
 //! | `submit.after_carrier_accept` | the carrier accepted, its id not yet stored |
 //! | `submit.after_id_stored` | the id is stored, the workflow has not recorded the result |
 //! | `record.before_audit` | the final state is written (same transaction), its audit entry not |
+//!
+//! Points of the monthly report's email (the mailer in `pcn-worker run`):
+//!
+//! | name | where |
+//! | --- | --- |
+//! | `report.before_send` | the delivery row is SENDING, the SMTP transaction not started |
+//! | `report.after_send` | the SMTP server accepted the email (250), the row not yet SENT |
 
 use std::sync::OnceLock;
 
@@ -23,12 +30,19 @@ pub const SUBMIT_AFTER_ID_STORED: &str = "submit.after_id_stored";
 /// The notification's final state is written (not committed); its audit entry is not.
 pub const RECORD_BEFORE_AUDIT: &str = "record.before_audit";
 
+/// The report email's row is SENDING; the SMTP transaction has not started.
+pub const REPORT_BEFORE_SEND: &str = "report.before_send";
+/// The SMTP server accepted the report email; its row is not SENT yet.
+pub const REPORT_AFTER_SEND: &str = "report.after_send";
+
 /// Every point, for validation of the variable.
-pub const ALL: [&str; 4] = [
+pub const ALL: [&str; 6] = [
     SUBMIT_AFTER_ATTEMPT_ROW,
     SUBMIT_AFTER_CARRIER_ACCEPT,
     SUBMIT_AFTER_ID_STORED,
     RECORD_BEFORE_AUDIT,
+    REPORT_BEFORE_SEND,
+    REPORT_AFTER_SEND,
 ];
 
 fn armed() -> Option<&'static str> {

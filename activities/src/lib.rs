@@ -20,6 +20,8 @@
 //! - [`gateway`]: the submission gateway — batches across workflows, admission control.
 //! - [`budget`]: the owner of `carrier_budgets`, the per-carrier rate shared by all workers.
 //! - [`audit`]: the append-only audit log.
+//! - [`report_deliveries`]: the outbox of the monthly report's emails (exactly one per recipient
+//!   and month; the in-doubt rule).
 //! - [`consent`]: the consent ledger, the only way `customers.opted_out` changes.
 //! - [`metrics`]: Prometheus metrics of our own (the SDK exports its own).
 //! - [`setup`]: the one assembly of [`PcnActivities`] from settings (worker, tests, benches).
@@ -42,6 +44,7 @@ pub mod in_doubt;
 pub mod metrics;
 pub mod notifications;
 pub mod qualify;
+pub mod report_deliveries;
 pub mod roles;
 pub mod setup;
 pub mod sms_steps;
@@ -71,4 +74,7 @@ pub struct PcnActivities {
     pub sms: Option<std::sync::Arc<sms_steps::SmsDeps>>,
     /// Temporal client of the fan-out (None: same as above).
     pub fanout: Option<fanout::FanoutDeps>,
+    /// Addresses the monthly report is mailed to (`PCN_REPORT_RECIPIENTS`, parsed); empty: the
+    /// report is not mailed.
+    pub report_recipients: Vec<String>,
 }

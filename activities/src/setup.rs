@@ -30,6 +30,9 @@ pub struct ActivitySetup {
     /// The SMS side; `None`: this worker sends no SMS (those activities fail retryably so another
     /// worker can run them).
     pub sms: Option<SmsSetup>,
+    /// Addresses the monthly report is mailed to when a month completes (parsed e-mail
+    /// addresses); empty: not mailed.
+    pub report_recipients: Vec<String>,
 }
 
 /// The SMS side of a worker.
@@ -72,6 +75,7 @@ impl ActivitySetup {
             metrics: self.metrics,
             sms,
             fanout,
+            report_recipients: self.report_recipients,
         })
     }
 }

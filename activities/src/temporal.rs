@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use pcn_workflows::contracts::{
     self, CountNotificationsInput, DailySweepInput, DeliveryReport, NotificationCounts, PollInput,
-    PrepareInput, Prepared, QualificationSummary, QualifyInput, RecordInput,
-    StartNotificationsInput, StartNotificationsOutput, SubmitInput, SubmitResult, SweepSummary,
+    PrepareInput, Prepared, QualificationSummary, QualifyInput, QueueReportInput,
+    QueueReportOutput, RecordInput, StartNotificationsInput, StartNotificationsOutput, SubmitInput,
+    SubmitResult, SweepSummary,
 };
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
@@ -18,6 +19,7 @@ use crate::fanout::{self, FanoutDeps};
 use crate::gateway::Gateway;
 use crate::notifications;
 use crate::qualify;
+use crate::report_deliveries;
 use crate::sms_steps::{self as sms, SmsDeps};
 use crate::sweep::{self, SweepError};
 
@@ -120,6 +122,33 @@ impl PcnActivities {
         input: CountNotificationsInput,
     ) -> Result<NotificationCounts, ActivityError> {
         Ok(notifications::month_counts(&self.pool, input.month).await?)
+    }
+
+    /// Queues the completed month's report emails: one outbox row per configured recipient
+    /// (idempotent), sent later by the worker's mailer.
+    #[activity(definition = contracts::QueueReport)]
+    pub async fn queue_report(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: QueueReportInput,
+    ) -> Result<QueueReportOutput, ActivityError> {
+        let recipients = &self.report_recipients;
+        if recipients.is_empty() {
+            tracing::info!(
+                month = %input.month,
+                "no report recipients configured (PCN_REPORT_RECIPIENTS): the month's report is not mailed"
+            );
+            return Ok(QueueReportOutput::default());
+        }
+        let actor = format!("workflow:{}", input.run.workflow_id);
+        let queued = report_deliveries::queue(&self.pool, input.month, recipients, &actor)
+            .await
+            .map_err(anyhow::Error::from)?;
+        tracing::info!(month = %input.month, queued = queued.len(), "report emails queued");
+        Ok(QueueReportOutput {
+            recipients: u32::try_from(recipients.len()).unwrap_or(u32::MAX),
+            queued: u32::try_from(queued.len()).unwrap_or(u32::MAX),
+        })
     }
 
     /// Prepares a notification while the send window is closed.

@@ -474,6 +474,7 @@ async fn idle_activities(url: &str) -> anyhow::Result<PcnActivities> {
         },
         metrics: Metrics::new(),
         sms: None,
+        report_recipients: Vec::new(),
     }
     .build()
 }
@@ -495,6 +496,7 @@ async fn serve_api(pool: PgPool, client: Client, task_queue: &str) -> anyhow::Re
             task_queue: task_queue.to_owned(),
             month_settings: MonthSettings::default(),
             tokens: Arc::new(tokens),
+            report_recipients: Vec::new(),
         },
     )
     .await

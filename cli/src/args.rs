@@ -288,7 +288,21 @@ pub enum NotificationsCommand {
 pub enum ReportCommand {
     /// The monthly report, section by section.
     Show(MonthArg),
-    /// Save the monthly report as a CSV, XLSX or HTML file.
+    /// Mail the monthly report to the configured recipients (the worker's mailer sends it; an
+    /// email already sent is not sent again) and show the month's report emails.
+    Send {
+        /// The month.
+        #[arg(value_name = "YYYY-MM")]
+        month: String,
+        /// Also send again the emails in doubt (the mailer stopped while sending them: they may
+        /// have arrived).
+        #[arg(long)]
+        resend_in_doubt: bool,
+        /// Why (kept in the audit log).
+        #[arg(long, default_value = "", hide_default_value = true)]
+        reason: String,
+    },
+    /// Save the monthly report as a CSV, XLSX, HTML or PDF file.
     Export {
         /// The month.
         #[arg(value_name = "YYYY-MM")]
@@ -312,6 +326,8 @@ pub enum ExportFormat {
     Xlsx,
     /// A web page with charts.
     Html,
+    /// A printable A4 document with the charts.
+    Pdf,
 }
 
 impl From<ExportFormat> for ReportFormat {
@@ -320,6 +336,7 @@ impl From<ExportFormat> for ReportFormat {
             ExportFormat::Csv => Self::Csv,
             ExportFormat::Xlsx => Self::Xlsx,
             ExportFormat::Html => Self::Html,
+            ExportFormat::Pdf => Self::Pdf,
         }
     }
 }

@@ -8,8 +8,8 @@ use anyhow::{Context as _, bail};
 use pcn_proto::v1::{
     CancelNotificationRequest, ExportReportRequest, GetCustomerRequest, GetMonthRequest,
     GetReportRequest, ListAuditEntriesRequest, ListNotificationsRequest, ListQualificationsRequest,
-    MonthActionRequest, ReportFormat, RetryNotificationRequest, SetOptOutRequest,
-    StartMonthRequest,
+    MonthActionRequest, ReportFormat, RetryNotificationRequest, SendReportRequest,
+    SetOptOutRequest, StartMonthRequest,
 };
 use serde_json::json;
 use tonic::Status;
@@ -279,6 +279,19 @@ async fn report(api: &Api, format: Format, command: ReportCommand) -> anyhow::Re
             let r = api.call(api.client().get_report(request)).await?;
             output::print(format, || render::report(&r), || json::report(&r))?;
         }
+        ReportCommand::Send {
+            month,
+            resend_in_doubt,
+            reason,
+        } => {
+            let request = api.request(SendReportRequest {
+                month,
+                resend_in_doubt,
+                reason,
+            });
+            let r = api.call(api.client().send_report(request)).await?;
+            output::print(format, || render::send_report(&r), || json::send_report(&r))?;
+        }
         ReportCommand::Export {
             month,
             format: file_format,
@@ -330,6 +343,7 @@ fn default_file_name(suggested: &str, month: &str, format: ExportFormat) -> Path
                 ExportFormat::Csv => "csv",
                 ExportFormat::Xlsx => "xlsx",
                 ExportFormat::Html => "html",
+                ExportFormat::Pdf => "pdf",
             };
             PathBuf::from(format!("pcn-report-{month}.{ext}"))
         }

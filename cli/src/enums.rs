@@ -3,7 +3,9 @@
 //! the possible values in `--help`.
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use pcn_proto::v1::{CheckOutcome, MonthPhase, NotificationStatus, QualificationReason};
+use pcn_proto::v1::{
+    CheckOutcome, MonthPhase, NotificationStatus, QualificationReason, ReportDeliveryStatus,
+};
 
 /// A generated proto enum whose variant names start with a common prefix.
 pub trait ProtoEnum: Copy + Send + Sync + 'static {
@@ -44,6 +46,7 @@ proto_enum!(MonthPhase, "MONTH_PHASE_");
 proto_enum!(QualificationReason, "QUALIFICATION_REASON_");
 proto_enum!(CheckOutcome, "CHECK_OUTCOME_");
 proto_enum!(NotificationStatus, "NOTIFICATION_STATUS_");
+proto_enum!(ReportDeliveryStatus, "REPORT_DELIVERY_STATUS_");
 
 /// The short name of a wire value; a value this build does not know (a newer server) prints as
 /// its number rather than failing.

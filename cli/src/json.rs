@@ -7,8 +7,9 @@ use pcn_proto::v1::{
     AuditEntry, BalanceCheck, CategoryCount, CheckOutcome, Customer, DailyRow, DayCounts,
     DeliveryMetrics, GetCustomerResponse, Month, MonthActionResponse, MonthPhase, MonthlyReport,
     Notification, NotificationCounts, NotificationStatus, ProcessingMetrics, Qualification,
-    QualificationCounts, QualificationMetrics, QualificationReason, ReasonCount, ReportSummary,
-    RetryNotificationResponse, SmsAttempt, StartMonthResponse,
+    QualificationCounts, QualificationMetrics, QualificationReason, ReasonCount,
+    ReportDeliveryStatus, ReportSummary, RetryNotificationResponse, SendReportResponse, SmsAttempt,
+    StartMonthResponse,
 };
 use serde_json::{Value, json};
 
@@ -228,6 +229,35 @@ pub fn retry(r: &RetryNotificationResponse) -> Value {
         "attempt": r.attempt,
         "run_id": r.run_id,
         "replayed": r.replayed,
+    })
+}
+
+/// `report send`.
+pub fn send_report(r: &SendReportResponse) -> Value {
+    let deliveries: Vec<Value> = r
+        .deliveries
+        .iter()
+        .map(|d| {
+            json!({
+                "recipient": d.recipient,
+                "status": name::<ReportDeliveryStatus>(d.status),
+                "request": d.request,
+                "attempts": d.attempts,
+                "next_attempt_at": d.next_attempt_at,
+                "last_error": d.last_error,
+                "message_id": d.message_id,
+                "requested_by": d.requested_by,
+                "created_at": d.created_at,
+                "updated_at": d.updated_at,
+                "sent_at": d.sent_at,
+            })
+        })
+        .collect();
+    json!({
+        "queued": r.queued,
+        "retried": r.retried,
+        "resent": r.resent,
+        "deliveries": deliveries,
     })
 }
 

@@ -9,7 +9,7 @@ use pcn_proto::v1::{
     AuditEntry, CategoryCount, CheckOutcome, Customer, GetCustomerResponse, Month,
     MonthActionResponse, MonthPhase, MonthlyReport, Notification, NotificationCounts,
     NotificationStatus, Qualification, QualificationCounts, QualificationReason,
-    RetryNotificationResponse, StartMonthResponse,
+    ReportDeliveryStatus, RetryNotificationResponse, SendReportResponse, StartMonthResponse,
 };
 
 use crate::enums::name;
@@ -429,6 +429,44 @@ fn categories(items: &[CategoryCount], header: &str) -> String {
         table.push(vec![c.name.clone(), c.count.to_string()]);
     }
     table_or_none(&table)
+}
+
+/// `report send`: what changed, then the month's report emails.
+pub fn send_report(r: &SendReportResponse) -> String {
+    let mut out = pairs(&[
+        ("queued now", r.queued.to_string()),
+        ("failed, due again now", r.retried.to_string()),
+        ("in doubt, sent again", r.resent.to_string()),
+    ]);
+    out.push('\n');
+    let mut table = Table::new(&[
+        "RECIPIENT",
+        "STATUS",
+        "REQUEST",
+        "ATTEMPTS",
+        "SENT_AT",
+        "NEXT_ATTEMPT_AT",
+        "LAST_ERROR",
+    ]);
+    for d in &r.deliveries {
+        let status = name::<ReportDeliveryStatus>(d.status);
+        let next = if status == "PENDING" || status == "FAILED" {
+            d.next_attempt_at.clone()
+        } else {
+            String::new()
+        };
+        table.push(vec![
+            d.recipient.clone(),
+            status,
+            d.request.to_string(),
+            d.attempts.to_string(),
+            dash(&d.sent_at),
+            dash(&next),
+            dash(&d.last_error),
+        ]);
+    }
+    out.push_str(&table_or_none(&table));
+    out
 }
 
 /// `report show`.

@@ -12,11 +12,13 @@
 //! - [`customers_for`]: customers matching the simulator's accounts.
 //! - [`time_skipping`]: the time-skipping test server, with a startup wait that holds under load.
 //! - [`dev_server`]: a file-backed Temporal dev server of a test's own, to kill -9 and restart.
+//! - [`smtp`]: a real SMTP server on loopback (and a MIME reader) for the report's emails.
 //!
 //! Over 600 lines on purpose: the whole system-test harness (database, dev server, worker process,
 //! simulators over HTTP) in one place the tests import.
 
 pub mod dev_server;
+pub mod smtp;
 pub mod time_skipping;
 
 use std::path::PathBuf;
@@ -452,6 +454,8 @@ impl InProcessWorker {
                         client: client.clone(),
                         fanout_concurrency: 32,
                     }),
+                    // In-process workers run no mailer: the report-mail tests run the real binary.
+                    report_recipients: Vec::new(),
                 }
                 .build()
                 .expect("the worker's activities");
@@ -769,6 +773,20 @@ impl TestApi {
 
     /// [`TestApi::start`] with another Temporal address (e.g. one that refuses connections).
     pub async fn start_with_temporal(db: &TestDb, task_queue: &str, temporal: &str) -> Self {
+        Self::start_full(db, task_queue, temporal, &[]).await
+    }
+
+    /// [`TestApi::start`] with the monthly report's recipients (`SendReport`).
+    pub async fn start_with_recipients(db: &TestDb, task_queue: &str, recipients: &[&str]) -> Self {
+        Self::start_full(db, task_queue, &temporal_address(), recipients).await
+    }
+
+    async fn start_full(
+        db: &TestDb,
+        task_queue: &str,
+        temporal: &str,
+        recipients: &[&str],
+    ) -> Self {
         let spec = ["viewer", "operator", "admin"]
             .iter()
             .map(|role| {
@@ -791,6 +809,7 @@ impl TestApi {
                 task_queue: task_queue.to_owned(),
                 month_settings: test_month_settings(),
                 tokens: std::sync::Arc::new(tokens),
+                report_recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
             },
         )
         .await

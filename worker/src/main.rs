@@ -11,7 +11,8 @@ use pcn_activities::metrics::Metrics;
 use pcn_activities::setup::{ActivitySetup, SmsSetup};
 use pcn_activities::{db, roles};
 use pcn_worker::config::{
-    ApiArgs, BankArgs, CarrierArgs, ConnectionArgs, MonthArgs, OpsArgs, SetupArgs, WebhookArgs,
+    ApiArgs, BankArgs, CarrierArgs, ConnectionArgs, MonthArgs, OpsArgs, ReportArgs, SetupArgs,
+    WebhookArgs,
 };
 use pcn_worker::months;
 use pcn_worker::{dispatch, http, telemetry, temporal, webhook};
@@ -43,6 +44,8 @@ enum Command {
         carrier: CarrierArgs,
         #[command(flatten)]
         ops: OpsArgs,
+        #[command(flatten)]
+        report: ReportArgs,
     },
     /// Serve the carrier webhook (delivery callbacks, inbound STOP) and deliver stored events to
     /// the SMS workflows (with the reconciler for events stored while Temporal was unreachable).
@@ -97,7 +100,12 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let conn = cli.connection;
     match cli.command {
-        Command::Run { bank, carrier, ops } => run_worker(&conn, &bank, &carrier, &ops).await,
+        Command::Run {
+            bank,
+            carrier,
+            ops,
+            report,
+        } => run_worker(&conn, &bank, &carrier, &ops, &report).await,
         Command::Webhook { webhook } => run_webhook(&conn, &webhook).await,
         Command::Api { api } => run_api(&conn, &api).await,
         Command::HashToken { generate } => {
@@ -197,6 +205,7 @@ async fn run_api(conn: &ConnectionArgs, args: &ApiArgs) -> anyhow::Result<()> {
             task_queue: conn.task_queue.clone(),
             month_settings,
             tokens: std::sync::Arc::new(tokens),
+            report_recipients: pcn_worker::config::parse_recipients(&args.report_recipients)?,
         },
     )
     .await?;
@@ -212,8 +221,10 @@ async fn run_worker(
     bank: &BankArgs,
     carrier: &CarrierArgs,
     ops: &OpsArgs,
+    report: &ReportArgs,
 ) -> anyhow::Result<()> {
     pcn_activities::failpoint::validate()?;
+    let mail = report.parse()?;
     let (bank_config, sweep) = bank.parse(conn.profile())?;
     let (carrier_config, limits) = carrier.parse(conn.profile())?;
     let submission = carrier.submission()?;
@@ -234,6 +245,14 @@ async fn run_worker(
             "carrier rate set for every worker"
         );
     }
+    let report_recipients = mail.recipients.clone();
+    if report_recipients.is_empty() {
+        tracing::info!(
+            "no report recipients configured (PCN_REPORT_RECIPIENTS): reports are not mailed"
+        );
+    }
+    // Runs even without recipients: rows queued through the API by another configuration still go.
+    let _mailer = pcn_worker::report::mail::Mailer::new(pool.clone(), mail)?.spawn();
     let metrics = Metrics::new();
     let (addr, _ops_task) = http::serve(ops.http_bind, pool.clone(), metrics.clone()).await?;
     tracing::info!(%addr, "health and metrics endpoint listening");
@@ -291,6 +310,7 @@ async fn run_worker(
             client: client.clone(),
             fanout_concurrency: carrier.fanout_concurrency,
         }),
+        report_recipients,
     }
     .build()?;
     let mut worker = temporal::build_worker_with_cache(

@@ -152,6 +152,8 @@ impl ActivityDefinition for QualifyMonth {
 pub const START_NOTIFICATIONS: &str = "StartNotifications";
 /// Local activity: a month's notification counts by state, from Postgres.
 pub const COUNT_NOTIFICATIONS: &str = "CountNotifications";
+/// Local activity: queue the month's report emails (the outbox rows of the configured recipients).
+pub const QUEUE_REPORT: &str = "QueueReport";
 /// Local activity: load the customer, check the opt-out, render and size the message.
 pub const PREPARE_NOTIFICATION: &str = "PrepareNotification";
 /// Local activity: submit one attempt to the carrier (idempotent per message reference).
@@ -191,6 +193,24 @@ pub struct StartNotificationsOutput {
     pub last: Option<CustomerId>,
     /// No qualified customer after this page.
     pub done: bool,
+}
+
+/// Input of [`QueueReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueReportInput {
+    /// The completed month.
+    pub month: YearMonth,
+    /// The run that asks (the actor of the outbox rows and their audit entries).
+    pub run: RunRef,
+}
+
+/// What [`QueueReport`] did: a database insert only, so SMTP can never hold the month.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueReportOutput {
+    /// Recipients configured on the worker that ran it.
+    pub recipients: u32,
+    /// Outbox rows inserted now (0 on a retry: one row per recipient and month).
+    pub queued: u32,
 }
 
 /// Input of [`CountNotifications`].
@@ -465,6 +485,13 @@ local_activity!(
     COUNT_NOTIFICATIONS,
     CountNotificationsInput,
     NotificationCounts
+);
+local_activity!(
+    /// Marker for the report-queueing local activity (run when a month completes).
+    QueueReport,
+    QUEUE_REPORT,
+    QueueReportInput,
+    QueueReportOutput
 );
 local_activity!(
     /// Marker for the prepare local activity.

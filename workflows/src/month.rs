@@ -34,7 +34,8 @@ use temporalio_workflow::{
 use crate::contracts::{
     CountNotifications, CountNotificationsInput, DailyBalanceSweep, DailySweepInput, ERR_BANK_AUTH,
     ERR_INVALID_INPUT, NotificationCounts, QualificationSummary, QualifyInput, QualifyMonth,
-    RunRef, StartNotifications, StartNotificationsInput, StartNotificationsOutput, SweepSummary,
+    QueueReport, QueueReportInput, RunRef, StartNotifications, StartNotificationsInput,
+    StartNotificationsOutput, SweepSummary,
 };
 use crate::domain::{BusinessDate, CustomerId, Nis, YearMonth};
 use crate::sms::SmsSettings;
@@ -237,6 +238,10 @@ pub struct MonthlyQualificationWorkflow {
 /// Patch marker of the SMS step: runs recorded before it completed right after qualification.
 pub const PATCH_SMS_FANOUT: &str = "sms-fanout";
 
+/// Patch marker of the report's email delivery: runs recorded before it completed without
+/// queueing the report emails.
+pub const PATCH_REPORT_DELIVERY: &str = "report-delivery";
+
 /// Patch: the schedule's month run carries a static summary and details for the Web UI.
 pub const PATCH_MONTH_DETAILS: &str = "month-static-details";
 
@@ -365,6 +370,20 @@ impl MonthlyQualificationWorkflow {
         if ctx.patched(PATCH_SMS_FANOUT) {
             fan_out(ctx, month, &settings, &run).await?;
             follow_notifications(ctx, month, &settings).await?;
+        }
+
+        // The report goes by email: the outbox rows are queued here, a database insert only; the
+        // worker's mailer sends them. SMTP cannot block or fail the month.
+        if ctx.patched(PATCH_REPORT_DELIVERY) {
+            ctx.execute_local_activity(
+                QueueReport,
+                QueueReportInput {
+                    month,
+                    run: run.clone(),
+                },
+                count_options(),
+            )
+            .await?;
         }
 
         set_phase(ctx, MonthPhase::Completed);

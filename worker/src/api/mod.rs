@@ -48,6 +48,8 @@ pub struct ApiState {
     pub month_settings: MonthSettings,
     /// The tokens.
     pub tokens: Arc<auth::TokenTable>,
+    /// Who the monthly report is mailed to (`SendReport` queues one email per address).
+    pub report_recipients: Vec<String>,
 }
 
 /// A running API server.

@@ -1,13 +1,15 @@
-//! Monthly reports: `GetReport` and `ExportReport` (CSV, XLSX, HTML).
+//! Monthly reports: `GetReport`, `ExportReport` (CSV, XLSX, HTML, PDF) and `SendReport` (the
+//! report by email: queues the outbox rows that the worker's mailer sends).
 
+use pcn_activities::report_deliveries::{self, ReportDelivery, ReportDeliveryStatus};
 use pcn_proto::v1 as pb;
 use pcn_workflows::domain::{DomainError, YearMonth};
 use tonic::{Request, Response, Status};
 
 use super::auth::Role;
 use super::convert::{opt_dec, opt_ts, ts};
-use super::service::{Control, month_of};
-use super::{internal, invalid, read_error};
+use super::service::{Control, month_of, reason_of};
+use super::{db_error, internal, invalid, read_error};
 
 impl Control {
     pub(super) async fn get_report_impl(
@@ -28,11 +30,17 @@ impl Control {
         let r = request.into_inner();
         let month = month_of(&r.month)?;
         let format = match pb::ReportFormat::try_from(r.format) {
-            Ok(f @ (pb::ReportFormat::Csv | pb::ReportFormat::Xlsx | pb::ReportFormat::Html)) => f,
+            Ok(
+                f @ (pb::ReportFormat::Csv
+                | pb::ReportFormat::Xlsx
+                | pb::ReportFormat::Html
+                | pb::ReportFormat::Pdf),
+            ) => f,
             _ => {
                 return Err(invalid(DomainError::new(
                     "format",
-                    "one of REPORT_FORMAT_CSV, REPORT_FORMAT_XLSX, REPORT_FORMAT_HTML",
+                    "one of REPORT_FORMAT_CSV, REPORT_FORMAT_XLSX, REPORT_FORMAT_HTML, \
+                     REPORT_FORMAT_PDF",
                 )));
             }
         };
@@ -49,6 +57,11 @@ impl Control {
                 crate::report::export::xlsx(&report)
                     .map_err(|e| internal("exporting XLSX", format!("{e:#}")))?,
             ),
+            pb::ReportFormat::Pdf => (
+                "pdf",
+                "application/pdf",
+                crate::report::export::pdf(&report),
+            ),
             _ => (
                 "html",
                 "text/html; charset=utf-8",
@@ -62,11 +75,74 @@ impl Control {
         }))
     }
 
+    pub(super) async fn send_report_impl(
+        &self,
+        request: Request<pb::SendReportRequest>,
+    ) -> Result<Response<pb::SendReportResponse>, Status> {
+        let caller = self.caller(&request, Role::Operator, "SendReport")?;
+        let r = request.into_inner();
+        let month = month_of(&r.month)?;
+        let reason = reason_of(&r.reason)?;
+        if self.state.report_recipients.is_empty() {
+            return Err(Status::failed_precondition(
+                "no report recipients are configured (PCN_REPORT_RECIPIENTS of the control API \
+                 and the worker): nothing to send",
+            ));
+        }
+        // A month without data has no report to send.
+        self.report(month).await?;
+        let pool = &self.state.pool;
+        let done = report_deliveries::requeue(
+            pool,
+            month,
+            &self.state.report_recipients,
+            r.resend_in_doubt,
+            &caller.actor(),
+            &reason,
+        )
+        .await
+        .map_err(|e| db_error("queueing the report emails", e))?;
+        let rows = report_deliveries::list(pool, month)
+            .await
+            .map_err(|e| db_error("listing the report emails", e))?;
+        let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        Ok(Response::new(pb::SendReportResponse {
+            queued: count(done.queued),
+            retried: count(done.retried),
+            resent: count(done.resent),
+            deliveries: rows.iter().map(delivery_message).collect(),
+        }))
+    }
+
     async fn report(&self, month: YearMonth) -> Result<crate::report::MonthlyReport, Status> {
         crate::report::build(&self.state.pool, month)
             .await
             .map_err(|e| read_error("building the report", e))?
             .ok_or_else(|| Status::not_found(format!("month {month} has no data to report")))
+    }
+}
+
+/// One report email as an API message.
+fn delivery_message(d: &ReportDelivery) -> pb::ReportDelivery {
+    let status = match d.status {
+        ReportDeliveryStatus::Pending => pb::ReportDeliveryStatus::Pending,
+        ReportDeliveryStatus::Sending => pb::ReportDeliveryStatus::Sending,
+        ReportDeliveryStatus::Sent => pb::ReportDeliveryStatus::Sent,
+        ReportDeliveryStatus::Failed => pb::ReportDeliveryStatus::Failed,
+        ReportDeliveryStatus::InDoubt => pb::ReportDeliveryStatus::InDoubt,
+    };
+    pb::ReportDelivery {
+        recipient: d.recipient.clone(),
+        status: status.into(),
+        request: u32::try_from(d.request).unwrap_or(0),
+        attempts: u32::try_from(d.attempts).unwrap_or(0),
+        next_attempt_at: ts(d.next_attempt_at),
+        last_error: d.last_error.clone().unwrap_or_default(),
+        message_id: d.message_id.clone().unwrap_or_default(),
+        requested_by: d.requested_by.clone(),
+        created_at: ts(d.created_at),
+        updated_at: ts(d.updated_at),
+        sent_at: opt_ts(d.sent_at),
     }
 }
 

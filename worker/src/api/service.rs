@@ -203,6 +203,13 @@ impl ControlService for Control {
         self.export_report_impl(request).await
     }
 
+    async fn send_report(
+        &self,
+        request: Request<pb::SendReportRequest>,
+    ) -> Result<Response<pb::SendReportResponse>, Status> {
+        self.send_report_impl(request).await
+    }
+
     async fn list_audit_entries(
         &self,
         request: Request<pb::ListAuditEntriesRequest>,

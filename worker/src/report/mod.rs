@@ -10,12 +10,15 @@
 //!
 //! - [`build`]: the report of a month, or `None` when the month has no data.
 //! - [`MonthlyReport`] and its sections: plain serialisable data.
-//! - [`export`]: CSV, XLSX and a self-contained HTML page with inline SVG charts.
+//! - [`export`]: CSV, XLSX, a self-contained HTML page with inline SVG charts, and an A4 PDF.
+//! - [`mail`]: the mailer that sends the report to its recipients (the outbox
+//!   `report_deliveries`, exactly one email per recipient and month).
 //!
 //! Over 600 lines: the report's read-only analytics queries and the assembly of the report; the
 //! exports are in `export/`, one file per format.
 
 pub mod export;
+pub mod mail;
 
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDate, Utc};
