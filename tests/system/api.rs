@@ -24,7 +24,7 @@ use tonic::transport::Channel;
 type Api = ControlServiceClient<Channel>;
 
 /// Every method, in proto order, with the role it needs.
-const METHODS: [(&str, &str); 15] = [
+const METHODS: [(&str, &str); 16] = [
     ("StartMonth", "operator"),
     ("GetMonth", "viewer"),
     ("PauseMonth", "operator"),
@@ -39,6 +39,7 @@ const METHODS: [(&str, &str); 15] = [
     ("CancelNotification", "operator"),
     ("GetReport", "viewer"),
     ("ExportReport", "viewer"),
+    ("SendReport", "operator"),
     ("ListAuditEntries", "viewer"),
 ];
 
@@ -178,6 +179,17 @@ async fn call(api: &mut Api, method: &str, token: Option<&str>) -> Code {
             ))
             .await
             .map(|_| ()),
+        "SendReport" => api
+            .send_report(authed(
+                pb::SendReportRequest {
+                    month,
+                    resend_in_doubt: false,
+                    reason: String::new(),
+                },
+                token,
+            ))
+            .await
+            .map(|_| ()),
         "ListAuditEntries" => api
             .list_audit_entries(authed(pb::ListAuditEntriesRequest::default(), token))
             .await
@@ -209,6 +221,7 @@ async fn snapshot(pool: &PgPool) -> Vec<i64> {
         "notification_retries",
         "qualifications",
         "balance_checks",
+        "report_deliveries",
     ] {
         counts.push(
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
@@ -1313,6 +1326,7 @@ async fn a_month_driven_only_through_the_api_and_pcnctl() {
         (pb::ReportFormat::Csv, &b"section"[..]),
         (pb::ReportFormat::Xlsx, &b"PK"[..]),
         (pb::ReportFormat::Html, &b"<svg"[..]),
+        (pb::ReportFormat::Pdf, &b"%PDF-"[..]),
     ] {
         let file = api
             .export_report(authed(

@@ -13,6 +13,7 @@ mod ops;
 mod qualification_rule;
 mod replay;
 mod report;
+mod report_mail;
 mod restarts;
 mod scale;
 mod sms;

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use pcn_activities::attempts::{AttemptStatus, Resolution};
 use pcn_activities::carrier::CarrierKind;
 use pcn_activities::consent::{InboundAction, Source};
+use pcn_activities::report_deliveries::ReportDeliveryStatus;
 use pcn_tests::TestDb;
 use pcn_workflows::domain::Language;
 use pcn_workflows::sms::NotificationState;
@@ -80,6 +81,10 @@ async fn check_lists_match_the_enums() {
             "{constraint}"
         );
     }
+    assert_eq!(
+        check_values(&db, "report_deliveries_status_known").await,
+        set(ReportDeliveryStatus::ALL.map(ReportDeliveryStatus::as_str))
+    );
     assert_eq!(
         check_values(&db, "delivery_events_status_known").await,
         set(DeliveryStatus::ALL.map(DeliveryStatus::as_str))
