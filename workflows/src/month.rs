@@ -3,7 +3,9 @@
 //! For every day of the month it sleeps on a durable timer until the check time (22:00
 //! Asia/Jerusalem by default), then runs the daily balance sweep; days already past (a backfill,
 //! or a run started late) run at once. After the last day it decides the month with the
-//! qualification activity and hands the result to the notification step.
+//! qualification activity and hands the result to the notification step; when every notification
+//! is final it queues the report's emails (`QueueReport`, a database insert: the worker's mailer
+//! sends them) and completes.
 //!
 //! Operators steer it with the `pause` / `resume` signals and read it with the `progress` query.
 //! A sweep or decision that fails in a way retrying cannot fix (the bank refusing our credentials)
