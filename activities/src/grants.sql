@@ -68,3 +68,10 @@ GRANT UPDATE (state, worker, changed_at) ON carrier_breakers TO {app};
 -- budget.rs: the carrier's token bucket (`configure` upserts, `take` and `block` update).
 GRANT SELECT, INSERT ON carrier_budgets TO {app};
 GRANT UPDATE (rate_per_sec, burst, tokens, refilled_at, blocked_until) ON carrier_budgets TO {app};
+
+-- report_deliveries.rs: the report's e-mail outbox (queue, claim, sent/failed/in doubt, requeue).
+GRANT SELECT, INSERT ON report_deliveries TO {app};
+GRANT UPDATE (status, request, attempts, next_attempt_at, last_error, message_id, requested_by,
+              updated_at, sent_at)
+    ON report_deliveries TO {app};
+GRANT USAGE ON SEQUENCE report_deliveries_id_seq TO {app};

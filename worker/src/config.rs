@@ -601,6 +601,9 @@ pub struct ReportArgs {
     /// SMTP password (never printed).
     #[arg(long, env = "PCN_SMTP_PASSWORD", hide_env_values = true)]
     pub smtp_password: Option<String>,
+    /// File holding the SMTP password (instead of `PCN_SMTP_PASSWORD`).
+    #[arg(long, env = "PCN_SMTP_PASSWORD_FILE")]
+    pub smtp_password_file: Option<PathBuf>,
     /// First wait after a failed SMTP attempt, seconds (doubles per attempt, at most an hour).
     #[arg(long, env = "PCN_REPORT_RETRY_SECS", default_value_t = 30)]
     pub report_retry_secs: u64,
@@ -651,7 +654,19 @@ impl ReportArgs {
                 "tls= must be required or opportunistic",
             ));
         }
-        let credentials = match (&self.smtp_username, &self.smtp_password) {
+        // Optional (no authentication when unset), so no development value: any profile.
+        let password = match (&self.smtp_password, &self.smtp_password_file) {
+            (None, None) => None,
+            (value, file) => Some(secret(
+                "smtp_password",
+                "PCN_SMTP_PASSWORD",
+                value.as_deref(),
+                file.as_deref(),
+                "",
+                Profile::Development,
+            )?),
+        };
+        let credentials = match (&self.smtp_username, &password) {
             (None, None) => None,
             (Some(user), Some(password)) if !user.is_empty() => {
                 Some((user.clone(), Secret::new(password.clone())))
