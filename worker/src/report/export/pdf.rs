@@ -7,6 +7,9 @@
 //! content streams are left uncompressed: the report is a few kilobytes of operators, and tests
 //! and auditors can read its figures with any text tool. The report holds figures only, never a
 //! customer's data. All coordinates are whole points (integer arithmetic, like the HTML charts).
+//!
+//! Over 600 lines: about 570 of the PDF writer (objects, pages, text, bars) and 85 of unit tests
+//! checking its structure (every xref offset and stream length) and its figures.
 
 use std::fmt::Write as _;
 
