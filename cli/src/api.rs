@@ -48,15 +48,36 @@ pub struct Api {
 impl Api {
     /// Prepares the channel; nothing is dialled until the first call, so an unreachable server
     /// surfaces as that call's UNAVAILABLE.
-    pub fn new(address: &str, token: Option<&Token>, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(
+        address: &str,
+        token: Option<&Token>,
+        timeout: Duration,
+        ca: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
         let address = if address.contains("://") {
             address.to_owned()
         } else {
             format!("http://{address}")
         };
-        let endpoint = Endpoint::from_shared(address.clone())
+        let mut endpoint = Endpoint::from_shared(address.clone())
             .with_context(|| format!("invalid --address {address}"))?
             .connect_timeout(timeout.min(Duration::from_secs(10)));
+        if address.starts_with("https://") {
+            let ca = ca.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{address} is TLS: give the certificate authority that signed its certificate \
+                     with --ca FILE (or PCN_API_CA)"
+                )
+            })?;
+            let pem =
+                std::fs::read(ca).with_context(|| format!("reading --ca {}", ca.display()))?;
+            endpoint = endpoint
+                .tls_config(
+                    tonic::transport::ClientTlsConfig::new()
+                        .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+                )
+                .context("TLS settings")?;
+        }
         let header = match token.map(Token::expose).filter(|t| !t.is_empty()) {
             Some(token) => {
                 let mut value: AsciiMetadataValue =

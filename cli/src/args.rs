@@ -38,6 +38,10 @@ pub struct Global {
     /// API token, sent as `authorization: Bearer <token>`; its role decides what is allowed.
     #[arg(long, env = "PCN_API_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<Token>,
+    /// PEM file of the certificate authority that signed the API's certificate: `https://`
+    /// addresses are verified against it (required for them).
+    #[arg(long, env = "PCN_API_CA", global = true)]
+    pub ca: Option<std::path::PathBuf>,
     /// Print the response as JSON (field names as in control.proto, enums without their prefix)
     /// instead of tables.
     #[arg(long, global = true)]

@@ -28,6 +28,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         &cli.global.address,
         cli.global.token.as_ref(),
         Duration::from_secs(cli.global.timeout),
+        cli.global.ca.as_deref(),
     )?;
     let format = if cli.global.json {
         Format::Json

@@ -891,9 +891,53 @@ pub struct ApiArgs {
     /// Who the report is mailed to (`SendReport`; the API only queues, the worker's mailer sends).
     #[arg(long, env = "PCN_REPORT_RECIPIENTS", default_value = "")]
     pub report_recipients: String,
+    /// PEM certificate chain the API serves TLS with (with `PCN_API_TLS_KEY`).
+    #[arg(long, env = "PCN_API_TLS_CERT")]
+    pub api_tls_cert: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    #[arg(long, env = "PCN_API_TLS_KEY")]
+    pub api_tls_key: Option<PathBuf>,
+    /// Serve plaintext gRPC in production anyway (e.g. behind a TLS-terminating proxy): an
+    /// explicit choice, never a default.
+    #[arg(long, env = "PCN_API_PLAINTEXT", default_value_t = false)]
+    pub api_plaintext: bool,
 }
 
 impl ApiArgs {
+    /// The TLS identity the API serves with, or None for plaintext: plaintext only in the
+    /// development profile or when chosen explicitly (`PCN_API_PLAINTEXT`).
+    pub fn tls(&self, profile: Profile) -> Result<Option<crate::api::TlsIdentity>, DomainError> {
+        let read = |field: &'static str, path: &Path| {
+            std::fs::read(path).map_err(|e| {
+                DomainError::new(
+                    field,
+                    format!("{} cannot be read: {}", path.display(), e.kind()),
+                )
+            })
+        };
+        match (&self.api_tls_cert, &self.api_tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(crate::api::TlsIdentity {
+                cert_pem: read("api_tls_cert", cert)?,
+                key_pem: read("api_tls_key", key)?,
+            })),
+            (Some(_), None) => Err(DomainError::new(
+                "api_tls_key",
+                "is needed with api_tls_cert",
+            )),
+            (None, Some(_)) => Err(DomainError::new(
+                "api_tls_cert",
+                "is needed with api_tls_key",
+            )),
+            (None, None) if self.api_plaintext || profile == Profile::Development => Ok(None),
+            (None, None) => Err(DomainError::new(
+                "api_tls_cert",
+                "is not set: the control API serves TLS in production (set PCN_API_TLS_CERT and \
+                 PCN_API_TLS_KEY, or choose plaintext explicitly with PCN_API_PLAINTEXT=true, \
+                 e.g. behind a TLS-terminating proxy)",
+            )),
+        }
+    }
+
     /// The token table: both sources, parsed; a bad entry is refused with its number.
     pub fn tokens(&self) -> anyhow::Result<crate::api::auth::TokenTable> {
         let mut spec = self.api_tokens.clone();
@@ -1239,5 +1283,46 @@ mod tests {
             "t1-real",
         ]);
         assert!(with_keys.parse(Profile::Production).is_ok());
+    }
+
+    #[test]
+    fn the_api_serves_tls_in_production_unless_plaintext_is_chosen_explicitly() {
+        fn api_args(extra: &[&str]) -> ApiArgs {
+            #[derive(clap::Parser)]
+            struct Cli {
+                #[command(flatten)]
+                api: ApiArgs,
+            }
+            let args = std::iter::once("pcn").chain(extra.iter().copied());
+            <Cli as clap::Parser>::try_parse_from(args).unwrap().api
+        }
+        let none = api_args(&[]);
+        let err = none.tls(Profile::Production).unwrap_err().to_string();
+        assert!(
+            err.contains("api_tls_cert") && err.contains("PCN_API_PLAINTEXT"),
+            "{err}"
+        );
+        assert!(none.tls(Profile::Development).unwrap().is_none());
+        assert!(
+            api_args(&["--api-plaintext"])
+                .tls(Profile::Production)
+                .unwrap()
+                .is_none()
+        );
+        let half = api_args(&["--api-tls-cert", "/tmp/x.pem"]).tls(Profile::Development);
+        assert!(half.unwrap_err().to_string().contains("api_tls_key"));
+        let missing = api_args(&[
+            "--api-tls-cert",
+            "/nonexistent/c.pem",
+            "--api-tls-key",
+            "/nonexistent/k.pem",
+        ])
+        .tls(Profile::Production)
+        .unwrap_err()
+        .to_string();
+        assert!(
+            missing.contains("api_tls_cert") && missing.contains("cannot be read"),
+            "{missing}"
+        );
     }
 }

@@ -192,12 +192,14 @@ async fn run_api(conn: &ConnectionArgs, args: &ApiArgs) -> anyhow::Result<()> {
         tracing::warn!("no API tokens configured (PCN_API_TOKENS): every call will be refused");
     }
     let month_settings = args.month.parse()?;
+    let tls = args.tls(conn.profile())?;
     let pool = db::connect(&conn.database_url, conn.database_pool).await?;
     roles::warn_if_privileged(&pool).await?;
     let listener = tokio::net::TcpListener::bind(args.api_bind)
         .await
         .with_context(|| format!("binding the control API to {}", args.api_bind))?;
-    let server = pcn_worker::api::serve(
+    let secure = tls.is_some();
+    let server = pcn_worker::api::serve_tls(
         listener,
         pcn_worker::api::ApiState {
             pool,
@@ -207,9 +209,15 @@ async fn run_api(conn: &ConnectionArgs, args: &ApiArgs) -> anyhow::Result<()> {
             tokens: std::sync::Arc::new(tokens),
             report_recipients: pcn_worker::config::parse_recipients(&args.report_recipients)?,
         },
+        tls,
     )
     .await?;
-    tracing::info!(addr = %server.addr, tokens = args.tokens()?.len(), "control API listening");
+    if !secure {
+        tracing::warn!(
+            "the control API serves plaintext gRPC (development profile or PCN_API_PLAINTEXT)"
+        );
+    }
+    tracing::info!(addr = %server.addr, tls = secure, tokens = args.tokens()?.len(), "control API listening");
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!("shutting down");
     server.abort();
