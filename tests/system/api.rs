@@ -1618,3 +1618,65 @@ async fn the_control_api_serves_tls_and_pcnctl_verifies_it() {
     server.abort();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn the_webhook_serves_https_with_its_certificate() {
+    pcn_tests::init();
+    let db = TestDb::new().await;
+    let (ca_pem, identity) = test_pki();
+    let (other_ca_pem, _) = test_pki();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dispatcher = pcn_worker::dispatch::spawn(
+        db.pool.clone(),
+        pcn_worker::dispatch::ClientSlot::new(&temporal_address(), "default"),
+        pcn_worker::dispatch::DispatchSettings::default(),
+    );
+    let server = pcn_worker::webhook::serve_tls(
+        listener,
+        pcn_worker::webhook::WebhookConfig {
+            generic_secret: b"a-webhook-secret".to_vec(),
+            twilio_auth_token: b"a-twilio-token".to_vec(),
+            public_base_url: format!("https://localhost:{port}"),
+        },
+        db.pool.clone(),
+        dispatcher,
+        Some(identity),
+    )
+    .unwrap();
+    let client = |ca: &str| {
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    };
+    // The carrier verifies our certificate: answered.
+    let ok = client(&ca_pem)
+        .get(format!("https://localhost:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    // A client trusting another CA refuses the connection; plain HTTP gets no answer.
+    assert!(
+        client(&other_ca_pem)
+            .get(format!("https://localhost:{port}/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
+    let plain = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await;
+    assert!(
+        plain.map(|r| r.status() != 200).unwrap_or(true),
+        "plain HTTP is not served on the HTTPS port"
+    );
+    server.abort();
+}

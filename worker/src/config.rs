@@ -541,9 +541,35 @@ pub struct WebhookArgs {
     /// Signals in flight at once.
     #[arg(long, env = "PCN_SIGNAL_CONCURRENCY", default_value_t = 64)]
     pub signal_concurrency: usize,
+    /// PEM certificate chain the webhook serves HTTPS with (with `PCN_WEBHOOK_TLS_KEY`).
+    #[arg(long, env = "PCN_WEBHOOK_TLS_CERT")]
+    pub webhook_tls_cert: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    #[arg(long, env = "PCN_WEBHOOK_TLS_KEY")]
+    pub webhook_tls_key: Option<PathBuf>,
+    /// Serve plain HTTP in production anyway (e.g. behind a TLS-terminating load balancer): an
+    /// explicit choice, never a default.
+    #[arg(long, env = "PCN_WEBHOOK_PLAINTEXT", default_value_t = false)]
+    pub webhook_plaintext: bool,
 }
 
 impl WebhookArgs {
+    /// The TLS identity the webhook serves with, or None for plain HTTP: only in the development
+    /// profile or when chosen explicitly (`PCN_WEBHOOK_PLAINTEXT`).
+    pub fn tls(&self, profile: Profile) -> Result<Option<crate::tls::TlsIdentity>, DomainError> {
+        tls_identity(
+            ["webhook_tls_cert", "webhook_tls_key"],
+            "PCN_WEBHOOK",
+            "the webhook",
+            (
+                self.webhook_tls_cert.as_deref(),
+                self.webhook_tls_key.as_deref(),
+            ),
+            self.webhook_plaintext,
+            profile,
+        )
+    }
+
     /// The validated webhook configuration.
     pub fn parse(&self, profile: Profile) -> Result<crate::webhook::WebhookConfig, DomainError> {
         let public = parse_url("webhook_public_url", &self.webhook_public_url)?;
@@ -718,6 +744,50 @@ pub fn parse_recipients(spec: &str) -> Result<Vec<String>, DomainError> {
         }
     }
     Ok(out)
+}
+
+/// A server's TLS identity from its certificate and key files, or None for plaintext, which only
+/// the development profile or an explicit `<PREFIX>_PLAINTEXT=true` may choose.
+fn tls_identity(
+    fields: [&'static str; 2],
+    prefix: &str,
+    server: &str,
+    (cert, key): (Option<&Path>, Option<&Path>),
+    plaintext: bool,
+    profile: Profile,
+) -> Result<Option<crate::tls::TlsIdentity>, DomainError> {
+    let [cert_field, key_field] = fields;
+    let read = |field: &'static str, path: &Path| {
+        std::fs::read(path).map_err(|e| {
+            DomainError::new(
+                field,
+                format!("{} cannot be read: {}", path.display(), e.kind()),
+            )
+        })
+    };
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(crate::tls::TlsIdentity {
+            cert_pem: read(cert_field, cert)?,
+            key_pem: read(key_field, key)?,
+        })),
+        (Some(_), None) => Err(DomainError::new(
+            key_field,
+            format!("is needed with {cert_field}"),
+        )),
+        (None, Some(_)) => Err(DomainError::new(
+            cert_field,
+            format!("is needed with {key_field}"),
+        )),
+        (None, None) if plaintext || profile == Profile::Development => Ok(None),
+        (None, None) => Err(DomainError::new(
+            cert_field,
+            format!(
+                "is not set: {server} serves TLS in production (set {prefix}_TLS_CERT and \
+                 {prefix}_TLS_KEY, or choose plaintext explicitly with {prefix}_PLAINTEXT=true, \
+                 e.g. behind a TLS-terminating proxy)"
+            ),
+        )),
+    }
 }
 
 /// `value` within `range` (inclusive), or an error naming `field`.
@@ -906,36 +976,15 @@ pub struct ApiArgs {
 impl ApiArgs {
     /// The TLS identity the API serves with, or None for plaintext: plaintext only in the
     /// development profile or when chosen explicitly (`PCN_API_PLAINTEXT`).
-    pub fn tls(&self, profile: Profile) -> Result<Option<crate::api::TlsIdentity>, DomainError> {
-        let read = |field: &'static str, path: &Path| {
-            std::fs::read(path).map_err(|e| {
-                DomainError::new(
-                    field,
-                    format!("{} cannot be read: {}", path.display(), e.kind()),
-                )
-            })
-        };
-        match (&self.api_tls_cert, &self.api_tls_key) {
-            (Some(cert), Some(key)) => Ok(Some(crate::api::TlsIdentity {
-                cert_pem: read("api_tls_cert", cert)?,
-                key_pem: read("api_tls_key", key)?,
-            })),
-            (Some(_), None) => Err(DomainError::new(
-                "api_tls_key",
-                "is needed with api_tls_cert",
-            )),
-            (None, Some(_)) => Err(DomainError::new(
-                "api_tls_cert",
-                "is needed with api_tls_key",
-            )),
-            (None, None) if self.api_plaintext || profile == Profile::Development => Ok(None),
-            (None, None) => Err(DomainError::new(
-                "api_tls_cert",
-                "is not set: the control API serves TLS in production (set PCN_API_TLS_CERT and \
-                 PCN_API_TLS_KEY, or choose plaintext explicitly with PCN_API_PLAINTEXT=true, \
-                 e.g. behind a TLS-terminating proxy)",
-            )),
-        }
+    pub fn tls(&self, profile: Profile) -> Result<Option<crate::tls::TlsIdentity>, DomainError> {
+        tls_identity(
+            ["api_tls_cert", "api_tls_key"],
+            "PCN_API",
+            "the control API",
+            (self.api_tls_cert.as_deref(), self.api_tls_key.as_deref()),
+            self.api_plaintext,
+            profile,
+        )
     }
 
     /// The token table: both sources, parsed; a bad entry is refused with its number.

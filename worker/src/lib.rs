@@ -24,4 +24,5 @@ pub mod months;
 pub mod report;
 pub mod telemetry;
 pub mod temporal;
+pub mod tls;
 pub mod webhook;

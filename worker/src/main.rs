@@ -162,6 +162,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn run_webhook(conn: &ConnectionArgs, args: &WebhookArgs) -> anyhow::Result<()> {
     let config = args.parse(conn.profile())?;
+    let tls = args.tls(conn.profile())?;
+    if tls.is_none() {
+        tracing::warn!(
+            "the webhook serves plain HTTP (development profile or PCN_WEBHOOK_PLAINTEXT)"
+        );
+    }
     let pool = db::connect(&conn.database_url, conn.database_pool).await?;
     roles::warn_if_privileged(&pool).await?;
     let slot = dispatch::ClientSlot::new(&conn.temporal_address, &conn.temporal_namespace);
@@ -178,7 +184,7 @@ async fn run_webhook(conn: &ConnectionArgs, args: &WebhookArgs) -> anyhow::Resul
     let listener = tokio::net::TcpListener::bind(args.webhook_bind)
         .await
         .with_context(|| format!("binding the webhook to {}", args.webhook_bind))?;
-    let server = webhook::serve(listener, config, pool, dispatcher)?;
+    let server = webhook::serve_tls(listener, config, pool, dispatcher, tls)?;
     tracing::info!(addr = %server.addr, "carrier webhook listening");
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!("shutting down");

@@ -444,14 +444,35 @@ pub fn serve(
     pool: PgPool,
     dispatcher: Dispatcher,
 ) -> anyhow::Result<WebhookServer> {
+    serve_tls(listener, config, pool, dispatcher, None)
+}
+
+/// [`serve`], over TLS (rustls) when `tls` is given.
+pub fn serve_tls(
+    listener: tokio::net::TcpListener,
+    config: WebhookConfig,
+    pool: PgPool,
+    dispatcher: Dispatcher,
+    tls: Option<crate::tls::TlsIdentity>,
+) -> anyhow::Result<WebhookServer> {
     let addr = listener.local_addr()?;
     let ingest = spawn_ingest(pool.clone(), dispatcher.clone(), 2, 512);
     let app = router(config, pool, ingest, dispatcher.metrics().clone());
-    let task = tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).await {
-            tracing::error!(error = %err, "webhook server stopped");
+    let task = match tls {
+        Some(identity) => {
+            let listener = crate::tls::TlsListener::new(listener, &identity)?;
+            tokio::spawn(async move {
+                if let Err(err) = axum::serve(listener, app).await {
+                    tracing::error!(error = %err, "webhook server stopped");
+                }
+            })
         }
-    });
+        None => tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, app).await {
+                tracing::error!(error = %err, "webhook server stopped");
+            }
+        }),
+    };
     Ok(WebhookServer {
         addr,
         dispatcher,

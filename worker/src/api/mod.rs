@@ -80,20 +80,7 @@ pub async fn serve(
     serve_tls(listener, state, None).await
 }
 
-/// The API's certificate chain and private key (PEM).
-#[derive(Clone)]
-pub struct TlsIdentity {
-    /// Certificate chain, PEM.
-    pub cert_pem: Vec<u8>,
-    /// Private key, PEM (never printed).
-    pub key_pem: Vec<u8>,
-}
-
-impl std::fmt::Debug for TlsIdentity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TlsIdentity(…)")
-    }
-}
+pub use crate::tls::TlsIdentity;
 
 /// [`serve`], over TLS (rustls) when `tls` is given.
 pub async fn serve_tls(
