@@ -33,7 +33,6 @@
 //! Over 600 lines: one benchmark (the control API and the webhook) with its data set, load
 //! generators and printed table.
 
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -56,7 +55,7 @@ use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowStartOptions};
 use temporalio_sdk::{Worker, WorkerOptions};
 use tonic::transport::Channel;
 
-use crate::harness::DevServer;
+use crate::harness::{DevServer, with_worker};
 use crate::sms::BenchEmptyWorkflow;
 use crate::{Args, Figure, figure};
 
@@ -793,28 +792,4 @@ fn percentiles(latencies: &mut [Duration]) -> anyhow::Result<(f64, f64)> {
 
 fn ms_of(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-/// Runs `worker` (not `Send`: polled here) while `body` runs as a task; then shuts it down.
-async fn with_worker<T: Send + 'static>(
-    mut worker: Worker,
-    body: impl Future<Output = anyhow::Result<T>> + Send + 'static,
-) -> anyhow::Result<T> {
-    let shutdown = worker.shutdown_handle();
-    let task = tokio::spawn(body);
-    tokio::pin!(task);
-    let run = worker.run();
-    tokio::pin!(run);
-    tokio::select! {
-        result = &mut run => {
-            task.abort();
-            result.context("worker")?;
-            anyhow::bail!("the worker stopped before the benchmark ended")
-        }
-        joined = &mut task => {
-            shutdown();
-            run.await.context("worker shutdown")?;
-            joined.context("benchmark task")?
-        }
-    }
 }
