@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
-use super::{Figure, Value, figures, outcomes};
-use crate::report::{MonthlyReport, NameCount, percent};
+use super::{Bar, Figure, Value, figures, outcome_bars, pass_rate_axis, reason_bars};
+use crate::report::{MonthlyReport, NameCount};
 
 /// The report as one self-contained HTML page: inline CSS and SVG, no script, no external asset,
 /// so it opens offline, mails as an attachment and prints on A4. Every text is escaped.
@@ -40,18 +40,7 @@ pub fn html(r: &MonthlyReport) -> String {
     h.push_str("<div class=\"cols\"><div>");
     figure_rows(&mut h, &all, &["qualification"]);
     h.push_str("</div><div><h3>Reasons for non-qualification</h3>");
-    let reasons: Vec<Bar> = r
-        .qualification
-        .reasons
-        .iter()
-        .map(|x| Bar {
-            label: words(&x.reason),
-            count: x.count,
-            note: format!("{}%", x.percent),
-            color: "#8e24aa",
-        })
-        .collect();
-    hbars(&mut h, "Reasons for non-qualification", &reasons);
+    hbars(&mut h, "Reasons for non-qualification", &reason_bars(r));
     h.push_str("</div></div>\n</section>\n");
 
     section_start(&mut h, "Daily balance checks");
@@ -63,16 +52,7 @@ pub fn html(r: &MonthlyReport) -> String {
     h.push_str("<div class=\"cols\"><div>");
     figure_rows(&mut h, &all, &["delivery"]);
     h.push_str("</div><div><h3>Where the notifications ended</h3>");
-    let bars: Vec<Bar> = outcomes(r)
-        .iter()
-        .map(|&(label, count, color)| Bar {
-            label: label.to_owned(),
-            count,
-            note: format!("{}%", percent(count, r.delivery.notifications)),
-            color,
-        })
-        .collect();
-    hbars(&mut h, "Delivery outcomes", &bars);
+    hbars(&mut h, "Delivery outcomes", &outcome_bars(r));
     h.push_str("</div></div>\n</section>\n");
 
     section_start(&mut h, "Delivery failures");
@@ -351,14 +331,6 @@ fn daily_table(h: &mut String, r: &MonthlyReport) {
     h.push_str("</table>\n");
 }
 
-/// One horizontal bar.
-struct Bar {
-    label: String,
-    count: u64,
-    note: String,
-    color: &'static str,
-}
-
 /// Horizontal bars, lengths proportional to the counts (integer pixels).
 fn hbars(h: &mut String, title: &str, bars: &[Bar]) {
     if bars.is_empty() {
@@ -417,23 +389,7 @@ fn pass_rate_chart(h: &mut String, r: &MonthlyReport) {
     let plot_h = H - TOP - BOTTOM;
     let days = i64::from(r.month.num_days());
     let slot = plot_w / days;
-    let worst = r
-        .daily
-        .iter()
-        .map(|d| d.pass_rate)
-        .min()
-        .unwrap_or(Decimal::ONE_HUNDRED);
-    let floor = [95, 90, 80, 50, 0]
-        .into_iter()
-        .find(|f| Decimal::from(*f) < worst)
-        .unwrap_or(0);
-    let step = match floor {
-        95 => 1,
-        90 => 2,
-        80 => 5,
-        50 => 10,
-        _ => 20,
-    };
+    let (floor, step) = pass_rate_axis(r);
     let span = Decimal::from(100 - floor);
     let y_of = |rate: Decimal| -> Decimal {
         let clamped = rate.max(Decimal::from(floor));

@@ -291,6 +291,64 @@ fn outcomes(r: &MonthlyReport) -> [(&'static str, u64, &'static str); 6] {
     ]
 }
 
+/// One bar of a horizontal bar chart: the HTML and PDF exports draw the same bars.
+struct Bar {
+    label: String,
+    count: u64,
+    note: String,
+    color: &'static str,
+}
+
+/// The reasons for non-qualification, as bars.
+fn reason_bars(r: &MonthlyReport) -> Vec<Bar> {
+    r.qualification
+        .reasons
+        .iter()
+        .map(|x| Bar {
+            label: html::words(&x.reason),
+            count: x.count,
+            note: format!("{}%", x.percent),
+            color: "#8e24aa",
+        })
+        .collect()
+}
+
+/// Where the notifications ended, as bars with their share of all notifications.
+fn outcome_bars(r: &MonthlyReport) -> Vec<Bar> {
+    outcomes(r)
+        .iter()
+        .map(|&(label, count, color)| Bar {
+            label: label.to_owned(),
+            count,
+            note: format!("{}%", super::percent(count, r.delivery.notifications)),
+            color,
+        })
+        .collect()
+}
+
+/// The daily pass-rate chart's y axis: its lowest tick (the first of 95, 90, 80, 50, 0 below the
+/// worst day, so every bar shows) and the step between ticks.
+fn pass_rate_axis(r: &MonthlyReport) -> (i64, i64) {
+    let worst = r
+        .daily
+        .iter()
+        .map(|d| d.pass_rate)
+        .min()
+        .unwrap_or(Decimal::ONE_HUNDRED);
+    let floor: i64 = [95, 90, 80, 50, 0]
+        .into_iter()
+        .find(|f| Decimal::from(*f) < worst)
+        .unwrap_or(0);
+    let step = match floor {
+        95 => 1,
+        90 => 2,
+        80 => 5,
+        50 => 10,
+        _ => 20,
+    };
+    (floor, step)
+}
+
 fn named(section: &'static str, items: &[NameCount]) -> Vec<Figure> {
     items
         .iter()

@@ -16,9 +16,9 @@ use std::fmt::Write as _;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive as _;
 
-use super::html::{grouped, time_text, value_text, words};
-use super::{Figure, figures, outcomes};
-use crate::report::{MonthlyReport, NameCount, percent};
+use super::html::{grouped, time_text, value_text};
+use super::{Bar, Figure, figures, outcome_bars, pass_rate_axis, reason_bars};
+use crate::report::{MonthlyReport, NameCount};
 
 /// A4 in points.
 const PAGE_W: i64 = 595;
@@ -61,18 +61,7 @@ pub fn pdf(r: &MonthlyReport) -> Vec<u8> {
     d.heading("Qualification");
     d.figure_rows(&all, "qualification");
     d.subheading("Reasons for non-qualification");
-    let reasons: Vec<Bar> = r
-        .qualification
-        .reasons
-        .iter()
-        .map(|x| Bar {
-            label: words(&x.reason),
-            count: x.count,
-            note: format!("{}%", x.percent),
-            color: "#8e24aa",
-        })
-        .collect();
-    d.hbars(&reasons);
+    d.hbars(&reason_bars(r));
 
     d.heading("Daily balance checks");
     pass_rate_chart(&mut d, r);
@@ -80,16 +69,7 @@ pub fn pdf(r: &MonthlyReport) -> Vec<u8> {
 
     d.heading("SMS delivery");
     d.subheading("Where the notifications ended");
-    let bars: Vec<Bar> = outcomes(r)
-        .iter()
-        .map(|&(label, count, color)| Bar {
-            label: label.to_owned(),
-            count,
-            note: format!("{}%", percent(count, r.delivery.notifications)),
-            color,
-        })
-        .collect();
-    d.hbars(&bars);
+    d.hbars(&outcome_bars(r));
     d.figure_rows(&all, "delivery");
 
     d.heading("Delivery failures");
@@ -110,14 +90,6 @@ pub fn pdf(r: &MonthlyReport) -> Vec<u8> {
         d.paragraph(&format!("- {line}"), 10);
     }
     d.finish(&title, &format!("PCN monthly report {}", r.month))
-}
-
-/// One bar of a horizontal bar chart.
-struct Bar {
-    label: String,
-    count: u64,
-    note: String,
-    color: &'static str,
 }
 
 fn kpi_tiles(d: &mut Doc, r: &MonthlyReport) {
@@ -174,23 +146,7 @@ fn pass_rate_chart(d: &mut Doc, r: &MonthlyReport) {
     let days = i64::from(r.month.num_days());
     let plot_w = PAGE_W - 2 * MARGIN - LEFT;
     let slot = plot_w / days;
-    let worst = r
-        .daily
-        .iter()
-        .map(|x| x.pass_rate)
-        .min()
-        .unwrap_or(Decimal::ONE_HUNDRED);
-    let floor: i64 = [95, 90, 80, 50, 0]
-        .into_iter()
-        .find(|f| Decimal::from(*f) < worst)
-        .unwrap_or(0);
-    let step = match floor {
-        95 => 1,
-        90 => 2,
-        80 => 5,
-        50 => 10,
-        _ => 20,
-    };
+    let (floor, step) = pass_rate_axis(r);
     d.room(PLOT_H + 50);
     d.y -= 10;
     let top = d.y;
