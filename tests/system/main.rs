@@ -19,5 +19,6 @@ mod scale;
 mod sms;
 mod sms_crash;
 mod time_skipping;
+mod tls;
 mod vocabulary;
 mod webhook;
