@@ -871,3 +871,14 @@ pub async fn month_current_details(
         .unwrap_or_default()
         .to_owned()
 }
+
+/// The real `pcnctl` binary, pointed at the control API at `url` with `token` (tokio's `Command`:
+/// the API under test serves on the test's own runtime, which must keep running meanwhile).
+pub fn pcnctl(url: &str, token: &str) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(workspace_binary("pcnctl"));
+    command
+        .env("PCN_API_ADDRESS", url)
+        .env("PCN_API_TOKEN", token)
+        .env_remove("PCN_API_CA");
+    command
+}

@@ -13,7 +13,7 @@ use pcn_proto::v1 as pb;
 use pcn_proto::v1::control_service_client::ControlServiceClient;
 use pcn_tests::{
     InProcessWorker, TestApi, TestCarrier, TestDb, authed, spawn_sim, temporal_address,
-    unique_task_queue, workspace_binary,
+    unique_task_queue,
 };
 use pcn_workflows::domain::YearMonth;
 use rust_decimal::Decimal;
@@ -734,10 +734,8 @@ async fn pause_resume_and_cancel_a_live_month() {
     .await;
     assert_eq!(stale.phase, pb::MonthPhase::Monitoring as i32, "{stale:?}");
     assert!(stale.degraded.contains("no worker answered"), "{stale:?}");
-    let out = tokio::process::Command::new(workspace_binary("pcnctl"))
+    let out = pcn_tests::pcnctl(&api_server.url, &TestApi::token("viewer"))
         .args(["month", "get", &month])
-        .env("PCN_API_ADDRESS", &api_server.url)
-        .env("PCN_API_TOKEN", TestApi::token("viewer"))
         .output()
         .await
         .expect("run pcnctl");
@@ -754,10 +752,8 @@ async fn pause_resume_and_cancel_a_live_month() {
     assert!(!text.contains("UNSPECIFIED"), "{text}");
     // `month watch` (one line per change when not on a terminal): the last known phase and the
     // note, not UNSPECIFIED; it keeps watching (killed here).
-    let mut watching = tokio::process::Command::new(workspace_binary("pcnctl"))
+    let mut watching = pcn_tests::pcnctl(&api_server.url, &TestApi::token("viewer"))
         .args(["month", "watch", &month])
-        .env("PCN_API_ADDRESS", &api_server.url)
-        .env("PCN_API_TOKEN", TestApi::token("viewer"))
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -895,10 +891,8 @@ async fn get_month_without_temporal_shows_what_postgres_implies() {
     assert_eq!(inferred.days_done, 1);
     assert!(inferred.degraded.contains("Temporal"), "{inferred:?}");
     // pcnctl shows the same.
-    let out = tokio::process::Command::new(workspace_binary("pcnctl"))
+    let out = pcn_tests::pcnctl(&blind.url, &viewer)
         .args(["--json", "month", "get", "2019-01"])
-        .env("PCN_API_ADDRESS", &blind.url)
-        .env("PCN_API_TOKEN", &viewer)
         .output()
         .await
         .expect("run pcnctl");
@@ -1371,13 +1365,9 @@ async fn a_month_driven_only_through_the_api_and_pcnctl() {
     assert_eq!(actions, expected);
 
     // 8. pcnctl over the same API: JSON, files, exit codes.
-    let pcnctl = workspace_binary("pcnctl");
-    // tokio's Command: the API server runs on this test's runtime, which must keep serving.
     let run = |args: &[&str], token: &str| {
-        tokio::process::Command::new(&pcnctl)
+        pcn_tests::pcnctl(&api_server.url, token)
             .args(args)
-            .env("PCN_API_ADDRESS", &api_server.url)
-            .env("PCN_API_TOKEN", token)
             .output()
     };
     let out = run(&["--json", "month", "get", month_s], &viewer)

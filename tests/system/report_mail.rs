@@ -12,7 +12,7 @@ use pcn_proto::v1 as pb;
 use pcn_tests::smtp::{Failure, Part, Received, SmtpSink};
 use pcn_tests::{
     TestApi, TestCarrier, TestDb, WorkerProcess, authed, spawn_sim, temporal_address,
-    temporal_client, test_month_settings, unique_task_queue, wait_completed, workspace_binary,
+    temporal_client, test_month_settings, unique_task_queue, wait_completed,
 };
 use pcn_worker::months::start_month;
 use pcn_workflows::domain::YearMonth;
@@ -490,7 +490,7 @@ async fn send_report_mails_a_month_on_demand_and_says_clearly_when_it_cannot() {
     assert_eq!(err.code(), Code::PermissionDenied);
 
     // pcnctl report send, as an operator would.
-    let out = tokio::process::Command::new(workspace_binary("pcnctl"))
+    let out = pcn_tests::pcnctl(&api_server.url, &operator)
         .args([
             "--json",
             "report",
@@ -499,8 +499,6 @@ async fn send_report_mails_a_month_on_demand_and_says_clearly_when_it_cannot() {
             "--reason",
             "asked by the programme owner",
         ])
-        .env("PCN_API_ADDRESS", &api_server.url)
-        .env("PCN_API_TOKEN", &operator)
         .output()
         .await
         .expect("run pcnctl");
@@ -548,10 +546,8 @@ async fn send_report_mails_a_month_on_demand_and_says_clearly_when_it_cannot() {
     assert_eq!(queued.len(), 2);
 
     // The same through pcnctl's table.
-    let out = tokio::process::Command::new(workspace_binary("pcnctl"))
+    let out = pcn_tests::pcnctl(&api_server.url, &operator)
         .args(["report", "send", "2021-05", "--reason", "check"])
-        .env("PCN_API_ADDRESS", &api_server.url)
-        .env("PCN_API_TOKEN", &operator)
         .output()
         .await
         .expect("run pcnctl");
