@@ -297,47 +297,48 @@ async fn compute(
     let progress = run.as_ref().and_then(|r| r.progress.as_ref());
     let days_recorded = u32::try_from(days.len()).unwrap_or(u32::MAX);
     let days_done = progress.map_or(days_recorded, |p| p.days_done);
-    let (phase, degraded) =
-        match (&run, temporal_down) {
-            (_, Some(down)) => (
-                inferred_phase(
-                    days_recorded,
-                    month.num_days(),
-                    q.decided,
-                    q.qualified,
-                    &notifications,
-                ),
-                format!(
-                    "{down}: the phase is inferred from Postgres (decisions, notifications, swept days)"
-                ),
+    let from_postgres = || {
+        inferred_phase(
+            days_recorded,
+            month.num_days(),
+            q.decided,
+            q.qualified,
+            &notifications,
+        )
+    };
+    const NO_WORKER: &str = "no worker answered the run's progress query";
+    let (phase, degraded) = match (&run, temporal_down) {
+        (_, Some(down)) => (
+            from_postgres(),
+            format!(
+                "{down}: the phase is inferred from Postgres (decisions, notifications, swept days)"
             ),
-            (Some(r), None)
-                if r.status == WorkflowExecutionStatus::Running && r.progress.is_none() =>
-            {
-                match r.published {
+        ),
+        (Some(r), None) if r.status == WorkflowExecutionStatus::Running && r.progress.is_none() => {
+            match r.published {
                 Some(_) => (
                     r.phase(),
-                    "no worker answered the run's progress query: the phase is the one the run last published (PcnPhase); is a worker running?".to_owned(),
+                    format!(
+                        "{NO_WORKER}: the phase is the one the run last published (PcnPhase); \
+                         is a worker running?"
+                    ),
                 ),
                 None => (
-                    inferred_phase(days_recorded, month.num_days(), q.decided, q.qualified, &notifications),
-                    "no worker answered the run's progress query and the run published no phase: the phase is inferred from Postgres; is a worker running?".to_owned(),
+                    from_postgres(),
+                    format!(
+                        "{NO_WORKER} and the run published no phase: the phase is inferred from \
+                         Postgres; is a worker running?"
+                    ),
                 ),
             }
-            }
-            (Some(r), None) => (r.phase(), String::new()),
-            // No run, but data (e.g. a run removed by retention): what Postgres says.
-            (None, None) => (
-                inferred_phase(
-                    days_recorded,
-                    month.num_days(),
-                    q.decided,
-                    q.qualified,
-                    &notifications,
-                ),
-                "the month has no run in Temporal: the phase is inferred from Postgres".to_owned(),
-            ),
-        };
+        }
+        (Some(r), None) => (r.phase(), String::new()),
+        // No run, but data (e.g. a run removed by retention): what Postgres says.
+        (None, None) => (
+            from_postgres(),
+            "the month has no run in Temporal: the phase is inferred from Postgres".to_owned(),
+        ),
+    };
     Ok(pb::Month {
         month: month.to_string(),
         workflow_id: month::workflow_id(month),
