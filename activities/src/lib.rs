@@ -12,10 +12,11 @@
 //! - [`carrier`]: the SMS carrier adapters (generic REST, Twilio-compatible), signatures, callbacks.
 //! - [`templates`]: loading the SMS templates.
 //! - [`notifications`]: an operator's changes of `notifications` (the manual retry).
-//! - [`sms`]: the SMS steps (prepare, submit, poll, record) and the fan-out.
+//! - [`sms_steps`]: the SMS steps (prepare, submit, poll, record); [`fanout`]: the fan-out.
 //! - [`attempts`]: the owner of `sms_attempts` and `in_doubt_resolutions` (claims, adoption).
 //! - [`in_doubt`]: the resolution rule of an attempt whose submission outcome is unknown.
 //! - [`delivery_events`]: the evidence reads and FOREIGN flags of stored delivery events.
+//! - [`keyring`]: AES-256-GCM keyrings and the HMAC blind index (encryption at rest).
 //! - [`failpoint`]: named crash points for the crash tests (`PCN_FAILPOINT`).
 //! - [`gateway`]: the submission gateway — batches across workflows, admission control.
 //! - [`budget`]: the owner of `carrier_budgets`, the per-carrier rate shared by all workers.
@@ -41,6 +42,7 @@ pub mod failpoint;
 pub mod fanout;
 pub mod gateway;
 pub mod in_doubt;
+pub mod keyring;
 pub mod metrics;
 pub mod notifications;
 pub mod qualify;
