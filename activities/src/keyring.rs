@@ -80,7 +80,9 @@ pub enum KeyError {
         id: String,
     },
     /// The ciphertext is shorter than a nonce and a tag, or does not authenticate under its key.
-    #[error("ciphertext sealed with key `{id}` does not open: truncated, altered or for another field")]
+    #[error(
+        "ciphertext sealed with key `{id}` does not open: truncated, altered or for another field"
+    )]
     Corrupt {
         /// The key id found with the ciphertext.
         id: String,
@@ -100,7 +102,8 @@ impl KeyId {
     fn parse(s: &str) -> Option<Self> {
         let ok = !s.is_empty()
             && s.len() <= 32
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         ok.then(|| Self(s.to_owned()))
     }
 }
@@ -244,9 +247,10 @@ impl Keyring {
             return Err(corrupt());
         }
         let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("split at NONCE_LEN");
         cipher
             .decrypt(
-                Nonce::from_slice(nonce),
+                &Nonce::from(nonce),
                 Payload {
                     msg: ciphertext,
                     aad: context,
@@ -344,12 +348,24 @@ mod tests {
         let r = ring(&format!("k1:{}", key(1)));
         let sealed = r.seal(b"+972501234567", b"customers.phone");
         let err = r.open("k9", &sealed.bytes, b"customers.phone").unwrap_err();
-        assert_eq!(err.to_string(), "ciphertext sealed with key `k9`, which is not on the keyring PCN_TEST_KEYS");
+        assert_eq!(
+            err.to_string(),
+            "ciphertext sealed with key `k9`, which is not on the keyring PCN_TEST_KEYS"
+        );
         let mut altered = sealed.bytes.clone();
         *altered.last_mut().unwrap() ^= 1;
-        assert!(matches!(r.open("k1", &altered, b"customers.phone"), Err(KeyError::Corrupt { .. })));
-        assert!(matches!(r.open("k1", &sealed.bytes, b"sms_attempts.phone"), Err(KeyError::Corrupt { .. })));
-        assert!(matches!(r.open("k1", &sealed.bytes[..20], b"customers.phone"), Err(KeyError::Corrupt { .. })));
+        assert!(matches!(
+            r.open("k1", &altered, b"customers.phone"),
+            Err(KeyError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            r.open("k1", &sealed.bytes, b"sms_attempts.phone"),
+            Err(KeyError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            r.open("k1", &sealed.bytes[..20], b"customers.phone"),
+            Err(KeyError::Corrupt { .. })
+        ));
     }
 
     #[test]
@@ -361,14 +377,26 @@ mod tests {
             "PCN_PHONE_KEYS: key `k1` is 16 bytes; AES-256 and HMAC-SHA256 keys here are 32 bytes"
         );
         assert!(!err.to_string().contains(&short));
-        assert!(matches!(Keyring::parse("S", ""), Err(KeyError::Empty { .. })));
-        assert!(matches!(Keyring::parse("S", "# only a comment\n"), Err(KeyError::Empty { .. })));
-        assert!(matches!(Keyring::parse("S", &key(1)), Err(KeyError::Malformed { position: 1, .. })));
+        assert!(matches!(
+            Keyring::parse("S", ""),
+            Err(KeyError::Empty { .. })
+        ));
+        assert!(matches!(
+            Keyring::parse("S", "# only a comment\n"),
+            Err(KeyError::Empty { .. })
+        ));
+        assert!(matches!(
+            Keyring::parse("S", &key(1)),
+            Err(KeyError::Malformed { position: 1, .. })
+        ));
         assert!(matches!(
             Keyring::parse("S", &format!("k 1:{}", key(1))),
             Err(KeyError::Malformed { .. })
         ));
-        assert!(matches!(Keyring::parse("S", "k1:not*base64"), Err(KeyError::NotBase64 { .. })));
+        assert!(matches!(
+            Keyring::parse("S", "k1:not*base64"),
+            Err(KeyError::NotBase64 { .. })
+        ));
         assert!(matches!(
             Keyring::parse("S", &format!("k1:{},k1:{}", key(1), key(2))),
             Err(KeyError::DuplicateId { .. })
