@@ -26,9 +26,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use pcn_workflows::contracts::{AttemptOutcome, NotificationKey, RunRef};
 use pcn_workflows::delivery::{FailureCategory, MessageRef};
+use pcn_workflows::domain::Phone;
 use sqlx::{PgConnection, PgPool, Row};
 
 use crate::audit::{self, AuditEntry};
+use crate::phone_vault::{Context, PhoneVault};
 
 /// Stored status of an attempt (`sms_attempts.status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,8 +145,8 @@ pub struct Attempt {
     pub since_last_send: Duration,
     /// When the row was written.
     pub created_at: DateTime<Utc>,
-    /// The recipient the attempt was (or will be) sent to.
-    pub phone_e164: String,
+    /// The recipient the attempt was (or will be) sent to (opened from `phone_sealed`).
+    pub phone: Phone,
     /// The text sent.
     pub body: String,
 }
@@ -154,6 +156,17 @@ impl Attempt {
     pub fn in_doubt(&self) -> bool {
         self.status == AttemptStatus::Submitting && self.carrier_message_id.is_none()
     }
+}
+
+/// The recipient of an attempt row (sealed, or in clear for a row from before encryption).
+fn phone_of(phones: &PhoneVault, row: &sqlx::postgres::PgRow) -> anyhow::Result<Phone> {
+    let reference: String = row.get("message_ref");
+    Ok(phones.reveal(
+        row.get("phone_key_id"),
+        row.get("phone_sealed"),
+        row.get("phone_e164"),
+        Context::Attempt(&reference),
+    )?)
 }
 
 fn month_of(key: &NotificationKey) -> chrono::NaiveDate {
@@ -170,12 +183,13 @@ fn attempt_no(attempt: u32) -> anyhow::Result<i16> {
 /// The attempt row, if written.
 pub async fn load(
     pool: &PgPool,
+    phones: &PhoneVault,
     key: &NotificationKey,
     attempt: u32,
 ) -> anyhow::Result<Option<Attempt>> {
     let row = sqlx::query(
         "SELECT status, carrier, carrier_message_id, error_code, submissions, created_at,
-                phone_e164, body,
+                message_ref, phone_key_id, phone_sealed, phone_e164, body,
                 greatest(extract(epoch FROM now() - last_submitted_at), 0)::float8 AS since_secs
            FROM sms_attempts WHERE month = $1 AND customer_id = $2 AND attempt = $3",
     )
@@ -195,7 +209,7 @@ pub async fn load(
         submissions: row.get("submissions"),
         since_last_send: Duration::from_secs_f64(row.get::<f64, _>("since_secs")),
         created_at: row.get("created_at"),
-        phone_e164: row.get("phone_e164"),
+        phone: phone_of(phones, &row)?,
         body: row.get("body"),
     }))
 }
@@ -206,8 +220,8 @@ pub struct NewAttempt<'a> {
     pub reference: &'a MessageRef,
     /// Carrier name.
     pub carrier: &'a str,
-    /// Recipient, E.164.
-    pub phone_e164: &'a str,
+    /// Recipient (stored sealed).
+    pub phone: &'a Phone,
     /// The rendered text.
     pub body: &'a str,
 }
@@ -216,20 +230,25 @@ pub struct NewAttempt<'a> {
 /// the row exists already (another execution claimed it).
 pub async fn claim_first(
     pool: &PgPool,
+    phones: &PhoneVault,
     key: &NotificationKey,
     new: &NewAttempt<'_>,
 ) -> anyhow::Result<bool> {
+    let reference = new.reference.to_string();
+    let phone = phones.seal(new.phone, Context::Attempt(&reference));
     let inserted = sqlx::query(
-        "INSERT INTO sms_attempts (month, customer_id, attempt, message_ref, carrier, phone_e164, body)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+        "INSERT INTO sms_attempts (month, customer_id, attempt, message_ref, carrier,
+                                   phone_key_id, phone_sealed, body)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (month, customer_id, attempt) DO NOTHING",
     )
     .bind(month_of(key))
     .bind(key.customer.as_str())
     .bind(attempt_no(new.reference.attempt)?)
-    .bind(new.reference.to_string())
+    .bind(&reference)
     .bind(new.carrier)
-    .bind(new.phone_e164)
+    .bind(&phone.key_id)
+    .bind(&phone.sealed)
     .bind(new.body)
     .execute(pool)
     .await?
@@ -489,11 +508,12 @@ async fn record_resolution(
 /// The attempt rows of `references`, by reference (one statement, for a batch).
 pub async fn load_many(
     pool: &PgPool,
+    phones: &PhoneVault,
     references: &[String],
 ) -> anyhow::Result<HashMap<String, Attempt>> {
     let rows = sqlx::query(
         "SELECT message_ref, status, carrier, carrier_message_id, error_code, submissions,
-                created_at, phone_e164, body,
+                created_at, phone_key_id, phone_sealed, phone_e164, body,
                 greatest(extract(epoch FROM now() - last_submitted_at), 0)::float8 AS since_secs
            FROM sms_attempts WHERE message_ref = ANY($1)",
     )
@@ -514,7 +534,7 @@ pub async fn load_many(
                 submissions: row.get("submissions"),
                 since_last_send: Duration::from_secs_f64(row.get::<f64, _>("since_secs")),
                 created_at: row.get("created_at"),
-                phone_e164: row.get("phone_e164"),
+                phone: phone_of(phones, &row)?,
                 body: row.get("body"),
             },
         );
@@ -527,6 +547,7 @@ pub async fn load_many(
 /// this call claimed with their submission number; the others were claimed by someone else.
 pub async fn claim_many(
     pool: &PgPool,
+    phones: &PhoneVault,
     carrier: &str,
     new: &[NewAttempt<'_>],
     unsent: &[String],
@@ -535,21 +556,27 @@ pub async fn claim_many(
     let mut customers = Vec::with_capacity(new.len());
     let mut numbers = Vec::with_capacity(new.len());
     let mut references = Vec::with_capacity(new.len());
-    let mut phones = Vec::with_capacity(new.len());
+    let mut key_ids = Vec::with_capacity(new.len());
+    let mut sealed = Vec::with_capacity(new.len());
     let mut bodies = Vec::with_capacity(new.len());
     for n in new {
+        let reference = n.reference.to_string();
+        let phone = phones.seal(n.phone, Context::Attempt(&reference));
         months.push(n.reference.month.first_day().as_naive());
         customers.push(n.reference.customer.as_str().to_owned());
         numbers.push(attempt_no(n.reference.attempt)?);
-        references.push(n.reference.to_string());
-        phones.push(n.phone_e164.to_owned());
+        references.push(reference);
+        key_ids.push(phone.key_id);
+        sealed.push(phone.sealed);
         bodies.push(n.body.to_owned());
     }
     let mut claimed: HashMap<String, i16> = sqlx::query_as(
-        "INSERT INTO sms_attempts (month, customer_id, attempt, message_ref, carrier, phone_e164, body)
-         SELECT u.month, u.customer_id, u.attempt, u.message_ref, $7, u.phone, u.body
-           FROM UNNEST($1::date[], $2::text[], $3::int2[], $4::text[], $5::text[], $6::text[])
-                AS u(month, customer_id, attempt, message_ref, phone, body)
+        "INSERT INTO sms_attempts (month, customer_id, attempt, message_ref, carrier,
+                                   phone_key_id, phone_sealed, body)
+         SELECT u.month, u.customer_id, u.attempt, u.message_ref, $8, u.key_id, u.sealed, u.body
+           FROM UNNEST($1::date[], $2::text[], $3::int2[], $4::text[], $5::text[], $6::bytea[],
+                       $7::text[])
+                AS u(month, customer_id, attempt, message_ref, key_id, sealed, body)
          ON CONFLICT DO NOTHING
          RETURNING message_ref, submissions",
     )
@@ -557,7 +584,8 @@ pub async fn claim_many(
     .bind(&customers)
     .bind(&numbers)
     .bind(&references)
-    .bind(&phones)
+    .bind(&key_ids)
+    .bind(&sealed)
     .bind(&bodies)
     .bind(carrier)
     .fetch_all(pool)

@@ -18,6 +18,7 @@ use pcn_workflows::domain::CustomerId;
 use sqlx::{PgConnection, PgPool, Row};
 
 use crate::audit::{self, AuditEntry};
+use crate::phone_vault::{Context, PhoneVault};
 
 /// Where a consent fact comes from (`consent_events.source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,14 +380,21 @@ impl InboundAction {
 /// kept as IGNORED. Returns the action stored and how many customers changed.
 pub async fn record_inbound(
     pool: &PgPool,
+    phones: &PhoneVault,
     inbound: &crate::carrier::events::InboundSms,
 ) -> anyhow::Result<(InboundAction, usize)> {
     use crate::carrier::events::{ConsentKeyword, consent_keyword};
     let keyword = consent_keyword(&inbound.body);
+    let index = phones.index(&inbound.from);
     let mut tx = pool.begin().await?;
+    // By the blind index; `phone_e164` only for rows from before encryption not yet rotated.
     let customers: Vec<String> = sqlx::query_scalar(
-        "SELECT customer_id FROM customers WHERE phone_e164 = $1 ORDER BY customer_id",
+        "SELECT customer_id FROM customers WHERE phone_index = $1
+         UNION
+         SELECT customer_id FROM customers WHERE phone_e164 = $2
+         ORDER BY customer_id",
     )
+    .bind(&index)
     .bind(inbound.from.as_e164())
     .fetch_all(&mut *tx)
     .await?;
@@ -396,14 +404,21 @@ pub async fn record_inbound(
         Some(ConsentKeyword::OptIn) => InboundAction::OptedIn,
         None => InboundAction::Ignored,
     };
+    let sealed = phones.seal(
+        &inbound.from,
+        Context::Inbound(inbound.carrier.as_str(), &inbound.carrier_message_id),
+    );
     let inserted = sqlx::query(
-        "INSERT INTO inbound_messages (carrier, carrier_message_id, phone_e164, body, customer_id, action)
-         VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO inbound_messages (carrier, carrier_message_id, phone_key_id, phone_sealed,
+                                       phone_index, body, customer_id, action)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (carrier, carrier_message_id) DO NOTHING",
     )
     .bind(inbound.carrier.as_str())
     .bind(&inbound.carrier_message_id)
-    .bind(inbound.from.as_e164())
+    .bind(&sealed.key_id)
+    .bind(&sealed.sealed)
+    .bind(&index)
     .bind(&inbound.body)
     .bind(customers.first())
     .bind(action.as_str())

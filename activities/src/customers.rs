@@ -14,9 +14,10 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
 use crate::consent;
+use crate::phone_vault::{Context, PhoneVault};
 
 /// The columns of a customer as the control API shows it.
-pub const PROFILE_COLUMNS: &str = "customer_id, account_id, first_name, phone_e164, language, \
+pub const PROFILE_COLUMNS: &str = "customer_id, account_id, first_name, phone_masked, language, \
      opted_out, active, monitored_since, updated_at";
 
 /// A customer's row ([`PROFILE_COLUMNS`]), in `executor`'s transaction when it is one.
@@ -65,6 +66,7 @@ pub struct Upserted {
 /// opted them out): only their own START reply or an admin with a reason opts them back in.
 pub async fn upsert(
     pool: &PgPool,
+    phones: &PhoneVault,
     customers: &[Customer],
     actor: &str,
 ) -> anyhow::Result<Upserted> {
@@ -94,7 +96,10 @@ pub async fn upsert(
         let mut ids = Vec::with_capacity(keep.len());
         let mut accounts = Vec::with_capacity(keep.len());
         let mut names = Vec::with_capacity(keep.len());
-        let mut phones = Vec::with_capacity(keep.len());
+        let mut key_ids = Vec::with_capacity(keep.len());
+        let mut sealed = Vec::with_capacity(keep.len());
+        let mut indexes = Vec::with_capacity(keep.len());
+        let mut masked = Vec::with_capacity(keep.len());
         let mut languages = Vec::with_capacity(keep.len());
         let mut active = Vec::with_capacity(keep.len());
         let mut since = Vec::with_capacity(keep.len());
@@ -102,33 +107,45 @@ pub async fn upsert(
             ids.push(c.customer_id.as_str().to_owned());
             accounts.push(c.account_id.as_str().to_owned());
             names.push(c.first_name.as_str().to_owned());
-            phones.push(c.phone.as_e164().to_owned());
+            let phone = phones.seal(&c.phone, Context::Customer(c.customer_id.as_str()));
+            key_ids.push(phone.key_id);
+            sealed.push(phone.sealed);
+            indexes.push(phones.index(&c.phone));
+            masked.push(c.phone.masked());
             languages.push(c.language.code().to_owned());
             active.push(c.active);
             since.push(c.monitored_since.as_naive());
         }
-        // Master data only: `opted_out` is the consent ledger's (a new customer starts in).
+        // Master data only: `opted_out` is the consent ledger's (a new customer starts in). The
+        // number is compared by its blind index (ciphertexts differ at every seal). A row still in
+        // clear from before encryption gets sealed here; `rotate-keys` clears its `phone_e164`.
         let mut touched: Vec<String> = sqlx::query_scalar(
-            "INSERT INTO customers (customer_id, account_id, first_name, phone_e164, language,
+            "INSERT INTO customers (customer_id, account_id, first_name, phone_key_id,
+                                    phone_sealed, phone_index, phone_masked, language,
                                     active, monitored_since)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                  $6::bool[], $7::date[])
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[],
+                                  $6::bytea[], $7::text[], $8::text[], $9::bool[], $10::date[])
              ON CONFLICT (customer_id) DO UPDATE SET
                  account_id = EXCLUDED.account_id, first_name = EXCLUDED.first_name,
-                 phone_e164 = EXCLUDED.phone_e164, language = EXCLUDED.language,
+                 phone_key_id = EXCLUDED.phone_key_id, phone_sealed = EXCLUDED.phone_sealed,
+                 phone_index = EXCLUDED.phone_index, phone_masked = EXCLUDED.phone_masked,
+                 language = EXCLUDED.language,
                  active = EXCLUDED.active, monitored_since = EXCLUDED.monitored_since,
                  updated_at = now()
-             WHERE (customers.account_id, customers.first_name, customers.phone_e164,
+             WHERE (customers.account_id, customers.first_name, customers.phone_index,
                     customers.language, customers.active, customers.monitored_since)
                 IS DISTINCT FROM
-                   (EXCLUDED.account_id, EXCLUDED.first_name, EXCLUDED.phone_e164,
+                   (EXCLUDED.account_id, EXCLUDED.first_name, EXCLUDED.phone_index,
                     EXCLUDED.language, EXCLUDED.active, EXCLUDED.monitored_since)
              RETURNING customer_id",
         )
         .bind(&ids)
         .bind(&accounts)
         .bind(&names)
-        .bind(&phones)
+        .bind(&key_ids)
+        .bind(&sealed)
+        .bind(&indexes)
+        .bind(&masked)
         .bind(&languages)
         .bind(&active)
         .bind(&since)
@@ -160,10 +177,16 @@ pub(crate) struct Recipient {
 }
 
 impl Recipient {
-    fn from_row(row: &sqlx::postgres::PgRow) -> anyhow::Result<Self> {
+    fn from_row(phones: &PhoneVault, row: &sqlx::postgres::PgRow) -> anyhow::Result<Self> {
+        let customer: String = row.get("customer_id");
         Ok(Self {
             first_name: FirstName::parse(row.get("first_name"))?,
-            phone: Phone::parse(row.get("phone_e164"))?,
+            phone: phones.reveal(
+                row.get("phone_key_id"),
+                row.get("phone_sealed"),
+                row.get("phone_e164"),
+                Context::Customer(&customer),
+            )?,
             language: Language::parse(row.get("language"))?,
             opted_out: row.get("opted_out"),
         })
@@ -173,30 +196,37 @@ impl Recipient {
 /// The customers of a batch as the SMS steps need them, by customer id (consent read now).
 pub(crate) async fn recipients(
     pool: &PgPool,
+    phones: &PhoneVault,
     customers: &[String],
 ) -> anyhow::Result<HashMap<String, Recipient>> {
     let rows = sqlx::query(
-        "SELECT customer_id, first_name, phone_e164, language, opted_out
+        "SELECT customer_id, first_name, phone_key_id, phone_sealed, phone_e164, language,
+                opted_out
            FROM customers WHERE customer_id = ANY($1)",
     )
     .bind(customers)
     .fetch_all(pool)
     .await?;
     rows.iter()
-        .map(|row| Ok((row.get("customer_id"), Recipient::from_row(row)?)))
+        .map(|row| Ok((row.get("customer_id"), Recipient::from_row(phones, row)?)))
         .collect()
 }
 
 /// One customer as the SMS steps need them (consent read now).
 pub(crate) async fn recipient(
     pool: &PgPool,
+    phones: &PhoneVault,
     customer: &CustomerId,
 ) -> anyhow::Result<Option<Recipient>> {
     let row = sqlx::query(
-        "SELECT first_name, phone_e164, language, opted_out FROM customers WHERE customer_id = $1",
+        "SELECT customer_id, first_name, phone_key_id, phone_sealed, phone_e164, language,
+                opted_out
+           FROM customers WHERE customer_id = $1",
     )
     .bind(customer.as_str())
     .fetch_optional(pool)
     .await?;
-    row.as_ref().map(Recipient::from_row).transpose()
+    row.as_ref()
+        .map(|row| Recipient::from_row(phones, row))
+        .transpose()
 }

@@ -18,6 +18,12 @@
 //! | --- | --- |
 //! | `report.before_send` | the delivery row is SENDING, the SMTP transaction not started |
 //! | `report.after_send` | the SMTP server accepted the email (250), the row not yet SENT |
+//!
+//! Points of `pcn-worker rotate-keys`:
+//!
+//! | name | where |
+//! | --- | --- |
+//! | `rotate.after_batch` | a batch of re-sealed numbers is committed, the next not started |
 
 use std::sync::OnceLock;
 
@@ -35,14 +41,18 @@ pub const REPORT_BEFORE_SEND: &str = "report.before_send";
 /// The SMTP server accepted the report email; its row is not SENT yet.
 pub const REPORT_AFTER_SEND: &str = "report.after_send";
 
+/// `rotate-keys` committed a batch; the next has not started.
+pub const ROTATE_AFTER_BATCH: &str = "rotate.after_batch";
+
 /// Every point, for validation of the variable.
-pub const ALL: [&str; 6] = [
+pub const ALL: [&str; 7] = [
     SUBMIT_AFTER_ATTEMPT_ROW,
     SUBMIT_AFTER_CARRIER_ACCEPT,
     SUBMIT_AFTER_ID_STORED,
     RECORD_BEFORE_AUDIT,
     REPORT_BEFORE_SEND,
     REPORT_AFTER_SEND,
+    ROTATE_AFTER_BATCH,
 ];
 
 fn armed() -> Option<&'static str> {

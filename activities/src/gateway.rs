@@ -182,8 +182,9 @@ impl Worker {
             .collect();
         let loaded = async {
             notifications::ensure_many(&self.pool, &keys).await?;
-            let rows = attempts::load_many(&self.pool, &references).await?;
-            let recipients = customers::recipients(&self.pool, &customers).await?;
+            let rows = attempts::load_many(&self.pool, &self.deps.phones, &references).await?;
+            let recipients =
+                customers::recipients(&self.pool, &self.deps.phones, &customers).await?;
             anyhow::Ok((rows, recipients))
         }
         .await;
@@ -358,7 +359,7 @@ impl Worker {
             .map(|s| NewAttempt {
                 reference: &s.reference,
                 carrier,
-                phone_e164: s.recipient.phone.as_e164(),
+                phone: &s.recipient.phone,
                 body: &s.message.text,
             })
             .collect();
@@ -367,13 +368,15 @@ impl Worker {
             .filter(|s| s.unsent)
             .map(|s| s.reference.to_string())
             .collect();
-        let claimed = match attempts::claim_many(&self.pool, carrier, &new, &unsent).await {
-            Ok(claimed) => claimed,
-            Err(err) => {
-                fail_all(sends.into_iter().map(|s| s.request).collect(), &err);
-                return Err(err);
-            }
-        };
+        let claimed =
+            match attempts::claim_many(&self.pool, &self.deps.phones, carrier, &new, &unsent).await
+            {
+                Ok(claimed) => claimed,
+                Err(err) => {
+                    fail_all(sends.into_iter().map(|s| s.request).collect(), &err);
+                    return Err(err);
+                }
+            };
         drop(new);
         let (mine, theirs): (Vec<Send>, Vec<Send>) = sends
             .into_iter()

@@ -18,13 +18,25 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {app};
 
 -- customers.rs: master data (`upsert`); `opted_out` is set only by the consent ledger's trigger
 -- (consent_events_apply, SECURITY DEFINER), so it is not in the list. consent.rs locks a row
--- (FOR UPDATE, which needs UPDATE on some column).
-GRANT SELECT, INSERT ON customers TO {app};
-GRANT UPDATE (account_id, first_name, phone_e164, language, active, monitored_since, updated_at)
+-- (FOR UPDATE, which needs UPDATE on some column). Phone numbers are written sealed only
+-- (migration 15): `phone_e164`, the clear number of rows from before encryption, is in no INSERT
+-- or UPDATE list, so the application cannot store a number in clear; `pcn-worker rotate-keys`
+-- (as the owner) seals and clears the old ones.
+GRANT SELECT ON customers TO {app};
+GRANT INSERT (customer_id, account_id, first_name, phone_key_id, phone_sealed, phone_index,
+              phone_masked, language, active, monitored_since)
+    ON customers TO {app};
+GRANT UPDATE (account_id, first_name, phone_key_id, phone_sealed, phone_index, phone_masked,
+              language, active, monitored_since, updated_at)
     ON customers TO {app};
 
--- consent.rs: the ledger and the inbound replies, append-only.
-GRANT SELECT, INSERT ON consent_events, inbound_messages TO {app};
+-- consent.rs: the ledger and the inbound replies, append-only (the reply's number sealed, with
+-- its blind index; never `phone_e164`).
+GRANT SELECT, INSERT ON consent_events TO {app};
+GRANT SELECT ON inbound_messages TO {app};
+GRANT INSERT (carrier, carrier_message_id, phone_key_id, phone_sealed, phone_index, body,
+              customer_id, action)
+    ON inbound_messages TO {app};
 GRANT USAGE ON SEQUENCE consent_events_id_seq, inbound_messages_id_seq TO {app};
 
 -- sweep.rs: the evidence (append-only) and the completed days (insert once).
@@ -45,7 +57,13 @@ GRANT UPDATE (run_id) ON notification_retries TO {app};
 
 -- attempts.rs: the claims (compare-and-set on status/submissions), the carrier's answer, the
 -- outcome; the resolutions of attempts in doubt are append-only.
-GRANT SELECT, INSERT ON sms_attempts, in_doubt_resolutions TO {app};
+GRANT SELECT, INSERT ON in_doubt_resolutions TO {app};
+-- The recipient sealed (never `phone_e164`); the other columns as the claims write them.
+GRANT SELECT ON sms_attempts TO {app};
+GRANT INSERT (month, customer_id, attempt, message_ref, carrier, phone_key_id, phone_sealed,
+              body, status, carrier_message_id, error_code, failure_category, created_at,
+              submitted_at, finished_at, submissions, last_submitted_at)
+    ON sms_attempts TO {app};
 GRANT UPDATE (status, carrier, carrier_message_id, submissions, last_submitted_at, submitted_at,
               error_code, failure_category, finished_at)
     ON sms_attempts TO {app};

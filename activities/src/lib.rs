@@ -17,6 +17,8 @@
 //! - [`in_doubt`]: the resolution rule of an attempt whose submission outcome is unknown.
 //! - [`delivery_events`]: the evidence reads and FOREIGN flags of stored delivery events.
 //! - [`keyring`]: AES-256-GCM keyrings and the HMAC blind index (encryption at rest).
+//! - [`phone_vault`]: phone numbers sealed at rest and their blind index; [`key_rotation`]:
+//!   `pcn-worker rotate-keys`.
 //! - [`failpoint`]: named crash points for the crash tests (`PCN_FAILPOINT`).
 //! - [`gateway`]: the submission gateway — batches across workflows, admission control.
 //! - [`budget`]: the owner of `carrier_budgets`, the per-carrier rate shared by all workers.
@@ -42,9 +44,11 @@ pub mod failpoint;
 pub mod fanout;
 pub mod gateway;
 pub mod in_doubt;
+pub mod key_rotation;
 pub mod keyring;
 pub mod metrics;
 pub mod notifications;
+pub mod phone_vault;
 pub mod qualify;
 pub mod report_deliveries;
 pub mod roles;

@@ -308,7 +308,7 @@ async fn reassign_to_owner(conn: &mut PgConnection, owner: &RoleName) -> anyhow:
 }
 
 /// A pool whose connections act as `owner` (`SET ROLE` on the setup connection's login).
-async fn owner_pool(setup_url: &str, owner: &RoleName) -> anyhow::Result<PgPool> {
+pub async fn owner_pool(setup_url: &str, owner: &RoleName) -> anyhow::Result<PgPool> {
     let set_role = format!("SET ROLE {}", owner.ident());
     PgPoolOptions::new()
         .max_connections(1)

@@ -49,6 +49,8 @@ pub struct SmsSetup {
     pub client: Client,
     /// Starts in flight in the fan-out.
     pub fanout_concurrency: usize,
+    /// The keys of stored phone numbers (`PCN_PHONE_KEYS`, `PCN_PHONE_INDEX_KEY`).
+    pub phones: crate::phone_vault::PhoneVault,
 }
 
 impl ActivitySetup {
@@ -58,9 +60,13 @@ impl ActivitySetup {
         let (sms, fanout) = match self.sms {
             None => (None, None),
             Some(setup) => {
-                let deps =
-                    SmsDeps::with_gateway(setup.carrier.build()?, setup.templates, setup.gateway)
-                        .with_failover(setup.carrier.build_secondary()?, setup.breaker)?;
+                let deps = SmsDeps::with_gateway(
+                    setup.carrier.build()?,
+                    setup.templates,
+                    setup.gateway,
+                    setup.phones,
+                )
+                .with_failover(setup.carrier.build_secondary()?, setup.breaker)?;
                 let fanout = FanoutDeps {
                     client: setup.client,
                     concurrency: setup.fanout_concurrency,

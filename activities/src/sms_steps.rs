@@ -18,7 +18,6 @@ use pcn_workflows::contracts::{
     SubmitResult,
 };
 use pcn_workflows::delivery::{FailureCategory, MessageRef};
-use pcn_workflows::domain::Phone;
 use pcn_workflows::message::{RenderedMessage, TemplateSet};
 use pcn_workflows::sms::{self, NotificationState};
 use sqlx::PgPool;
@@ -31,6 +30,7 @@ use crate::customers::{self, Recipient};
 use crate::gateway::{Gateway, GatewaySettings};
 use crate::in_doubt::{self, Verdict};
 use crate::metrics::Metrics;
+use crate::phone_vault::PhoneVault;
 use crate::{consent, delivery_events, failpoint, notifications};
 
 /// What the SMS steps need besides the pool.
@@ -45,21 +45,19 @@ pub struct SmsDeps {
     pub templates: TemplateSet,
     /// How the submission gateway gathers and admits.
     pub gateway: GatewaySettings,
+    /// The keys of stored phone numbers (recipients are read sealed, attempts written sealed).
+    pub phones: PhoneVault,
     /// The gateway, started by the first submission.
     pub(crate) running: std::sync::OnceLock<Gateway>,
 }
 
 impl SmsDeps {
-    /// The SMS dependencies with the default gateway settings.
-    pub fn new(carrier: AnyCarrier, templates: TemplateSet) -> Self {
-        Self::with_gateway(carrier, templates, GatewaySettings::default())
-    }
-
-    /// The SMS dependencies with `gateway` settings.
+    /// The SMS dependencies with `gateway` settings and the phone numbers' keys.
     pub fn with_gateway(
         carrier: AnyCarrier,
         templates: TemplateSet,
         gateway: GatewaySettings,
+        phones: PhoneVault,
     ) -> Self {
         Self {
             carrier,
@@ -67,6 +65,7 @@ impl SmsDeps {
             breakers: Breakers::new(BreakerSettings::default()),
             templates,
             gateway,
+            phones,
             running: std::sync::OnceLock::new(),
         }
     }
@@ -106,7 +105,8 @@ pub async fn prepare(
     input: &PrepareInput,
 ) -> anyhow::Result<Prepared> {
     notifications::ensure(pool, &input.key).await?;
-    let Some(recipient) = customers::recipient(pool, &input.key.customer).await? else {
+    let Some(recipient) = customers::recipient(pool, &deps.phones, &input.key.customer).await?
+    else {
         return Ok(Prepared::UnknownCustomer);
     };
     if recipient.opted_out {
@@ -136,7 +136,7 @@ pub async fn submit(
     notifications::ensure(pool, key).await?;
 
     // An attempt the carrier already answered is answered from the row, never sent again.
-    let existing = attempts::load(pool, key, input.attempt).await?;
+    let existing = attempts::load(pool, &deps.phones, key, input.attempt).await?;
     if let Some(row) = &existing {
         if let Some(id) = &row.carrier_message_id {
             return Ok(SubmitResult::Submitted {
@@ -155,7 +155,7 @@ pub async fn submit(
 
     // Consent is read right before anything goes out: a STOP during the window wait, or after
     // the fan-out started this workflow, wins.
-    let Some(recipient) = customers::recipient(pool, &key.customer).await? else {
+    let Some(recipient) = customers::recipient(pool, &deps.phones, &key.customer).await? else {
         return Ok(SubmitResult::UnknownCustomer);
     };
     let message = deps
@@ -187,10 +187,10 @@ pub async fn submit(
             let new = NewAttempt {
                 reference: &reference,
                 carrier,
-                phone_e164: recipient.phone.as_e164(),
+                phone: &recipient.phone,
                 body: &message.text,
             };
-            if !attempts::claim_first(pool, key, &new).await? {
+            if !attempts::claim_first(pool, &deps.phones, key, &new).await? {
                 // Another execution wrote the row a moment ago and is sending: look again soon.
                 return Ok(SubmitResult::InDoubt { recheck_secs: 5 });
             }
@@ -274,10 +274,13 @@ pub async fn submit(
         }
     };
     failpoint::hit(failpoint::SUBMIT_AFTER_ATTEMPT_ROW);
-    send(
-        pool, via, metrics, input, &outbound, submission, &recipient, &message,
-    )
-    .await
+    let sent = Sent {
+        outbound: &outbound,
+        submission,
+        recipient: &recipient,
+        message: &message,
+    };
+    send(pool, deps, via, metrics, input, sent).await
 }
 
 /// The single path takes its message from the carrier's shared rate like a batch does, before
@@ -300,23 +303,34 @@ fn count_resolution(metrics: &Metrics, resolution: Resolution) {
 fn stored_message(reference: &MessageRef, row: &Attempt) -> anyhow::Result<OutboundSms> {
     Ok(OutboundSms {
         reference: reference.clone(),
-        to: Phone::parse(&row.phone_e164).context("stored attempt phone")?,
+        to: row.phone.clone(),
         body: row.body.clone(),
     })
 }
 
+/// What one send of a claimed attempt sends.
+struct Sent<'a> {
+    outbound: &'a OutboundSms,
+    submission: i16,
+    recipient: &'a Recipient,
+    message: &'a RenderedMessage,
+}
+
 /// One send of a claimed attempt, and what its answer means for the row.
-#[allow(clippy::too_many_arguments)]
 async fn send(
     pool: &PgPool,
+    deps: &SmsDeps,
     via: &AnyCarrier,
     metrics: &Metrics,
     input: &SubmitInput,
-    outbound: &OutboundSms,
-    submission: i16,
-    recipient: &Recipient,
-    message: &RenderedMessage,
+    sent: Sent<'_>,
 ) -> anyhow::Result<SubmitResult> {
+    let Sent {
+        outbound,
+        submission,
+        recipient,
+        message,
+    } = sent;
     let key = &input.key;
     let reference = &outbound.reference;
     let answer = via.submit(std::slice::from_ref(outbound)).await;
@@ -356,7 +370,7 @@ async fn send(
             failpoint::hit(failpoint::SUBMIT_AFTER_ID_STORED);
             if !stored {
                 // Another execution stored an id first (it adopted this very message): use it.
-                let row = attempts::load(pool, key, input.attempt)
+                let row = attempts::load(pool, &deps.phones, key, input.attempt)
                     .await?
                     .context("attempt row vanished")?;
                 let id = row

@@ -349,7 +349,8 @@ async fn seed_notifications(pool: &PgPool, month: YearMonth) -> anyhow::Result<(
     // Earlier attempts of a notification failed; the last one ended as the notification did.
     let attempts = sqlx::query(
         "WITH a AS (
-             SELECT n.month, n.customer_id, n.workflow_id, c.phone_e164, k AS attempt,
+             SELECT n.month, n.customer_id, n.workflow_id, c.phone_key_id, c.phone_sealed,
+                    k AS attempt,
                     n.created_at + (k - 1) * interval '6 hours' AS submitted_at,
                     CASE WHEN k < n.attempts OR n.status = 'RETRY_WAIT' THEN 'FAILED'
                          WHEN n.status IN ('DELIVERED', 'FAILED', 'UNDELIVERABLE') THEN n.status
@@ -361,10 +362,12 @@ async fn seed_notifications(pool: &PgPool, month: YearMonth) -> anyhow::Result<(
               CROSS JOIN generate_series(1, n.attempts) AS k
               WHERE n.month = $1
          )
-         INSERT INTO sms_attempts (month, customer_id, attempt, message_ref, carrier, phone_e164,
-             body, status, carrier_message_id, error_code, failure_category, created_at,
+         -- The customer's sealed number stands in for the attempt's (the API never opens it).
+         INSERT INTO sms_attempts (month, customer_id, attempt, message_ref, carrier,
+             phone_key_id, phone_sealed, body, status, carrier_message_id, error_code, failure_category, created_at,
              submitted_at, finished_at)
-         SELECT month, customer_id, attempt, workflow_id || '#' || attempt, 'generic', phone_e164,
+         SELECT month, customer_id, attempt, workflow_id || '#' || attempt, 'generic',
+                phone_key_id, phone_sealed,
                 'Dana, your balance stayed above 15,000 NIS all month: thank you for banking with us.',
                 status, 'bench-' || workflow_id || '#' || attempt,
                 CASE status WHEN 'FAILED' THEN '30008' WHEN 'UNDELIVERABLE' THEN '30003' END,
@@ -496,6 +499,7 @@ async fn serve_api(pool: PgPool, client: Client, task_queue: &str) -> anyhow::Re
             month_settings: MonthSettings::default(),
             tokens: Arc::new(tokens),
             report_recipients: Vec::new(),
+            phones: pcn_activities::phone_vault::PhoneVault::development(),
         },
     )
     .await

@@ -162,6 +162,7 @@ pub(crate) async fn carrier_stack(
             generic_secret: sim_config.webhook_secret.as_bytes().to_vec(),
             twilio_auth_token: sim_config.twilio_auth_token.as_bytes().to_vec(),
             public_base_url: public.clone(),
+            phones: pcn_activities::phone_vault::PhoneVault::development(),
         },
         pool.clone(),
         dispatcher,
@@ -216,6 +217,7 @@ pub(crate) fn bench_activities(
             breaker: BreakerSettings::default(),
             client: fanout.client.clone(),
             fanout_concurrency: fanout.concurrency,
+            phones: pcn_activities::phone_vault::PhoneVault::development(),
         }),
         // The bench measures months, not mail: nothing is queued.
         report_recipients: Vec::new(),

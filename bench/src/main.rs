@@ -388,7 +388,13 @@ async fn seed_customers(pool: &PgPool, n: u64) -> anyhow::Result<()> {
             })
         })
         .collect::<Result<_, pcn_workflows::domain::DomainError>>()?;
-    pcn_activities::customers::upsert(pool, &customers, "bench").await?;
+    pcn_activities::customers::upsert(
+        pool,
+        &pcn_activities::phone_vault::PhoneVault::development(),
+        &customers,
+        "bench",
+    )
+    .await?;
     Ok(())
 }
 

@@ -645,6 +645,7 @@ async fn webhook_ack(admin_url: &str, total: usize) -> anyhow::Result<(f64, f64)
             generic_secret: secret.clone(),
             twilio_auth_token: b"unused".to_vec(),
             public_base_url: format!("http://{addr}"),
+            phones: pcn_activities::phone_vault::PhoneVault::development(),
         },
         pool.clone(),
         Dispatcher::disabled(),

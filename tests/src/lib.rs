@@ -137,9 +137,14 @@ impl TestDb {
     /// A fresh database holding customers `0..n` of the simulator's population.
     pub async fn with_customers(n: u64) -> Self {
         let db = Self::new().await;
-        pcn_activities::customers::upsert(&db.pool, &customers_for(n), "test")
-            .await
-            .expect("seed customers");
+        pcn_activities::customers::upsert(
+            &db.pool,
+            &pcn_activities::phone_vault::PhoneVault::development(),
+            &customers_for(n),
+            "test",
+        )
+        .await
+        .expect("seed customers");
         db
     }
 }
@@ -261,6 +266,7 @@ impl TestCarrier {
             generic_secret: sim_defaults.webhook_secret.as_bytes().to_vec(),
             twilio_auth_token: sim_defaults.twilio_auth_token.as_bytes().to_vec(),
             public_base_url: public.clone(),
+            phones: pcn_activities::phone_vault::PhoneVault::development(),
         };
         let dispatcher = dispatch::spawn(
             pool.clone(),
@@ -453,6 +459,7 @@ impl InProcessWorker {
                         breaker: TEST_BREAKER,
                         client: client.clone(),
                         fanout_concurrency: 32,
+                        phones: pcn_activities::phone_vault::PhoneVault::development(),
                     }),
                     // In-process workers run no mailer: the report-mail tests run the real binary.
                     report_recipients: Vec::new(),
@@ -810,6 +817,7 @@ impl TestApi {
                 month_settings: test_month_settings(),
                 tokens: std::sync::Arc::new(tokens),
                 report_recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
+                phones: pcn_activities::phone_vault::PhoneVault::development(),
             },
         )
         .await

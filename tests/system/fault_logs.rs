@@ -35,9 +35,14 @@ fn lines(log: &PathBuf, what: &str) -> Vec<serde_json::Value> {
 /// Customers `0..n`, monitored only from `since` (earlier days have nobody to check).
 async fn customers_since(db: &TestDb, n: u64, since: NaiveDate) {
     let customers: Vec<_> = (0..n).map(|i| pcn_tests::customer(i, since)).collect();
-    pcn_activities::customers::upsert(&db.pool, &customers, "test")
-        .await
-        .expect("seed customers");
+    pcn_activities::customers::upsert(
+        &db.pool,
+        &pcn_activities::phone_vault::PhoneVault::development(),
+        &customers,
+        "test",
+    )
+    .await
+    .expect("seed customers");
 }
 
 async fn count(db: &TestDb, sql: &'static str) -> i64 {

@@ -35,9 +35,14 @@ async fn count(pool: &PgPool, table: &str) -> i64 {
 
 /// One row in each evidence table, written the way the application writes it.
 async fn seed_evidence(db: &TestDb) {
-    pcn_activities::customers::upsert(&db.pool, &pcn_tests::customers_for(1), "test")
-        .await
-        .expect("customer");
+    pcn_activities::customers::upsert(
+        &db.pool,
+        &pcn_activities::phone_vault::PhoneVault::development(),
+        &pcn_tests::customers_for(1),
+        "test",
+    )
+    .await
+    .expect("customer");
     audit::record(
         &db.pool,
         &AuditEntry {

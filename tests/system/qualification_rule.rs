@@ -83,9 +83,14 @@ async fn run_month(month: YearMonth) {
             (expected_qualified(&days, since <= first), days),
         );
     }
-    pcn_activities::customers::upsert(&db.pool, &customers, "test")
-        .await
-        .unwrap();
+    pcn_activities::customers::upsert(
+        &db.pool,
+        &pcn_activities::phone_vault::PhoneVault::development(),
+        &customers,
+        "test",
+    )
+    .await
+    .unwrap();
     for (customer_id, (_, days)) in &expected {
         for (date, day) in month.days().zip(days) {
             let (outcome, amount) = match day {
@@ -235,9 +240,14 @@ async fn exactly_15000_qualifies_and_14999_99_does_not() {
     let db = TestDb::new().await;
     let month = YearMonth::parse("2026-06").unwrap();
     let since = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
-    pcn_activities::customers::upsert(&db.pool, &[customer(0, since), customer(1, since)], "test")
-        .await
-        .unwrap();
+    pcn_activities::customers::upsert(
+        &db.pool,
+        &pcn_activities::phone_vault::PhoneVault::development(),
+        &[customer(0, since), customer(1, since)],
+        "test",
+    )
+    .await
+    .unwrap();
     for date in month.days() {
         for (i, amount) in [(0, dec!(15000.00)), (1, dec!(15000.00))] {
             let amount = if i == 1 && date.as_naive().day() == 17 {
@@ -312,6 +322,7 @@ async fn decisions_and_the_audit_log_refuse_updates_and_deletes() {
     }
     pcn_activities::customers::upsert(
         &db.pool,
+        &pcn_activities::phone_vault::PhoneVault::development(),
         &[customer(0, NaiveDate::from_ymd_opt(2020, 1, 1).unwrap())],
         "test",
     )

@@ -7,6 +7,7 @@
 //!
 //! Over 600 lines: the report's system tests, one area per test, sharing one month's fixtures.
 
+use pcn_activities::phone_vault::{Context, PhoneVault};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -305,11 +306,15 @@ async fn insert_notifications(pool: &PgPool, month: NaiveDate, all: &[Notificati
     let mut codes = Vec::new();
     let mut submitted = Vec::new();
     let mut a_finished = Vec::new();
+    let mut sealed = Vec::new();
+    let vault = PhoneVault::development();
     for n in all {
         for a in &n.attempts {
             a_ids.push(n.customer_id.clone());
             a_nums.push(a.attempt);
             let r = format!("sms/{ym}/{}#{}", n.customer_id, a.attempt);
+            let phone = pcn_workflows::domain::Phone::parse("+972500000000").unwrap();
+            sealed.push(vault.seal(&phone, Context::Attempt(&r)).sealed);
             let has_id = !matches!(a.status, "SUBMITTING" | "REJECTED");
             carrier_ids.push(has_id.then(|| format!("SM-{r}")));
             refs.push(r);
@@ -320,16 +325,16 @@ async fn insert_notifications(pool: &PgPool, month: NaiveDate, all: &[Notificati
         }
     }
     sqlx::query(
-        "INSERT INTO sms_attempts (month, customer_id, attempt, message_ref, carrier, phone_e164,
-                                   body, status, carrier_message_id, error_code, submitted_at,
-                                   finished_at)
-         SELECT $1, u.customer_id, u.attempt, u.message_ref, 'generic', '+972500000000',
+        "INSERT INTO sms_attempts (month, customer_id, attempt, message_ref, carrier,
+                                   phone_key_id, phone_sealed, body, status, carrier_message_id,
+                                   error_code, submitted_at, finished_at)
+         SELECT $1, u.customer_id, u.attempt, u.message_ref, 'generic', $10, u.sealed,
                 'You qualified', u.status, u.carrier_message_id, u.error_code, u.submitted_at,
                 u.finished_at
            FROM UNNEST($2::text[], $3::int2[], $4::text[], $5::text[], $6::text[], $7::text[],
-                       $8::timestamptz[], $9::timestamptz[])
+                       $8::timestamptz[], $9::timestamptz[], $11::bytea[])
                 AS u(customer_id, attempt, message_ref, status, carrier_message_id, error_code,
-                     submitted_at, finished_at)",
+                     submitted_at, finished_at, sealed)",
     )
     .bind(month)
     .bind(&a_ids)
@@ -340,6 +345,8 @@ async fn insert_notifications(pool: &PgPool, month: NaiveDate, all: &[Notificati
     .bind(&codes)
     .bind(&submitted)
     .bind(&a_finished)
+    .bind(vault.newest_key())
+    .bind(&sealed)
     .execute(pool)
     .await
     .expect("insert attempts");
@@ -500,9 +507,14 @@ async fn seed(pool: &PgPool) {
             )
         })
         .collect();
-    pcn_activities::customers::upsert(pool, &customers, "test")
-        .await
-        .expect("customers");
+    pcn_activities::customers::upsert(
+        pool,
+        &pcn_activities::phone_vault::PhoneVault::development(),
+        &customers,
+        "test",
+    )
+    .await
+    .expect("customers");
     let all: Vec<u64> = (0..CUSTOMERS).collect();
     let days: Vec<NaiveDate> = october.days().map(|d| d.as_naive()).collect();
     insert_checks(pool, &all, &days, true).await;

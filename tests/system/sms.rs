@@ -290,9 +290,14 @@ async fn opted_out_and_stop_customers_get_nothing() {
     // Customer 0 was opted out by an import (a fact in the consent ledger).
     let mut out = pcn_tests::customers_for(1);
     out[0].opted_out = Some(true);
-    let imported = pcn_activities::customers::upsert(&db.pool, &out, "import:test")
-        .await
-        .unwrap();
+    let imported = pcn_activities::customers::upsert(
+        &db.pool,
+        &pcn_activities::phone_vault::PhoneVault::development(),
+        &out,
+        "import:test",
+    )
+    .await
+    .unwrap();
     assert_eq!(imported.opted_out, vec![pcn_bank_sim::customer_id(0)]);
     let bank = spawn_sim(n, 1, Default::default()).await;
     let carrier = TestCarrier::start(

@@ -54,6 +54,7 @@ async fn the_control_api_serves_tls_and_pcnctl_verifies_it() {
             month_settings: pcn_tests::test_month_settings(),
             tokens: std::sync::Arc::new(tokens),
             report_recipients: Vec::new(),
+            phones: pcn_activities::phone_vault::PhoneVault::development(),
         },
         Some(identity),
     )
@@ -151,6 +152,7 @@ async fn the_webhook_serves_https_with_its_certificate() {
             generic_secret: b"a-webhook-secret".to_vec(),
             twilio_auth_token: b"a-twilio-token".to_vec(),
             public_base_url: format!("https://localhost:{port}"),
+            phones: pcn_activities::phone_vault::PhoneVault::development(),
         },
         db.pool.clone(),
         dispatcher,

@@ -551,6 +551,9 @@ pub struct WebhookArgs {
     /// explicit choice, never a default.
     #[arg(long, env = "PCN_WEBHOOK_PLAINTEXT", default_value_t = false)]
     pub webhook_plaintext: bool,
+    /// The keys of phone numbers (inbound replies).
+    #[command(flatten)]
+    pub phones: PhoneKeyArgs,
 }
 
 impl WebhookArgs {
@@ -600,6 +603,7 @@ impl WebhookArgs {
             generic_secret: webhook_secret.into_bytes(),
             twilio_auth_token: twilio_auth_token.into_bytes(),
             public_base_url: public.as_str().trim_end_matches('/').to_owned(),
+            phones: self.phones.parse(profile)?,
         })
     }
 }
@@ -971,6 +975,9 @@ pub struct ApiArgs {
     /// explicit choice, never a default.
     #[arg(long, env = "PCN_API_PLAINTEXT", default_value_t = false)]
     pub api_plaintext: bool,
+    /// The keys of phone numbers (`ImportCustomers` seals the numbers it stores).
+    #[command(flatten)]
+    pub phones: PhoneKeyArgs,
 }
 
 impl ApiArgs {
@@ -999,6 +1006,9 @@ impl ApiArgs {
         crate::api::auth::TokenTable::parse(&spec).map_err(anyhow::Error::msg)
     }
 }
+
+mod keys;
+pub use keys::PhoneKeyArgs;
 
 #[cfg(test)]
 mod tests;

@@ -11,8 +11,8 @@ use pcn_activities::metrics::Metrics;
 use pcn_activities::setup::{ActivitySetup, SmsSetup};
 use pcn_activities::{db, roles};
 use pcn_worker::config::{
-    ApiArgs, BankArgs, CarrierArgs, ConnectionArgs, MonthArgs, OpsArgs, ReportArgs, SetupArgs,
-    WebhookArgs,
+    ApiArgs, BankArgs, CarrierArgs, ConnectionArgs, MonthArgs, OpsArgs, PhoneKeyArgs, ReportArgs,
+    SetupArgs, WebhookArgs,
 };
 use pcn_worker::months;
 use pcn_worker::{dispatch, http, telemetry, temporal, webhook};
@@ -46,6 +46,8 @@ enum Command {
         ops: OpsArgs,
         #[command(flatten)]
         report: ReportArgs,
+        #[command(flatten)]
+        phones: PhoneKeyArgs,
     },
     /// Serve the carrier webhook (delivery callbacks, inbound STOP) and deliver stored events to
     /// the SMS workflows (with the reconciler for events stored while Temporal was unreachable).
@@ -72,6 +74,22 @@ enum Command {
     Setup {
         #[command(flatten)]
         setup: SetupArgs,
+    },
+    /// Re-seal every stored phone number with the newest key of PCN_PHONE_KEYS (and seal the
+    /// numbers of rows from before encryption), in batches, as the owner role; resumable (run it
+    /// again after a stop) and audited. Then the older keys can leave the ring.
+    RotateKeys {
+        #[command(flatten)]
+        setup: SetupArgs,
+        #[command(flatten)]
+        phones: PhoneKeyArgs,
+        /// Rows per batch (one transaction each).
+        #[arg(long, default_value_t = 1_000)]
+        batch: i64,
+        /// Re-seal every number, not only those on older keys (after changing
+        /// PCN_PHONE_INDEX_KEY: the blind index is recomputed too).
+        #[arg(long)]
+        all: bool,
     },
     /// Create or update the monthly Temporal Schedule (idempotent).
     Schedule {
@@ -105,7 +123,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             carrier,
             ops,
             report,
-        } => run_worker(&conn, &bank, &carrier, &ops, &report).await,
+            phones,
+        } => run_worker(&conn, &bank, &carrier, &ops, &report, &phones).await,
+        Command::RotateKeys {
+            setup,
+            phones,
+            batch,
+            all,
+        } => {
+            let vault = phones.parse(conn.profile())?;
+            let roles = setup.roles(&conn.database_url)?;
+            let pool = roles::owner_pool(&setup.database_setup_url, &roles.owner).await?;
+            let done =
+                pcn_activities::key_rotation::rotate(&pool, &vault, batch, all, "rotate-keys")
+                    .await?;
+            println!(
+                "phone numbers sealed with key {}: {} customers, {} sms_attempts, {} \
+                 inbound_messages ({} batches)",
+                vault.newest_key(),
+                done.rows[0],
+                done.rows[1],
+                done.rows[2],
+                done.batches
+            );
+            Ok(())
+        }
         Command::Webhook { webhook } => run_webhook(&conn, &webhook).await,
         Command::Api { api } => run_api(&conn, &api).await,
         Command::HashToken { generate } => {
@@ -214,6 +256,7 @@ async fn run_api(conn: &ConnectionArgs, args: &ApiArgs) -> anyhow::Result<()> {
             month_settings,
             tokens: std::sync::Arc::new(tokens),
             report_recipients: pcn_worker::config::parse_recipients(&args.report_recipients)?,
+            phones: args.phones.parse(conn.profile())?,
         },
         tls,
     )
@@ -236,6 +279,7 @@ async fn run_worker(
     carrier: &CarrierArgs,
     ops: &OpsArgs,
     report: &ReportArgs,
+    phones: &PhoneKeyArgs,
 ) -> anyhow::Result<()> {
     pcn_activities::failpoint::validate()?;
     let mail = report.parse()?;
@@ -323,6 +367,7 @@ async fn run_worker(
             breaker: submission.breaker,
             client: client.clone(),
             fanout_concurrency: carrier.fanout_concurrency,
+            phones: phones.parse(conn.profile())?,
         }),
         report_recipients,
     }

@@ -5,7 +5,8 @@
 //! The order of work per callback is what makes it lossless:
 //! 1. the signature is checked (constant time) over the raw body — 401 otherwise, nothing stored;
 //! 2. the body is parsed — 400 when malformed, nothing stored;
-//! 3. the event is **stored** (idempotent per carrier, carrier message id and status) by a batch
+//! 3. the event is **stored** (phone fields masked: `carrier::redact`; idempotent per carrier,
+//!    carrier message id and status) by a batch
 //!    writer that turns concurrent callbacks into one `INSERT ... FROM UNNEST` (group commit);
 //! 4. the carrier gets its 2xx — also for a duplicate, or an event of a finished or unknown
 //!    workflow, so it stops retrying;
@@ -28,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pcn_activities::carrier::events::{self, CarrierEvent, InboundSms};
-use pcn_activities::carrier::signature;
+use pcn_activities::carrier::{redact, signature};
 use pcn_activities::metrics::Metrics;
 use pcn_activities::{consent, delivery_events};
 use sqlx::PgPool;
@@ -49,6 +50,9 @@ pub struct WebhookConfig {
     /// The public base URL the carrier calls (scheme://host[:port]), needed to recompute Twilio
     /// signatures, which cover the full URL.
     pub public_base_url: String,
+    /// The keys of phone numbers (an inbound reply's number is looked up by its blind index and
+    /// stored sealed).
+    pub phones: pcn_activities::phone_vault::PhoneVault,
 }
 
 impl std::fmt::Debug for WebhookConfig {
@@ -174,7 +178,7 @@ async fn generic_callback(
     verify_generic(&state, &headers, &body)?;
     let event =
         events::parse_generic_callback(&body).map_err(|err| Refusal::Malformed(err.to_string()))?;
-    let raw = String::from_utf8_lossy(&body).into_owned();
+    let raw = redact::mask_phones(&String::from_utf8_lossy(&body));
     ingest(&state, event, raw).await
 }
 
@@ -192,7 +196,7 @@ async fn twilio_callback(
         .unwrap_or_default();
     let event = events::parse_twilio_callback(&params, &reference)
         .map_err(|err| Refusal::Malformed(err.to_string()))?;
-    let raw = String::from_utf8_lossy(&body).into_owned();
+    let raw = redact::mask_phones(&String::from_utf8_lossy(&body));
     ingest(&state, event, raw).await
 }
 
@@ -277,7 +281,7 @@ fn form_params(body: &[u8]) -> Vec<(String, String)> {
 /// keyword opts the number's customers out, START/UNSTOP back in, anything else is kept as
 /// IGNORED); answers 200 once stored, 503 when Postgres could not take it.
 async fn handle_inbound(state: &AppState, inbound: InboundSms) -> Result<Response, Refusal> {
-    let result = consent::record_inbound(&state.pool, &inbound).await;
+    let result = consent::record_inbound(&state.pool, &state.config.phones, &inbound).await;
     match result {
         Ok((action, changed)) => {
             tracing::info!(

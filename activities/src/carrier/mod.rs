@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod events;
 pub mod generic;
+pub mod redact;
 pub mod signature;
 pub mod twilio;
 

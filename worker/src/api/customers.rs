@@ -1,5 +1,6 @@
 //! Customers: `GetCustomer`, `UpsertCustomers` (the import, written in chunks) and `SetOptOut`.
 
+use pcn_activities::phone_vault::PhoneVault;
 use std::collections::HashMap;
 
 use pcn_activities::audit::AuditEntry;
@@ -49,10 +50,14 @@ impl Control {
             import.add(index, &row);
             index += 1;
             if import.valid.len() >= IMPORT_CHUNK {
-                import.flush(&self.state.pool, &actor).await?;
+                import
+                    .flush(&self.state.pool, &self.state.phones, &actor)
+                    .await?;
             }
         }
-        import.flush(&self.state.pool, &actor).await?;
+        import
+            .flush(&self.state.pool, &self.state.phones, &actor)
+            .await?;
         let response = import.response(index);
         self.audit(AuditEntry {
             actor: caller.actor(),
@@ -305,7 +310,12 @@ impl Import {
 
     /// Writes the valid rows. An account id that belongs to another customer in the database is
     /// a row error, not a failed import.
-    async fn flush(&mut self, pool: &sqlx::PgPool, actor: &str) -> Result<(), Status> {
+    async fn flush(
+        &mut self,
+        pool: &sqlx::PgPool,
+        phones: &PhoneVault,
+        actor: &str,
+    ) -> Result<(), Status> {
         if self.valid.is_empty() {
             return Ok(());
         }
@@ -328,7 +338,7 @@ impl Import {
             }
         }
         let customers: Vec<Customer> = keep.iter().map(|(_, c)| c.clone()).collect();
-        match customers::upsert(pool, &customers, actor).await {
+        match customers::upsert(pool, phones, &customers, actor).await {
             Ok(upserted) => self.count(&keep, upserted),
             Err(err) => {
                 // A concurrent import took an account id between the check and the write: write
@@ -336,7 +346,9 @@ impl Import {
                 tracing::warn!(error = %format!("{err:#}"), "import chunk failed; writing row by row");
                 for (index, customer) in keep {
                     let one = [(index, customer)];
-                    match customers::upsert(pool, std::slice::from_ref(&one[0].1), actor).await {
+                    match customers::upsert(pool, phones, std::slice::from_ref(&one[0].1), actor)
+                        .await
+                    {
                         Ok(upserted) => self.count(&one, upserted),
                         Err(_) => self.reject(
                             index,

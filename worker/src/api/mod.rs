@@ -50,6 +50,9 @@ pub struct ApiState {
     pub tokens: Arc<auth::TokenTable>,
     /// Who the monthly report is mailed to (`SendReport` queues one email per address).
     pub report_recipients: Vec<String>,
+    /// The keys of phone numbers: `ImportCustomers` seals what it stores (the API shows only
+    /// `customers.phone_masked`).
+    pub phones: pcn_activities::phone_vault::PhoneVault,
 }
 
 /// A running API server.
