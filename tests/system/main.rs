@@ -10,6 +10,7 @@ mod fault_logs;
 mod least_privilege;
 mod month;
 mod ops;
+mod phones;
 mod qualification_rule;
 mod replay;
 mod report;
