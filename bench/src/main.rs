@@ -33,6 +33,7 @@ use sqlx::PgPool;
 
 mod api;
 mod harness;
+mod keys;
 mod month;
 mod sms;
 mod tree;
@@ -94,6 +95,8 @@ enum Only {
     Api,
     /// A whole month end to end (`--month-customers`).
     Month,
+    /// Phone numbers at rest: `rotate-keys` over `--customers`, sealing per message.
+    Keys,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -142,6 +145,11 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(args.only, Only::All | Only::Api) {
         let result = api::run(&args, &mut figures).await;
+        write_results(&mut figures)?;
+        result?;
+    }
+    if matches!(args.only, Only::All | Only::Keys) {
+        let result = keys::run(&args, &mut figures).await;
         write_results(&mut figures)?;
         result?;
     }
