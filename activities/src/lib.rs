@@ -56,6 +56,7 @@ pub mod setup;
 pub mod sms_steps;
 pub mod sweep;
 pub mod templates;
+pub mod tls;
 
 use crate::bank::BankClient;
 use crate::metrics::Metrics;

@@ -275,7 +275,7 @@ where
                         .inc();
                     rows.push(CheckRow::from_answer(customer_id, answer, input.threshold));
                 }
-                Err(BankError::Unauthorized) => {
+                Err(BankError::Unauthorized(why)) => {
                     metrics
                         .bank_answers
                         .with_label_values(&["unauthorized"])
@@ -285,11 +285,10 @@ where
                         %month,
                         %date,
                         written = progress.written,
-                        "daily sweep stopped: the bank refused our credentials (HTTP 401); the month is BLOCKED until an operator resumes it (pcnctl month resume)"
+                        reason = %why,
+                        "daily sweep stopped: the bank refused our credentials; the month is BLOCKED until an operator resumes it (pcnctl month resume)"
                     );
-                    return Err(SweepError::BankAuthentication(
-                        "HTTP 401 from the balance API".to_owned(),
-                    ));
+                    return Err(SweepError::BankAuthentication(why));
                 }
                 Err(BankError::Unavailable(why)) => {
                     metrics

@@ -64,7 +64,7 @@ impl PcnActivities {
             Ok(summary) => Ok(summary),
             Err(SweepError::BankAuthentication(detail)) => Err(ActivityError::application(
                 ApplicationFailure::builder(anyhow::anyhow!(
-                    "core banking refused our credentials (HTTP 401): {detail}"
+                    "core banking refused our credentials: {detail}"
                 ))
                 .type_name(contracts::ERR_BANK_AUTH.to_owned())
                 .non_retryable(true)

@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use pcn_activities::bank::{BankConfig, Secret};
+use pcn_activities::bank::{BankAuth, BankConfig, Secret};
 use pcn_activities::metrics::Metrics;
 use pcn_activities::setup::ActivitySetup;
 use pcn_activities::sweep::SweepSettings;
@@ -464,7 +464,8 @@ async fn idle_activities(url: &str) -> anyhow::Result<PcnActivities> {
         pool: db::connect(url, 2).await?,
         bank: BankConfig {
             base_url: "http://127.0.0.1:9".to_owned(),
-            api_key: Secret::new("unused"),
+            auth: BankAuth::ApiKey(Secret::new("unused")),
+            server_ca: None,
             timeout: Duration::from_secs(1),
             attempts: 1,
             backoff: Duration::from_millis(10),

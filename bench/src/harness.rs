@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use pcn_activities::bank::{BankConfig, Secret};
+use pcn_activities::bank::{BankAuth, BankConfig, Secret};
 use pcn_activities::breaker::BreakerSettings;
 use pcn_activities::carrier::{CarrierConfig, CarrierKind, GenericConfig};
 use pcn_activities::fanout::FanoutDeps;
@@ -198,7 +198,8 @@ pub(crate) fn bench_activities(
         pool,
         bank: BankConfig {
             base_url: bank_url.to_owned(),
-            api_key: Secret::new("dev-bank-key"),
+            auth: BankAuth::ApiKey(Secret::new("dev-bank-key")),
+            server_ca: None,
             timeout: Duration::from_secs(30),
             attempts: 3,
             backoff: Duration::from_millis(100),

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use chrono::Utc;
 use clap::Parser;
-use pcn_activities::bank::{BankClient, BankConfig, Secret};
+use pcn_activities::bank::{BankClient, BankAuth, BankConfig, Secret};
 use pcn_activities::metrics::Metrics;
 use pcn_activities::sweep::{SweepSettings, run_daily_sweep};
 use pcn_activities::{db, qualify};
@@ -196,7 +196,8 @@ async fn sweep_and_qualification(args: &Args, figures: &mut Vec<Figure>) -> anyh
     .await?;
     let bank = BankClient::new(BankConfig {
         base_url: sim.base_url(),
-        api_key: Secret::new("dev-bank-key"),
+        auth: BankAuth::ApiKey(Secret::new("dev-bank-key")),
+        server_ca: None,
         timeout: Duration::from_secs(30),
         attempts: 3,
         backoff: Duration::from_millis(100),

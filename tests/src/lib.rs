@@ -26,7 +26,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use pcn_activities::bank::{BankConfig, Secret};
+use pcn_activities::bank::{BankAuth, BankConfig, Secret};
 use pcn_activities::carrier::{CarrierConfig, CarrierKind, GenericConfig, TwilioConfig};
 use pcn_activities::db;
 use pcn_activities::gateway::GatewaySettings;
@@ -192,7 +192,8 @@ pub fn customers_for(n: u64) -> Vec<Customer> {
 pub fn test_bank_config(base_url: &str) -> BankConfig {
     BankConfig {
         base_url: base_url.to_owned(),
-        api_key: Secret::new("dev-bank-key"),
+        auth: BankAuth::ApiKey(Secret::new("dev-bank-key")),
+        server_ca: None,
         timeout: Duration::from_secs(2),
         attempts: 3,
         backoff: Duration::from_millis(50),

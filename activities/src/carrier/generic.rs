@@ -38,6 +38,9 @@ pub struct GenericConfig {
     pub callback_url: Url,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// PEM CA bundle trusted for the carrier's certificate besides the platform's trust store
+    /// (`PCN_CARRIER_CA`), for a carrier behind a private CA.
+    pub server_ca: Option<Vec<u8>>,
     /// `metadata.campaignId` of every batch.
     pub campaign_id: String,
 }
@@ -51,6 +54,7 @@ impl Default for GenericConfig {
             callback_url: Url::parse("http://127.0.0.1:8090/webhooks/sms-delivery")
                 .expect("static URL"),
             timeout: Duration::from_secs(10),
+            server_ca: None,
             campaign_id: "pcn-monthly-balance".to_owned(),
         }
     }
@@ -70,7 +74,7 @@ impl GenericCarrier {
             !config.base_url.cannot_be_a_base(),
             "the generic carrier base URL must be an http(s) URL"
         );
-        let http = http_client(config.timeout)?;
+        let http = http_client(config.timeout, config.server_ca.as_deref())?;
         Ok(Self { http, config })
     }
 

@@ -163,7 +163,7 @@ impl CarrierError {
     pub fn certainly_not_taken(&self) -> bool {
         match self {
             Self::Unavailable { status, detail } => {
-                *status == Some(503) || (status.is_none() && detail == CONNECT_FAILED)
+                *status == Some(503) || (status.is_none() && detail.starts_with(CONNECT_FAILED))
             }
             Self::RateLimited { .. } | Self::Unauthorized | Self::Refused(_) => true,
             Self::Protocol(_) | Self::NotFound => false,
@@ -178,21 +178,25 @@ impl CarrierError {
         }
     }
 
-    /// The error of a request that got no answer (timeout, connection refused, reset).
+    /// The error of a request that got no answer (timeout, connection refused, reset, a TLS
+    /// handshake that failed: `connection failed: TLS: the carrier's certificate …`).
     pub(crate) fn transport(err: &reqwest::Error) -> Self {
-        // Only the kind: reqwest's own message carries the URL.
+        // Only the kind (and what TLS said): reqwest's own message carries the URL.
         let detail = if err.is_timeout() {
-            "timeout"
+            "timeout".to_owned()
         } else if err.is_connect() {
-            CONNECT_FAILED
+            match crate::tls::failure(err, "the carrier", TRUSTED) {
+                Some(tls) => format!("{CONNECT_FAILED}: {}", tls.text()),
+                None => CONNECT_FAILED.to_owned(),
+            }
         } else if err.is_body() || err.is_decode() {
-            "answer cut off"
+            "answer cut off".to_owned()
         } else {
-            "transport error"
+            "transport error".to_owned()
         };
         Self::Unavailable {
             status: err.status().map(|s| s.as_u16()),
-            detail: detail.to_owned(),
+            detail,
         }
     }
 }
@@ -435,14 +439,31 @@ impl CarrierConfig {
     }
 }
 
+/// Which CAs a carrier's certificate is checked against, for the error of an unknown issuer.
+const TRUSTED: &str = "a CA not in the platform's trust store nor in PCN_CARRIER_CA";
+
 /// The HTTP client both carriers use: per-request timeout, a shorter connect timeout.
-pub(crate) fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
+///
+/// Over `https://` the carrier's certificate is always verified (rustls, TLS 1.2 or 1.3): against
+/// the platform's trust store, plus the certificates of `server_ca` (`PCN_CARRIER_CA`, PEM) for a
+/// carrier behind a private CA. Nothing here or in the adapters turns verification off.
+pub(crate) fn http_client(
+    timeout: Duration,
+    server_ca: Option<&[u8]>,
+) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .pool_max_idle_per_host(32)
-        .tcp_nodelay(true)
-        .build()?)
+        .tcp_nodelay(true);
+    if let Some(pem) = server_ca {
+        // Parsed by rustls first, for an error that says what is wrong with the file.
+        crate::tls::parse_certs(pem).map_err(|e| anyhow::anyhow!("carrier_ca: {e}"))?;
+        for cert in reqwest::Certificate::from_pem_bundle(pem)? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    Ok(builder.build()?)
 }
 
 #[cfg(test)]

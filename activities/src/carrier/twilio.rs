@@ -44,6 +44,9 @@ pub struct TwilioConfig {
     pub status_callback_base: Url,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// PEM CA bundle trusted for the carrier's certificate besides the platform's trust store
+    /// (`PCN_CARRIER_CA`), for a carrier behind a private CA.
+    pub server_ca: Option<Vec<u8>>,
     /// Messages of one batch in flight at once.
     pub concurrency: usize,
 }
@@ -59,6 +62,7 @@ impl Default for TwilioConfig {
             status_callback_base: Url::parse("http://127.0.0.1:8090/webhooks/twilio/status")
                 .expect("static URL"),
             timeout: Duration::from_secs(10),
+            server_ca: None,
             concurrency: 16,
         }
     }
@@ -82,7 +86,7 @@ impl TwilioCarrier {
             !config.account_sid.is_empty(),
             "the Twilio account SID is empty"
         );
-        let http = http_client(config.timeout)?;
+        let http = http_client(config.timeout, config.server_ca.as_deref())?;
         Ok(Self { http, config })
     }
 
