@@ -4,8 +4,12 @@
 //!
 //! ```text
 //! GET /api/v1/accounts/{accountId}/balance?asOfDate=YYYY-MM-DD[&asOfTime=HH:MM:SS]
-//! X-API-Key: <key>
+//! X-API-Key: <key>            (or, when configured, Authorization: Bearer <token>)
 //! ```
+//!
+//! Plain HTTP by default; with [`SimConfig::tls`] it serves HTTPS, and with a client CA it
+//! requires mutual TLS: a client without a certificate signed by that CA fails the handshake,
+//! and one with such a certificate needs no API key.
 //!
 //! Every balance is a pure function of a seed, the account index and the date (see
 //! [`Scenario`]), so tests can compute the expected qualified set on their own, e.g. with
@@ -36,6 +40,7 @@
 //! - `faults`: injectable [`Faults`].
 //! - `stats`: request counters ([`Stats`]), atomics plus sharded maps.
 //! - `server`: the axum server, [`spawn`], [`SimHandle`], [`SimConfig`].
+//! - `tls`: HTTPS and mutual TLS ([`SimTls`]).
 //! - `hash`: the splitmix64 hashing that stands in for a random number generator.
 //! - `main.rs`: the thin `pcn-bank-sim` binary.
 
@@ -45,6 +50,7 @@ mod ids;
 mod scenario;
 mod server;
 mod stats;
+mod tls;
 
 pub use faults::Faults;
 pub use ids::{account_id, customer_id, parse_account_index};
@@ -53,3 +59,4 @@ pub use scenario::{
 };
 pub use server::{DEFAULT_AS_OF_TIME, SimConfig, SimHandle, spawn};
 pub use stats::Stats;
+pub use tls::SimTls;

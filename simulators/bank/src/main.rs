@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use clap::Parser;
-use pcn_bank_sim::{Faults, ProfileMix, SimConfig};
+use pcn_bank_sim::{Faults, ProfileMix, SimConfig, SimTls};
 use tracing_subscriber::EnvFilter;
 
 /// Core-banking simulator (balance API of docs/requirements.md#bank-api).
@@ -28,6 +28,19 @@ struct Args {
         hide_env_values = true
     )]
     api_key: String,
+    /// A token also accepted as `Authorization: Bearer <token>` (unset: API key only).
+    #[arg(long, env = "BANK_SIM_BEARER_TOKEN", hide_env_values = true)]
+    bearer_token: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (with `--tls-key`).
+    #[arg(long, env = "BANK_SIM_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "BANK_SIM_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Require mutual TLS: clients must present a certificate signed by a CA of this PEM bundle
+    /// (then no API key is needed). Needs `--tls-cert`.
+    #[arg(long, env = "BANK_SIM_CLIENT_CA", requires = "tls_cert")]
+    client_ca: Option<std::path::PathBuf>,
     /// Profile weights, e.g. `premium=40,boundary=5,dipper=10,regular=40,unknown=2,data_quality=3`.
     #[arg(long, env = "BANK_SIM_MIX", default_value_t = ProfileMix::default())]
     mix: ProfileMix,
@@ -93,6 +106,17 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(path = %path.display(), accounts = args.accounts, "customers written");
         return Ok(());
     }
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(SimTls {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+            client_ca_pem: args.client_ca.as_deref().map(read).transpose()?,
+        }),
+        _ => None,
+    };
     let config = SimConfig {
         seed: args.seed,
         accounts: args.accounts,
@@ -105,6 +129,8 @@ async fn main() -> anyhow::Result<()> {
             error_500_ppm: args.error_500_ppm,
             ..Faults::default()
         },
+        bearer_token: args.bearer_token,
+        tls,
     };
     let sim = pcn_bank_sim::spawn(config, args.bind).await?;
     tracing::info!(
@@ -112,6 +138,8 @@ async fn main() -> anyhow::Result<()> {
         seed = args.seed,
         accounts = args.accounts,
         mix = %args.mix,
+        url = %sim.base_url(),
+        mutual_tls = args.client_ca.is_some(),
         "bank simulator listening"
     );
     shutdown_signal()

@@ -30,6 +30,7 @@ use crate::hash::{chance_ppm, day_word, mix, splitmix64, tag};
 use crate::ids::parse_account_index;
 use crate::scenario::{ProfileMix, Scenario, SimOutcome};
 use crate::stats::{Stats, StatsCollector};
+use crate::tls::{SimTls, TlsListener};
 
 /// How the simulator is set up at start.
 #[derive(Debug, Clone)]
@@ -44,6 +45,11 @@ pub struct SimConfig {
     pub api_key: String,
     /// Faults in force from the start (an empty `faults.api_key` means "use `api_key`").
     pub faults: Faults,
+    /// A token also accepted as `Authorization: Bearer <token>` instead of the API key. Unset:
+    /// only the API key is accepted.
+    pub bearer_token: Option<String>,
+    /// Serve HTTPS (and with a client CA, mutual TLS) instead of plain HTTP.
+    pub tls: Option<SimTls>,
 }
 
 impl Default for SimConfig {
@@ -54,6 +60,8 @@ impl Default for SimConfig {
             mix: ProfileMix::default(),
             api_key: "dev-bank-key".to_owned(),
             faults: Faults::default(),
+            bearer_token: None,
+            tls: None,
         }
     }
 }
@@ -75,6 +83,11 @@ struct AppState {
     stats: StatsCollector,
     /// Global request counter: part of the fault hash so retries draw afresh.
     seq: AtomicU64,
+    /// Accepted as `Authorization: Bearer` besides the API key.
+    bearer_token: Option<String>,
+    /// Every connection presented a client certificate of the client CA (mutual TLS): that is
+    /// the client's credential, no header is needed.
+    mutual_tls: bool,
 }
 
 impl AppState {
@@ -108,6 +121,7 @@ impl AppState {
 pub struct SimHandle {
     /// The address the server listens on (the real port when bound to port 0).
     pub addr: SocketAddr,
+    https: bool,
     state: Arc<AppState>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -122,14 +136,16 @@ impl std::fmt::Debug for SimHandle {
 }
 
 impl SimHandle {
-    /// `http://127.0.0.1:PORT` (a wildcard bind address is replaced by loopback).
+    /// `http://127.0.0.1:PORT`, or `https://…` when serving TLS (a wildcard bind address is
+    /// replaced by loopback; a test certificate needs the IP address `127.0.0.1` among its names).
     pub fn base_url(&self) -> String {
         let ip = match self.addr.ip() {
             IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
             IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
             ip => ip,
         };
-        format!("http://{}", SocketAddr::new(ip, self.addr.port()))
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", SocketAddr::new(ip, self.addr.port()))
     }
 
     /// The scenario the server answers from (overrides set here apply to the server at once).
@@ -223,9 +239,14 @@ impl Drop for SimHandle {
 }
 
 /// Starts the simulator on `bind` (use `127.0.0.1:0` in tests) and returns once it accepts
-/// connections.
+/// connections: plain HTTP, or HTTPS with [`SimConfig::tls`].
 pub async fn spawn(config: SimConfig, bind: SocketAddr) -> anyhow::Result<SimHandle> {
     anyhow::ensure!(config.mix.total() > 0, "the profile mix weights sum to 0");
+    anyhow::ensure!(
+        config.bearer_token.as_deref() != Some(""),
+        "the bearer token is empty"
+    );
+    let tls = config.tls.as_ref().map(SimTls::server_config).transpose()?;
     let listener = TcpListener::bind(bind)
         .await
         .with_context(|| format!("binding the bank simulator to {bind}"))?;
@@ -240,30 +261,49 @@ pub async fn spawn(config: SimConfig, bind: SocketAddr) -> anyhow::Result<SimHan
         faults: RwLock::new(Arc::new(faults)),
         stats: StatsCollector::new(),
         seq: AtomicU64::new(0),
+        bearer_token: config.bearer_token,
+        mutual_tls: config
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.client_ca_pem.is_some()),
     });
     let app = router(Arc::clone(&state));
-    // Small JSON answers on keep-alive connections: Nagle would only add latency.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "bank simulator stopped with an error");
+    let https = tls.is_some();
+    let task = match tls {
+        Some(tls) => tokio::spawn(serve(TlsListener::new(listener, tls)?, app, rx)),
+        None => {
+            // Small JSON answers on keep-alive connections: Nagle would only add latency.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            tokio::spawn(serve(listener, app, rx))
         }
-    });
-    tracing::debug!(%addr, "bank simulator listening");
+    };
+    tracing::debug!(%addr, https, "bank simulator listening");
     Ok(SimHandle {
         addr,
+        https,
         state,
         shutdown: Some(tx),
         task: Some(task),
     })
+}
+
+/// Serves `app` on `listener` until `stop` fires.
+async fn serve<L>(listener: L, app: Router, stop: oneshot::Receiver<()>)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = stop.await;
+        })
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "bank simulator stopped with an error");
+    }
 }
 
 fn router(state: Arc<AppState>) -> Router {
@@ -397,8 +437,7 @@ async fn answer_balance(
     if faults.outage_possible() && faults.outage_active(Utc::now()) {
         return error(ApiError::Unavailable);
     }
-    let key = headers.get("x-api-key").map(HeaderValue::as_bytes);
-    if key != Some(faults.api_key.as_bytes()) {
+    if !st.mutual_tls && !authorized(headers, &faults.api_key, st.bearer_token.as_deref()) {
         return error(ApiError::Unauthorized);
     }
 
@@ -441,6 +480,22 @@ async fn answer_balance(
         SimOutcome::NotFound => error(ApiError::NotFound),
         SimOutcome::Malformed => json(StatusCode::OK, malformed_body(&st.scenario, i, date, time)),
     }
+}
+
+/// Whether a request carries the API key, or the bearer token when one is configured.
+fn authorized(headers: &HeaderMap, api_key: &str, bearer_token: Option<&str>) -> bool {
+    let key = headers.get("x-api-key").map(HeaderValue::as_bytes);
+    if key == Some(api_key.as_bytes()) {
+        return true;
+    }
+    let Some(token) = bearer_token else {
+        return false;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| given == token)
 }
 
 /// The 200 body, written by hand so `amount` is a JSON number with exactly two decimals (going
@@ -710,6 +765,26 @@ mod tests {
 
     fn date(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn the_api_key_or_the_configured_bearer_token_authorizes() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        let key = headers(&[("x-api-key", "k")]);
+        let bearer = headers(&[("authorization", "Bearer t")]);
+        assert!(authorized(&key, "k", None));
+        assert!(!authorized(&key, "other", None));
+        assert!(!authorized(&bearer, "k", None), "no bearer unless configured");
+        assert!(authorized(&bearer, "k", Some("t")));
+        assert!(!authorized(&bearer, "k", Some("t2")));
+        assert!(!authorized(&headers(&[("authorization", "Basic t")]), "k", Some("t")));
+        assert!(!authorized(&headers(&[]), "k", Some("t")));
     }
 
     #[test]
