@@ -371,10 +371,7 @@ impl BankClient {
             self.config.base_url.trim_end_matches('/'),
             account.as_str()
         );
-        let request = self
-            .http
-            .get(url)
-            .query(&[("asOfDate", date.to_string())]);
+        let request = self.http.get(url).query(&[("asOfDate", date.to_string())]);
         let request = match &self.config.auth {
             BankAuth::ApiKey(key) => request.header("X-API-Key", key.expose()),
             BankAuth::Bearer(token) => request.bearer_auth(token.expose()),
@@ -393,10 +390,7 @@ impl BankClient {
             }
             other => return Err(BankError::Unavailable(format!("HTTP {}", other.as_u16()))),
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|err| self.transport(&err))?;
+        let body = response.bytes().await.map_err(|err| self.transport(&err))?;
         Ok(interpret(&body, account, date))
     }
 
@@ -589,9 +583,18 @@ mod tests {
             .unwrap()
             .pem();
         let other_key = rcgen::KeyPair::generate().unwrap().serialize_pem();
-        assert_eq!(err(config("x", "y", Some("not a CA"))).part, BankTlsPart::Ca);
-        assert_eq!(err(config("x", "y", Some(&cert))).part, BankTlsPart::ClientCert);
-        assert_eq!(err(config(&cert, "y", Some(&cert))).part, BankTlsPart::ClientKey);
+        assert_eq!(
+            err(config("x", "y", Some("not a CA"))).part,
+            BankTlsPart::Ca
+        );
+        assert_eq!(
+            err(config("x", "y", Some(&cert))).part,
+            BankTlsPart::ClientCert
+        );
+        assert_eq!(
+            err(config(&cert, "y", Some(&cert))).part,
+            BankTlsPart::ClientKey
+        );
         let mismatch = err(config(&cert, &other_key, Some(&cert)));
         assert_eq!(mismatch.part, BankTlsPart::ClientKey);
         assert!(mismatch.detail.contains("does not match"), "{mismatch}");

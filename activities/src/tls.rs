@@ -128,7 +128,10 @@ pub fn failure(err: &(dyn StdError + 'static), peer: &str, trust: &str) -> Optio
             | AlertDescription::CertificateRevoked
             | AlertDescription::CertificateExpired
             | AlertDescription::CertificateUnknown
-            | AlertDescription::AccessDenied => TlsFailure::ClientCertificateRefused(format!(
+            | AlertDescription::AccessDenied
+            // What a server's verifier answers to a certificate whose issuer's name matches one
+            // of its CAs but whose signature does not (another CA of the same name).
+            | AlertDescription::DecryptError => TlsFailure::ClientCertificateRefused(format!(
                 "TLS: {peer} refused our client certificate (alert {alert:?}: not signed by a CA \
                  it trusts, expired or revoked)"
             )),
@@ -184,7 +187,15 @@ mod tests {
 
     #[test]
     fn garbage_is_neither_a_certificate_nor_a_key() {
-        assert!(parse_certs(b"hello").unwrap_err().contains("no PEM certificate"));
-        assert!(parse_key(b"hello").unwrap_err().contains("no PEM private key"));
+        assert!(
+            parse_certs(b"hello")
+                .unwrap_err()
+                .contains("no PEM certificate")
+        );
+        assert!(
+            parse_key(b"hello")
+                .unwrap_err()
+                .contains("no PEM private key")
+        );
     }
 }

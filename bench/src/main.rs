@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use chrono::Utc;
 use clap::Parser;
-use pcn_activities::bank::{BankClient, BankAuth, BankConfig, Secret};
+use pcn_activities::bank::{BankAuth, BankClient, BankConfig, Secret};
 use pcn_activities::metrics::Metrics;
 use pcn_activities::sweep::{SweepSettings, run_daily_sweep};
 use pcn_activities::{db, qualify};

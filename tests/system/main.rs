@@ -2,6 +2,7 @@
 //! per test, the bank simulator over real HTTP, and the real worker.
 
 mod api;
+mod bank_tls;
 mod consent;
 mod crash;
 mod exactly_once;

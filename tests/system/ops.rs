@@ -137,7 +137,24 @@ async fn bad_input_at_the_command_line_names_the_field() {
                 ("PCN_PROFILE", "production"),
                 ("PCN_BANK_API_KEY", "real-bank-key"),
             ],
+            "bank_url: is http://: production talks to the bank over TLS",
+        ),
+        (
+            vec!["run"],
+            vec![
+                ("PCN_PROFILE", "production"),
+                ("PCN_BANK_API_KEY", "real-bank-key"),
+                ("PCN_BANK_URL", "https://core-banking.internal"),
+            ],
             "carrier_api_key: is not set",
+        ),
+        (
+            vec!["run"],
+            vec![
+                ("PCN_BANK_URL", "https://core-banking.internal"),
+                ("PCN_BANK_AUTH", "mtls"),
+            ],
+            "bank_client_cert: is needed with PCN_BANK_AUTH=mtls",
         ),
         (
             vec!["webhook"],

@@ -780,10 +780,17 @@ mod tests {
         let bearer = headers(&[("authorization", "Bearer t")]);
         assert!(authorized(&key, "k", None));
         assert!(!authorized(&key, "other", None));
-        assert!(!authorized(&bearer, "k", None), "no bearer unless configured");
+        assert!(
+            !authorized(&bearer, "k", None),
+            "no bearer unless configured"
+        );
         assert!(authorized(&bearer, "k", Some("t")));
         assert!(!authorized(&bearer, "k", Some("t2")));
-        assert!(!authorized(&headers(&[("authorization", "Basic t")]), "k", Some("t")));
+        assert!(!authorized(
+            &headers(&[("authorization", "Basic t")]),
+            "k",
+            Some("t")
+        ));
         assert!(!authorized(&headers(&[]), "k", Some("t")));
     }
 

@@ -60,10 +60,7 @@ impl SimTls {
                         .add(ca.context("reading the client CA bundle (PEM)")?)
                         .context("a client CA certificate cannot be a root")?;
                 }
-                anyhow::ensure!(
-                    !roots.is_empty(),
-                    "the client CA file holds no certificate"
-                );
+                anyhow::ensure!(!roots.is_empty(), "the client CA file holds no certificate");
                 let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
                     .build()
                     .context("the client certificate verifier")?;

@@ -101,22 +101,233 @@ fn a_zero_threshold_names_the_field() {
 
 #[test]
 fn a_bank_url_without_scheme_names_the_field() {
-    let args = BankArgs {
-        bank_url: "bank.internal".into(),
-        bank_api_key: Some("k".into()),
-        bank_api_key_file: None,
-        bank_timeout_secs: 30,
-        bank_attempts: 3,
-        bank_backoff_ms: 10,
-        sweep_page_size: 10,
-        sweep_concurrency: 4,
-    };
-    assert!(
-        args.parse(Profile::Development)
-            .unwrap_err()
-            .to_string()
-            .contains("bank_url")
+    let args = bank_args(&["--bank-url", "bank.internal", "--bank-api-key", "k"]);
+    assert_eq!(
+        args.parse(Profile::Development).unwrap_err().field,
+        "bank_url"
     );
+}
+
+fn bank_args(extra: &[&str]) -> BankArgs {
+    args_of(extra)
+}
+
+/// The `field: message` a bank setting is refused with.
+fn bank_refused(extra: &[&str], profile: Profile) -> String {
+    bank_args(extra).parse(profile).unwrap_err().to_string()
+}
+
+/// A directory of PEM files made at run time: a CA, a client certificate it signed and its key,
+/// another key, and a file that is no PEM at all.
+fn pem_dir() -> PathBuf {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let dir = std::env::temp_dir().join(format!(
+        "pcn-bank-tls-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["pcn-worker".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    for (name, contents) in [
+        ("ca.pem", ca.pem()),
+        ("client.pem", cert.pem()),
+        ("client.key", key.serialize_pem()),
+        ("other.key", KeyPair::generate().unwrap().serialize_pem()),
+        ("garbage.pem", "not a PEM file\n".to_owned()),
+    ] {
+        std::fs::write(dir.join(name), contents).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn production_talks_to_the_bank_over_tls_unless_plaintext_is_chosen() {
+    let key = ["--bank-api-key", "real-bank-key"];
+    let err = bank_refused(&key, Profile::Production);
+    assert!(
+        err.starts_with("invalid bank_url:") && err.contains("PCN_BANK_PLAINTEXT"),
+        "{err}"
+    );
+    // The development profile keeps today's plaintext default (make demo, tests).
+    assert!(bank_args(&key).parse(Profile::Development).is_ok());
+    let plaintext = bank_args(&["--bank-api-key", "real-bank-key", "--bank-plaintext"]);
+    assert!(plaintext.parse(Profile::Production).is_ok());
+    let https = bank_args(&[
+        "--bank-api-key",
+        "real-bank-key",
+        "--bank-url",
+        "https://core-banking.internal",
+    ]);
+    let (config, _) = https.parse(Profile::Production).unwrap();
+    assert_eq!(config.auth, BankAuth::ApiKey(Secret::new("real-bank-key")));
+    assert_eq!(config.server_ca, None);
+}
+
+#[test]
+fn mutual_tls_reads_and_checks_its_files_and_names_each_setting() {
+    let dir = pem_dir();
+    let file = |name: &str| dir.join(name).display().to_string();
+    let https = "https://core-banking.internal";
+    let mtls = |cert: &str, key: &str| {
+        bank_args(&[
+            "--bank-url",
+            https,
+            "--bank-auth",
+            "mtls",
+            "--bank-client-cert",
+            &file(cert),
+            "--bank-client-key",
+            &file(key),
+            "--bank-ca",
+            &file("ca.pem"),
+        ])
+    };
+    // Right: production needs no API key with mutual TLS.
+    let (config, _) = mtls("client.pem", "client.key")
+        .parse(Profile::Production)
+        .unwrap();
+    assert!(matches!(config.auth, BankAuth::MutualTls(_)));
+    assert!(config.server_ca.is_some());
+    let refused = |args: BankArgs| args.parse(Profile::Production).unwrap_err().to_string();
+    let missing = refused(mtls("nope.pem", "client.key"));
+    assert!(
+        missing.starts_with("invalid bank_client_cert:") && missing.contains("cannot be read"),
+        "{missing}"
+    );
+    let garbage = refused(mtls("garbage.pem", "client.key"));
+    assert!(
+        garbage.starts_with("invalid bank_client_cert:") && garbage.contains("no PEM certificate"),
+        "{garbage}"
+    );
+    let not_a_key = refused(mtls("client.pem", "garbage.pem"));
+    assert!(
+        not_a_key.starts_with("invalid bank_client_key:")
+            && not_a_key.contains("no PEM private key"),
+        "{not_a_key}"
+    );
+    let mismatch = refused(mtls("client.pem", "other.key"));
+    assert!(
+        mismatch.starts_with("invalid bank_client_key:") && mismatch.contains("does not match"),
+        "{mismatch}"
+    );
+    let bad_ca = refused(bank_args(&[
+        "--bank-url",
+        https,
+        "--bank-api-key",
+        "real-bank-key",
+        "--bank-ca",
+        &file("garbage.pem"),
+    ]));
+    assert!(bad_ca.starts_with("invalid bank_ca:"), "{bad_ca}");
+    // Mutual TLS over http://, or without its files: refused whatever the profile.
+    let plain = bank_refused(
+        &[
+            "--bank-auth",
+            "mtls",
+            "--bank-client-cert",
+            &file("client.pem"),
+            "--bank-client-key",
+            &file("client.key"),
+        ],
+        Profile::Development,
+    );
+    assert!(
+        plain.starts_with("invalid bank_url:") && plain.contains("https"),
+        "{plain}"
+    );
+    let no_cert = bank_refused(
+        &["--bank-url", https, "--bank-auth", "mtls"],
+        Profile::Development,
+    );
+    assert!(
+        no_cert.starts_with("invalid bank_client_cert:"),
+        "{no_cert}"
+    );
+    let no_key = bank_refused(
+        &[
+            "--bank-url",
+            https,
+            "--bank-auth",
+            "mtls",
+            "--bank-client-cert",
+            &file("client.pem"),
+        ],
+        Profile::Development,
+    );
+    assert!(no_key.starts_with("invalid bank_client_key:"), "{no_key}");
+    // A client certificate given for another method is a mistake, not silently ignored.
+    let stray = bank_refused(
+        &["--bank-client-cert", &file("client.pem")],
+        Profile::Development,
+    );
+    assert!(
+        stray.starts_with("invalid bank_client_cert:") && stray.contains("api-key"),
+        "{stray}"
+    );
+    let ca_over_http = bank_refused(&["--bank-ca", &file("ca.pem")], Profile::Development);
+    assert!(
+        ca_over_http.starts_with("invalid bank_ca:"),
+        "{ca_over_http}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bearer_needs_its_token_from_the_setting_or_its_file() {
+    let none = bank_refused(&["--bank-auth", "bearer"], Profile::Development);
+    assert!(
+        none.starts_with("invalid bank_bearer_token:")
+            && none.contains("PCN_BANK_BEARER_TOKEN_FILE"),
+        "{none}"
+    );
+    let (config, _) = bank_args(&["--bank-auth", "bearer", "--bank-bearer-token", "tok-1"])
+        .parse(Profile::Development)
+        .unwrap();
+    assert_eq!(config.auth, BankAuth::Bearer(Secret::new("tok-1")));
+    let dir = pem_dir();
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, "tok-from-file\n").unwrap();
+    let (config, _) = bank_args(&[
+        "--bank-auth",
+        "bearer",
+        "--bank-bearer-token-file",
+        &token_file.display().to_string(),
+        "--bank-url",
+        "https://core-banking.internal",
+    ])
+    .parse(Profile::Production)
+    .unwrap();
+    assert_eq!(config.auth, BankAuth::Bearer(Secret::new("tok-from-file")));
+    let unknown = bank_refused(&["--bank-auth", "kerberos"], Profile::Development);
+    assert!(unknown.starts_with("invalid bank_auth:"), "{unknown}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_carrier_ca_is_read_and_given_to_both_carriers() {
+    let dir = pem_dir();
+    let file = |name: &str| dir.join(name).display().to_string();
+    let (config, _) = carrier_args(&["--carrier-ca", &file("ca.pem")])
+        .parse(Profile::Development)
+        .unwrap();
+    assert!(config.generic.server_ca.is_some() && config.twilio.server_ca.is_some());
+    let (none, _) = carrier_args(&[]).parse(Profile::Development).unwrap();
+    assert_eq!(none.generic.server_ca, None);
+    for bad in ["garbage.pem", "nope.pem"] {
+        let err = carrier_args(&["--carrier-ca", &file(bad)])
+            .parse(Profile::Development)
+            .unwrap_err();
+        assert_eq!(err.field, "carrier_ca", "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// One group of settings as the command line `pcn <extra…>` (and the environment) gives it.
