@@ -434,16 +434,19 @@ async fn the_worker_sweeps_over_mutual_tls_and_a_refused_certificate_blocks_the_
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A one-route HTTPS server answering every request `200 {}` with `leaf`'s certificate: enough
-/// for a client's handshake to succeed or fail.
-async fn https_stub(leaf: &Leaf) -> (String, tokio::task::JoinHandle<()>) {
+/// A small HTTPS server answering every request `404 {}` with `leaf`'s certificate, speaking only
+/// the TLS `versions`: enough for a client's handshake to succeed or fail.
+async fn https_stub(
+    leaf: &Leaf,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> (String, tokio::task::JoinHandle<()>) {
     use rustls::pki_types::pem::PemObject as _;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let certs = rustls::pki_types::CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
     let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
-    let config = rustls::ServerConfig::builder()
+    let config = rustls::ServerConfig::builder_with_protocol_versions(versions)
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .unwrap();
@@ -482,7 +485,7 @@ async fn https_stub(leaf: &Leaf) -> (String, tokio::task::JoinHandle<()>) {
 async fn the_carrier_client_verifies_the_carriers_certificate() {
     pcn_tests::init();
     let carrier_ca = Ca::new();
-    let (url, server) = https_stub(&carrier_ca.issue()).await;
+    let (url, server) = https_stub(&carrier_ca.issue(), rustls::DEFAULT_VERSIONS).await;
     let carrier = |ca: Option<&Ca>| {
         GenericCarrier::new(GenericConfig {
             base_url: url::Url::parse(&url).unwrap(),
@@ -518,4 +521,28 @@ async fn the_carrier_client_verifies_the_carriers_certificate() {
         CarrierError::Unavailable { status: None, .. }
     ));
     server.abort();
+}
+
+#[tokio::test]
+async fn the_bank_client_speaks_tls_1_3_only() {
+    pcn_tests::init();
+    let bank_ca = Ca::new();
+    let leaf = bank_ca.issue();
+    let bank = |url: &str| {
+        BankClient::new(BankConfig {
+            server_ca: Some(bank_ca.pem().into_bytes()),
+            attempts: 1,
+            ..pcn_tests::test_bank_config(url)
+        })
+        .unwrap()
+    };
+    // A bank offering TLS 1.2 only: no handshake, and the error says why.
+    let (url, old) = https_stub(&leaf, &[&rustls::version::TLS12]).await;
+    let why = unavailable(ask(&bank(&url), 1).await);
+    assert!(why.contains("TLS version"), "{why}");
+    old.abort();
+    // The same certificate over TLS 1.3: the handshake succeeds (the stub answers 404).
+    let (url, new) = https_stub(&leaf, &[&rustls::version::TLS13]).await;
+    assert_eq!(ask(&bank(&url), 1).await.unwrap(), BankAnswer::NotFound);
+    new.abort();
 }
