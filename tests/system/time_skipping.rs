@@ -30,7 +30,12 @@ async fn timers_fire_at_22_00_local_every_day_across_both_dst_changes() {
         pcn_tests::CarrierSetup::Embedded,
     );
     let client =
-        pcn_worker::temporal::connect_patiently(&address, "default", Duration::from_secs(120))
+        pcn_worker::temporal::connect_patiently(
+            &address,
+            "default",
+            &pcn_tests::payload_codec(),
+            Duration::from_secs(120),
+        )
             .await
             .unwrap();
 
@@ -139,7 +144,12 @@ async fn sms_retry_paths_with_the_real_default_durations() {
         CarrierSetup::External(Box::new(carrier.carrier_config())),
     );
     let client =
-        pcn_worker::temporal::connect_patiently(&address, "default", Duration::from_secs(120))
+        pcn_worker::temporal::connect_patiently(
+            &address,
+            "default",
+            &pcn_tests::payload_codec(),
+            Duration::from_secs(120),
+        )
             .await
             .unwrap();
     let settings = SmsSettings {
