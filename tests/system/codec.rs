@@ -23,11 +23,12 @@ use serde_json::{Value, json};
 /// The Web UI's origin the codec server admits in this test.
 const UI_ORIGIN: &str = "http://localhost:8233";
 
-/// `temporal workflow show --output json` of `workflow_id` on the suite's dev server.
-fn exported_history(workflow_id: &str) -> String {
+/// `temporal workflow show --output json` of `workflow_id` on the suite's dev server, with `extra`
+/// options (e.g. a codec endpoint; async, so this test's codec server keeps serving meanwhile).
+async fn exported_history(workflow_id: &str, extra: &[&str]) -> String {
     let address = temporal_address();
     let address = address.split("://").last().unwrap_or(&address).to_owned();
-    let output = std::process::Command::new(pcn_tests::dev_server::temporal_bin())
+    let output = tokio::process::Command::new(pcn_tests::dev_server::temporal_bin())
         .args([
             "workflow",
             "show",
@@ -40,7 +41,11 @@ fn exported_history(workflow_id: &str) -> String {
             "--output",
             "json",
         ])
-        .output()
+        .args(extra)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), output)
+        .await
+        .expect("temporal workflow show answered within 120 s")
         .expect("run the temporal CLI (PCN_TEST_TEMPORAL_BIN)");
     assert!(
         output.status.success(),
@@ -232,7 +237,7 @@ async fn temporal_holds_only_ciphertext_and_the_codec_server_decodes_it_for_a_vi
     let mut encrypted: Vec<Value> = Vec::new();
     let mut sms_input = None;
     for id in [pcn_workflows::month::workflow_id(month), sms_id.clone()] {
-        let raw = exported_history(&id);
+        let raw = exported_history(&id, &[]).await;
         for s in &sensitive {
             assert!(!raw.contains(s.as_str()), "{id}'s history holds {s:?} in clear");
         }
@@ -295,6 +300,28 @@ async fn temporal_holds_only_ciphertext_and_the_codec_server_decodes_it_for_a_vi
     for payload in decoded {
         assert_ne!(metadata(payload, "encoding").as_deref(), Some("binary/encrypted"));
     }
+
+    // Temporal's own tooling speaks the same protocol: the CLI shows the history decoded through
+    // the codec server with a viewer token.
+    let auth = format!("Bearer {viewer}");
+    let shown = exported_history(&sms_id, &["--codec-endpoint", &url, "--codec-auth", &auth]).await;
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    let mut found = Vec::new();
+    payloads(&shown, "", &mut found);
+    let mut inputs = 0;
+    for Found { path, payload } in &found {
+        assert_ne!(
+            metadata(payload, "encoding").as_deref(),
+            Some("binary/encrypted"),
+            "{path}: not decoded by the CLI through the codec"
+        );
+        if path.contains("workflowExecutionStartedEventAttributes.input") {
+            let input: Value = serde_json::from_slice(&data(payload)).unwrap();
+            assert_eq!(input["customer"], customer.as_str(), "{input}");
+            inputs += 1;
+        }
+    }
+    assert_eq!(inputs, 1, "the SMS input among the CLI's decoded payloads");
 
     // Authorization: none or an unknown token is 401; encode needs operator.
     let (status, body) = call(&url, "decode", None, &all).await;
