@@ -90,7 +90,8 @@ impl DevServer {
                 "default",
                 &pcn_worker::codec::PayloadEncryption::development(),
             )
-            .await {
+            .await
+            {
                 // Connected is not ready: wait until the namespace answers a list call.
                 if client
                     .count_workflows("WorkflowType = 'BenchEmpty'", Default::default())

@@ -203,8 +203,7 @@ async fn temporal_holds_only_ciphertext_and_the_codec_server_decodes_it_for_a_vi
     .await
     .expect("StartMonth");
     let client = temporal_client().await;
-    let progress =
-        pcn_tests::wait_completed(&client, month, Duration::from_secs(300)).await;
+    let progress = pcn_tests::wait_completed(&client, month, Duration::from_secs(300)).await;
     let qualification = progress.qualification.clone().unwrap();
     assert!(qualification.qualified > 0, "{qualification:?}");
     // The API's month view reads the run's progress query through the codec.
@@ -219,7 +218,11 @@ async fn temporal_holds_only_ciphertext_and_the_codec_server_decodes_it_for_a_vi
         .expect("GetMonth")
         .into_inner();
     assert_eq!(view.phase, pb::MonthPhase::Completed as i32, "{view:?}");
-    assert!(view.degraded.is_empty(), "the run answered: {}", view.degraded);
+    assert!(
+        view.degraded.is_empty(),
+        "the run answered: {}",
+        view.degraded
+    );
     worker.stop();
 
     let qualified = pcn_tests::qualified_in_db(&db.pool, month).await;
@@ -228,9 +231,9 @@ async fn temporal_holds_only_ciphertext_and_the_codec_server_decodes_it_for_a_vi
     let delivered: String =
         sqlx::query_scalar("SELECT status FROM notifications WHERE workflow_id = $1")
             .bind(&sms_id)
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(delivered, "DELIVERED");
 
     let sensitive = sensitive_strings(&sim, n, month);
@@ -239,7 +242,10 @@ async fn temporal_holds_only_ciphertext_and_the_codec_server_decodes_it_for_a_vi
     for id in [pcn_workflows::month::workflow_id(month), sms_id.clone()] {
         let raw = exported_history(&id, &[]).await;
         for s in &sensitive {
-            assert!(!raw.contains(s.as_str()), "{id}'s history holds {s:?} in clear");
+            assert!(
+                !raw.contains(s.as_str()),
+                "{id}'s history holds {s:?} in clear"
+            );
         }
         let history: Value = serde_json::from_str(&raw).unwrap();
         let mut found = Vec::new();
@@ -249,7 +255,10 @@ async fn temporal_holds_only_ciphertext_and_the_codec_server_decodes_it_for_a_vi
             let bytes = data(&payload);
             let text = String::from_utf8_lossy(&bytes);
             for s in &sensitive {
-                assert!(!text.contains(s.as_str()), "{id} {path}: {s:?} in a payload's data");
+                assert!(
+                    !text.contains(s.as_str()),
+                    "{id} {path}: {s:?} in a payload's data"
+                );
             }
             if clear_by_design(&path) {
                 continue;
@@ -259,8 +268,14 @@ async fn temporal_holds_only_ciphertext_and_the_codec_server_decodes_it_for_a_vi
                 Some("binary/encrypted"),
                 "{id} {path}: a payload in clear: {payload}"
             );
-            assert_eq!(metadata(&payload, "encryption-key-id").as_deref(), Some("dev1"));
-            assert!(!text.contains(customer.as_str()), "{id} {path}: the customer id in clear");
+            assert_eq!(
+                metadata(&payload, "encryption-key-id").as_deref(),
+                Some("dev1")
+            );
+            assert!(
+                !text.contains(customer.as_str()),
+                "{id} {path}: the customer id in clear"
+            );
             if id == sms_id && path.contains("workflowExecutionStartedEventAttributes.input") {
                 sms_input = Some(payload.clone());
             }
@@ -298,7 +313,10 @@ async fn temporal_holds_only_ciphertext_and_the_codec_server_decodes_it_for_a_vi
     let decoded = decoded["payloads"].as_array().unwrap();
     assert_eq!(decoded.len(), encrypted.len());
     for payload in decoded {
-        assert_ne!(metadata(payload, "encoding").as_deref(), Some("binary/encrypted"));
+        assert_ne!(
+            metadata(payload, "encoding").as_deref(),
+            Some("binary/encrypted")
+        );
     }
 
     // Temporal's own tooling speaks the same protocol: the CLI shows the history decoded through
@@ -346,7 +364,10 @@ async fn temporal_holds_only_ciphertext_and_the_codec_server_decodes_it_for_a_vi
     assert!(!body.contains(&B64.encode(r#"{"hello":"codec"}"#)));
     let (status, body) = call(&url, "decode", Some(&viewer), &sealed.to_string()).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), serde_json::from_str::<Value>(&plain).unwrap());
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        serde_json::from_str::<Value>(&plain).unwrap()
+    );
 
     // Bad input: 400 naming the payload and field.
     let (status, body) = call(&url, "decode", Some(&viewer), "{\"payloads\": [").await;
@@ -360,14 +381,32 @@ async fn temporal_holds_only_ciphertext_and_the_codec_server_decodes_it_for_a_vi
     let last = bytes.len() - 1;
     bytes[last] ^= 0x01;
     corrupt["data"] = Value::String(B64.encode(bytes));
-    let (status, body) = call(&url, "decode", Some(&viewer), &json!({ "payloads": [corrupt] }).to_string()).await;
+    let (status, body) = call(
+        &url,
+        "decode",
+        Some(&viewer),
+        &json!({ "payloads": [corrupt] }).to_string(),
+    )
+    .await;
     assert_eq!(status, 400);
-    assert!(body.contains("payloads[0]") && body.contains("`dev1`"), "{body}");
+    assert!(
+        body.contains("payloads[0]") && body.contains("`dev1`"),
+        "{body}"
+    );
     let mut unknown = sms_input.clone();
     unknown["metadata"]["encryption-key-id"] = Value::String(B64.encode("k9"));
-    let (status, body) = call(&url, "decode", Some(&viewer), &json!({ "payloads": [unknown] }).to_string()).await;
+    let (status, body) = call(
+        &url,
+        "decode",
+        Some(&viewer),
+        &json!({ "payloads": [unknown] }).to_string(),
+    )
+    .await;
     assert_eq!(status, 400);
-    assert!(body.contains("`k9`") && body.contains("PCN_PAYLOAD_KEYS"), "{body}");
+    assert!(
+        body.contains("`k9`") && body.contains("PCN_PAYLOAD_KEYS"),
+        "{body}"
+    );
 
     // CORS: the Web UI's preflight is answered for its origin, not for another.
     let preflight = |origin: &'static str| {
@@ -375,14 +414,23 @@ async fn temporal_holds_only_ciphertext_and_the_codec_server_decodes_it_for_a_vi
             .request(reqwest::Method::OPTIONS, format!("{url}/decode"))
             .header("origin", origin)
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "authorization,content-type,x-namespace")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type,x-namespace",
+            )
             .send()
     };
     let answer = preflight(UI_ORIGIN).await.unwrap();
     assert!(answer.status().is_success(), "{}", answer.status());
     assert_eq!(answer.headers()["access-control-allow-origin"], UI_ORIGIN);
-    let allowed = answer.headers()["access-control-allow-headers"].to_str().unwrap().to_lowercase();
-    assert!(allowed.contains("authorization") && allowed.contains("x-namespace"), "{allowed}");
+    let allowed = answer.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        allowed.contains("authorization") && allowed.contains("x-namespace"),
+        "{allowed}"
+    );
     let other = preflight("http://evil.example").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
 

@@ -148,10 +148,10 @@ async fn the_webhook_serves_https_with_its_certificate() {
     let dispatcher = pcn_worker::dispatch::spawn(
         db.pool.clone(),
         pcn_worker::dispatch::ClientSlot::new(
-                &temporal_address(),
-                "default",
-                &pcn_tests::payload_codec(),
-            ),
+            &temporal_address(),
+            "default",
+            &pcn_tests::payload_codec(),
+        ),
         pcn_worker::dispatch::DispatchSettings::default(),
     );
     let server = pcn_worker::webhook::serve_tls(

@@ -186,9 +186,7 @@ impl PayloadCodec for PayloadEncryption {
         payloads: Vec<Payload>,
     ) -> BoxFuture<'static, Result<Vec<Payload>, PayloadConversionError>> {
         let decoded = self.decode_all(payloads).map_err(|(i, err)| {
-            PayloadConversionError::EncodingError(
-                format!("decoding payload {i}: {err}").into(),
-            )
+            PayloadConversionError::EncodingError(format!("decoding payload {i}: {err}").into())
         });
         Box::pin(async move { decoded })
     }
@@ -226,7 +224,11 @@ mod tests {
         let encoded = codec.encode_one(json(SECRET));
         assert!(PayloadEncryption::is_encrypted(&encoded));
         assert_eq!(encoded.metadata[METADATA_KEY_ID], b"dev1");
-        assert_eq!(encoded.metadata.len(), 2, "json/plain is inside, not beside");
+        assert_eq!(
+            encoded.metadata.len(),
+            2,
+            "json/plain is inside, not beside"
+        );
         let raw = String::from_utf8_lossy(&encoded.data);
         assert!(!raw.contains("Dana") && !raw.contains("+97250") && !raw.contains("json/plain"));
         assert_eq!(codec.decode_one(encoded.clone()).unwrap(), json(SECRET));
@@ -301,7 +303,9 @@ mod tests {
             .unwrap();
         assert_eq!(decoded, vec![json(SECRET)]);
         let other = ring(&format!("k9:{}", key(9)));
-        let err = PayloadCodec::decode(&other, &ctx, encoded).await.unwrap_err();
+        let err = PayloadCodec::decode(&other, &ctx, encoded)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("payload 0") && err.to_string().contains("`dev1`"));
     }
 }

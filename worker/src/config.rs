@@ -1219,9 +1219,9 @@ impl ApiArgs {
         if listen.is_empty() {
             return Ok(None);
         }
-        let listen: SocketAddr = listen
-            .parse()
-            .map_err(|_| DomainError::new("codec_listen", "expected host:port, e.g. 127.0.0.1:8089"))?;
+        let listen: SocketAddr = listen.parse().map_err(|_| {
+            DomainError::new("codec_listen", "expected host:port, e.g. 127.0.0.1:8089")
+        })?;
         let mut cors_origins = Vec::new();
         for (i, origin) in self.codec_cors_origin.split(',').map(str::trim).enumerate() {
             if origin.is_empty() {

@@ -215,8 +215,7 @@ async fn run_webhook(conn: &ConnectionArgs, args: &WebhookArgs) -> anyhow::Resul
     }
     let pool = db::connect(&conn.database_url, conn.database_pool).await?;
     roles::warn_if_privileged(&pool).await?;
-    let slot =
-        dispatch::ClientSlot::new(&conn.temporal_address, &conn.temporal_namespace, &codec);
+    let slot = dispatch::ClientSlot::new(&conn.temporal_address, &conn.temporal_namespace, &codec);
     let dispatcher = dispatch::spawn(
         pool.clone(),
         slot,

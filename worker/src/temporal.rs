@@ -46,7 +46,7 @@ pub async fn connect(
             .data_converter(codec.data_converter())
             .build(),
     )
-        .context("building the Temporal client")
+    .context("building the Temporal client")
 }
 
 /// [`connect`], tried again every 2 s for up to `wait` (a clear error naming the address and the

@@ -26,8 +26,8 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use serde::{Deserialize, Serialize};
 use temporalio_common::protos::temporal::api::common::v1::Payload;
 
@@ -146,7 +146,12 @@ fn answer(state: &State, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
     let operation = match uri.path().trim_end_matches('/').rsplit('/').next() {
         Some("decode") => Operation::Decode,
         Some("encode") => Operation::Encode,
-        _ => return text(StatusCode::NOT_FOUND, "the codec serves …/decode and …/encode"),
+        _ => {
+            return text(
+                StatusCode::NOT_FOUND,
+                "the codec serves …/decode and …/encode",
+            );
+        }
     };
     if method == Method::OPTIONS {
         return StatusCode::NO_CONTENT.into_response();
@@ -154,8 +159,8 @@ fn answer(state: &State, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
     if method != Method::POST {
         return text(StatusCode::METHOD_NOT_ALLOWED, "use POST");
     }
-    if let Err(response) = authorize(state, headers, operation) {
-        return response;
+    if let Err((status, message)) = authorize(state, headers, operation) {
+        return text(status, &message);
     }
     let request: JsonPayloads = match serde_json::from_slice(body) {
         Ok(request) => request,
@@ -198,7 +203,11 @@ fn answer(state: &State, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
 }
 
 /// 401 without a known token, 403 when its role may not; Ok for a caller who may.
-fn authorize(state: &State, headers: &HeaderMap, operation: Operation) -> Result<(), Response> {
+fn authorize(
+    state: &State,
+    headers: &HeaderMap,
+    operation: Operation,
+) -> Result<(), (StatusCode, String)> {
     let (needed, name) = match operation {
         Operation::Decode => (Role::Viewer, "decode"),
         Operation::Encode => (Role::Operator, "encode"),
@@ -213,11 +222,11 @@ fn authorize(state: &State, headers: &HeaderMap, operation: Operation) -> Result
     let caller = state
         .tokens
         .authenticate(&metadata)
-        .map_err(|status| text(StatusCode::UNAUTHORIZED, status.message()))?;
+        .map_err(|status| (StatusCode::UNAUTHORIZED, status.message().to_owned()))?;
     if caller.role < needed {
-        return Err(text(
+        return Err((
             StatusCode::FORBIDDEN,
-            &format!(
+            format!(
                 "{name} needs the {} role; this token has {}",
                 needed.as_str(),
                 caller.role.as_str()
@@ -326,14 +335,22 @@ mod tests {
     #[test]
     fn bad_fields_are_named_with_their_index() {
         let bad = JsonPayload {
-            metadata: [("encoding".to_owned(), "!!".to_owned())].into_iter().collect(),
+            metadata: [("encoding".to_owned(), "!!".to_owned())]
+                .into_iter()
+                .collect(),
             data: String::new(),
         };
-        assert_eq!(from_json(3, bad).unwrap_err(), "payloads[3].metadata.encoding: not base64");
+        assert_eq!(
+            from_json(3, bad).unwrap_err(),
+            "payloads[3].metadata.encoding: not base64"
+        );
         let bad = JsonPayload {
             metadata: Default::default(),
             data: "%%".to_owned(),
         };
-        assert_eq!(from_json(0, bad).unwrap_err(), "payloads[0].data: not base64");
+        assert_eq!(
+            from_json(0, bad).unwrap_err(),
+            "payloads[0].data: not base64"
+        );
     }
 }
