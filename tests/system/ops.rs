@@ -80,9 +80,13 @@ async fn the_ops_endpoint_reports_health_readiness_and_metrics() {
 
 fn pcn_worker(args: &[&str], envs: &[(&str, &str)]) -> (bool, String) {
     let mut command = Command::new(workspace_binary("pcn-worker"));
+    // Real (not development) keys, so that each case meets the setting it is about first.
     command
         .args(args)
-        .env("PCN_TEMPORAL_ADDRESS", temporal_address());
+        .env("PCN_TEMPORAL_ADDRESS", temporal_address())
+        .env("PCN_PAYLOAD_KEYS", TEST_KEYS[0])
+        .env("PCN_PHONE_KEYS", TEST_KEYS[1])
+        .env("PCN_PHONE_INDEX_KEY", TEST_KEYS[2]);
     for (k, v) in envs {
         command.env(k, v);
     }
@@ -92,6 +96,13 @@ fn pcn_worker(args: &[&str], envs: &[(&str, &str)]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Keys for the production-profile cases: payloads, phones, the phones' blind index.
+const TEST_KEYS: [&str; 3] = [
+    "p1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+    "k1:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=",
+    "i1:AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=",
+];
 
 /// Bad month settings are refused by the commands that take them, before they connect to
 /// anything; a bad month name is the control API's to refuse (tests/system/api.rs).
@@ -165,6 +176,27 @@ async fn bad_input_at_the_command_line_names_the_field() {
             vec!["webhook"],
             vec![
                 ("PCN_PROFILE", "production"),
+                ("PCN_CARRIER_WEBHOOK_SECRET", "a-real-webhook-secret"),
+                ("PCN_TWILIO_AUTH_TOKEN", "a-real-twilio-token"),
+                ("PCN_PHONE_KEYS", "k1:c2hvcnQ="),
+            ],
+            "phone_keys: PCN_PHONE_KEYS: key `k1` is 5 bytes",
+        ),
+        (
+            vec!["api"],
+            vec![
+                ("PCN_PROFILE", "production"),
+                (
+                    "PCN_PAYLOAD_KEYS",
+                    pcn_activities::keyring::development::PAYLOAD_KEYS,
+                ),
+            ],
+            "payload_keys: holds the development key",
+        ),
+        (
+            vec!["webhook"],
+            vec![
+                ("PCN_PROFILE", "production"),
                 ("PCN_CARRIER_WEBHOOK_SECRET_FILE", "/nonexistent/pcn-secret"),
             ],
             "carrier_webhook_secret: PCN_CARRIER_WEBHOOK_SECRET_FILE /nonexistent/pcn-secret cannot be read",
@@ -208,10 +240,27 @@ async fn the_schedules_month_run_explains_itself_in_the_web_ui() {
         .unwrap();
     worker.stop();
     let month = client.get_workflow_handle::<MonthlyQualificationWorkflow>(month_id.clone());
-    let described = month.describe(Default::default()).await.unwrap();
+    // The summary a workflow gives its child is encrypted by the codec like every payload: read it
+    // as the Web UI does, through the codec (the SDK's own describe cannot, see describe_raw).
+    let described = pcn_worker::temporal::describe_raw(&client, &month_id)
+        .await
+        .unwrap();
     let _ = month.terminate(WorkflowTerminateOptions::default()).await;
-    let summary = described.static_summary().unwrap_or_default().to_owned();
-    let details = described.static_details().unwrap_or_default().to_owned();
+    let metadata = described
+        .execution_config
+        .and_then(|c| c.user_metadata)
+        .expect("the month run has a summary");
+    let open = |payload: Option<temporalio_common::protos::temporal::api::common::v1::Payload>| {
+        let payload = payload.expect("summary and details are set");
+        assert!(
+            pcn_worker::codec::PayloadEncryption::is_encrypted(&payload),
+            "stored encrypted"
+        );
+        let plain = pcn_tests::payload_codec().decode_one(payload).unwrap();
+        serde_json::from_slice::<String>(&plain.data).unwrap()
+    };
+    let summary = open(metadata.summary);
+    let details = open(metadata.details);
     let ym = month_id.trim_start_matches("qualification/");
     assert!(
         summary.starts_with(ym) && summary.contains("15000.00 NIS"),

@@ -95,7 +95,7 @@ async fn no_table_holds_a_phone_in_clear_and_stop_finds_its_customer_before_and_
     .await;
     let queue = unique_task_queue("phones");
     let client = temporal_client().await;
-    let month = YearMonth::parse("2022-07").unwrap();
+    let month = YearMonth::parse("2021-07").unwrap();
     let worker = InProcessWorker::with_carrier(&queue, &db, &bank, &carrier);
     let mut ids = Vec::new();
     for i in 0..n {

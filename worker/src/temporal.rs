@@ -7,10 +7,15 @@ use anyhow::Context as _;
 use pcn_activities::PcnActivities;
 use pcn_workflows::month::{MonthlyQualificationWorkflow, ScheduledMonthStart};
 use pcn_workflows::sms::SmsNotificationWorkflow;
+use temporalio_client::NamespacedClient as _;
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
+use temporalio_common::protos::temporal::api::common::v1::WorkflowExecution;
 use temporalio_common::protos::temporal::api::enums::v1::IndexedValueType;
 use temporalio_common::protos::temporal::api::operatorservice::v1::{
     AddSearchAttributesRequest, ListSearchAttributesRequest,
+};
+use temporalio_common::protos::temporal::api::workflowservice::v1::{
+    DescribeWorkflowExecutionRequest, DescribeWorkflowExecutionResponse,
 };
 use temporalio_sdk::runtime::PollerBehavior;
 use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
@@ -162,4 +167,29 @@ pub async fn register_search_attributes(client: &Client, namespace: &str) -> any
         .await
         .context("adding search attributes")?;
     Ok(())
+}
+
+/// `DescribeWorkflowExecution` of the latest run of `workflow_id`, as the server answers it
+/// (status, run id and search attributes are never encrypted).
+///
+/// Not the SDK's `WorkflowHandle::describe`: in 1.1.1 it decodes the static summary and details
+/// without the payload codec, so it fails on every run whose summary was encrypted — any child a
+/// workflow starts, such as the month run the Schedule's `ScheduledMonthStart` starts.
+pub async fn describe_raw(
+    client: &Client,
+    workflow_id: &str,
+) -> Result<DescribeWorkflowExecutionResponse, tonic::Status> {
+    let request = DescribeWorkflowExecutionRequest {
+        namespace: client.namespace(),
+        execution: Some(WorkflowExecution {
+            workflow_id: workflow_id.to_owned(),
+            run_id: String::new(),
+        }),
+    };
+    client
+        .connection()
+        .workflow_service()
+        .describe_workflow_execution(tonic::Request::new(request))
+        .await
+        .map(tonic::Response::into_inner)
 }

@@ -20,14 +20,13 @@ use pcn_workflows::contracts::NotificationCounts;
 use pcn_workflows::domain::YearMonth;
 use pcn_workflows::month::{self, MonthPhase, MonthProgress, MonthlyQualificationWorkflow};
 use sqlx::{PgPool, Row as _};
-use temporalio_client::errors::{WorkflowInteractionError, WorkflowQueryError};
-use temporalio_client::{
-    Client, WorkflowDescribeOptions, WorkflowExecutionStatus, WorkflowQueryOptions,
-};
+use temporalio_client::errors::WorkflowQueryError;
+use temporalio_client::{Client, WorkflowExecutionStatus, WorkflowQueryOptions};
+use temporalio_common::protos::temporal::api::enums::v1::WorkflowExecutionStatus as ProtoStatus;
 use tonic::Status;
 
 use super::convert::{opt_ts, ts};
-use super::{db_error, internal, read_error, temporal_error};
+use super::{db_error, read_error, temporal_error};
 
 /// How long a computed view is served to further callers.
 pub const FRESH_FOR: Duration = Duration::from_secs(1);
@@ -114,10 +113,9 @@ pub fn api_phase(phase: MonthPhase) -> pb::MonthPhase {
 
 /// The phase a run published last, from its description's `PcnPhase` search attribute.
 fn published_phase(
-    description: &temporalio_client::WorkflowExecutionDescription,
+    description: &temporalio_common::protos::temporal::api::workflowservice::v1::DescribeWorkflowExecutionResponse,
 ) -> Option<MonthPhase> {
     let payload = description
-        .raw_description
         .workflow_execution_info
         .as_ref()?
         .search_attributes
@@ -158,15 +156,21 @@ pub fn inferred_phase(
 pub async fn run_state(client: &Client, month: YearMonth) -> Result<Option<RunState>, Status> {
     let handle =
         client.get_workflow_handle::<MonthlyQualificationWorkflow>(month::workflow_id(month));
-    let description = match handle.describe(WorkflowDescribeOptions::default()).await {
+    let description = match crate::temporal::describe_raw(client, &month::workflow_id(month)).await
+    {
         Ok(d) => d,
-        Err(WorkflowInteractionError::NotFound(_)) => return Ok(None),
-        Err(WorkflowInteractionError::Rpc(status)) => {
-            return Err(temporal_error("describing the month", &status));
-        }
-        Err(err) => return Err(internal("describing the month", err)),
+        Err(status) if status.code() == tonic::Code::NotFound => return Ok(None),
+        Err(status) => return Err(temporal_error("describing the month", &status)),
     };
-    let status = description.status();
+    let info = description.workflow_execution_info.as_ref();
+    let status = info
+        .and_then(|i| ProtoStatus::try_from(i.status).ok())
+        .map(WorkflowExecutionStatus::from)
+        .unwrap_or(WorkflowExecutionStatus::Unspecified);
+    let run_id = info
+        .and_then(|i| i.execution.as_ref())
+        .map(|e| e.run_id.clone())
+        .unwrap_or_default();
     let progress = if status == WorkflowExecutionStatus::Running {
         let query = handle.query(
             MonthlyQualificationWorkflow::progress,
@@ -192,7 +196,7 @@ pub async fn run_state(client: &Client, month: YearMonth) -> Result<Option<RunSt
         None
     };
     Ok(Some(RunState {
-        run_id: description.run_id().to_owned(),
+        run_id,
         status,
         progress,
         published: published_phase(&description),
