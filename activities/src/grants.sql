@@ -15,6 +15,9 @@
 
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {app};
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {app};
+-- Functions: PUBLIC keeps its default EXECUTE where a migration left it (trigger functions,
+-- which only their triggers can run); what the role is granted by name is taken back first.
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA public FROM {app};
 
 -- customers.rs: master data (`upsert`); `opted_out` is set only by the consent ledger's trigger
 -- (consent_events_apply, SECURITY DEFINER), so it is not in the list. consent.rs locks a row
@@ -41,6 +44,12 @@ GRANT USAGE ON SEQUENCE consent_events_id_seq, inbound_messages_id_seq TO {app};
 
 -- sweep.rs: the evidence (append-only) and the completed days (insert once).
 GRANT SELECT, INSERT ON balance_checks, daily_sweeps TO {app};
+-- partitions.rs: balance_checks is partitioned by month (migration 14). Rows reach the partitions
+-- through the parent only, so the partitions are granted nothing, except that the default
+-- partition (rows whose month has no partition yet) is read to report them, and the daily sweep
+-- keeps partitions ahead through the owner's narrowly scoped SECURITY DEFINER function.
+GRANT SELECT ON balance_checks_default TO {app};
+GRANT EXECUTE ON FUNCTION create_month_partitions(DATE, INTEGER) TO {app};
 -- Kept by balance_checks' trigger (tally_balance_checks, SECURITY DEFINER): read only.
 GRANT SELECT ON monthly_tallies TO {app};
 

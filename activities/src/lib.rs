@@ -23,6 +23,8 @@
 //! - [`gateway`]: the submission gateway — batches across workflows, admission control.
 //! - [`budget`]: the owner of `carrier_budgets`, the per-carrier rate shared by all workers.
 //! - [`audit`]: the append-only audit log.
+//! - [`partitions`]: the month partitions of `balance_checks`: created ahead, exported, dropped,
+//!   restored (`pcn-worker retention`).
 //! - [`report_deliveries`]: the outbox of the monthly report's emails (exactly one per recipient
 //!   and month; the in-doubt rule).
 //! - [`consent`]: the consent ledger, the only way `customers.opted_out` changes.
@@ -48,6 +50,7 @@ pub mod key_rotation;
 pub mod keyring;
 pub mod metrics;
 pub mod notifications;
+pub mod partitions;
 pub mod phone_vault;
 pub mod qualify;
 pub mod report_deliveries;

@@ -191,6 +191,8 @@ where
     let started = Instant::now();
     let date = input.date;
     let month = date.year_month();
+    // `balance_checks` is partitioned by month (migration 14): keep the partitions ahead.
+    crate::partitions::keep_ahead(pool, date.as_naive()).await;
     if attempt.number > 1 {
         let before = day_summary(pool, date).await?;
         tracing::warn!(

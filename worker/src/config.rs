@@ -252,6 +252,68 @@ impl SetupArgs {
     }
 }
 
+impl SetupArgs {
+    /// The owner role alone (`pcn-worker retention` acts as it through the setup URL).
+    pub fn owner_role(&self) -> Result<RoleName, DomainError> {
+        RoleName::parse(&self.database_owner_role)
+            .map_err(|e| DomainError::new("database_owner_role", e))
+    }
+}
+
+/// The 7-year rule (docs/requirements.md): the shortest retention production accepts, in months.
+pub const MIN_PRODUCTION_RETENTION_MONTHS: u32 = 84;
+
+/// `pcn-worker retention`: how long balance checks are kept and where the exports of older
+/// months go. It connects with `PCN_DATABASE_SETUP_URL` and acts as the owner role.
+#[derive(Debug, Clone, Args)]
+pub struct RetentionArgs {
+    /// Months of balance checks kept: a month partition is archived once all its days are older
+    /// than this many months. Production refuses less than 84 (seven years).
+    #[arg(long, env = "PCN_RETENTION_MONTHS", default_value = "84")]
+    pub retention_months: String,
+    /// Directory of the exports: `<partition>.csv.gz` and `<partition>.csv.gz.sha256`.
+    #[arg(long, env = "PCN_RETENTION_DIR", default_value = "archive")]
+    pub retention_dir: PathBuf,
+    /// Export, verify, drop and audit. Without it, only print what would be done.
+    #[arg(long)]
+    pub apply: bool,
+    /// Re-import an export (`<partition>.csv.gz` with its `.sha256` beside it) instead.
+    #[arg(long, value_name = "FILE", conflicts_with = "apply")]
+    pub restore: Option<PathBuf>,
+}
+
+impl RetentionArgs {
+    /// The retention period in months (1–1200; at least 84 in production).
+    pub fn months(&self, profile: Profile) -> Result<u32, DomainError> {
+        let months: u32 = self
+            .retention_months
+            .trim()
+            .parse()
+            .ok()
+            .filter(|m| (1..=1200).contains(m))
+            .ok_or_else(|| {
+                DomainError::new(
+                    "retention_months",
+                    format!(
+                        "{:?} is not a number of months from 1 to 1200",
+                        self.retention_months
+                    ),
+                )
+            })?;
+        if profile == Profile::Production && months < MIN_PRODUCTION_RETENTION_MONTHS {
+            return Err(DomainError::new(
+                "retention_months",
+                format!(
+                    "{months} months is shorter than the {MIN_PRODUCTION_RETENTION_MONTHS} months \
+                     (seven years) the bank must keep; shorter periods only in the development \
+                     profile"
+                ),
+            ));
+        }
+        Ok(months)
+    }
+}
+
 /// How to reach the core banking system, how we authenticate to it, and how hard to push it.
 #[derive(Debug, Clone, Args)]
 pub struct BankArgs {

@@ -24,6 +24,7 @@ pub mod gauges;
 pub mod http;
 pub mod months;
 pub mod report;
+pub mod retention;
 pub mod telemetry;
 pub mod temporal;
 pub mod tls;

@@ -12,6 +12,7 @@ use pcn_activities::setup::{ActivitySetup, SmsSetup};
 use pcn_activities::{db, roles};
 use pcn_worker::config::{
     ApiArgs, BankArgs, CarrierArgs, ConnectionArgs, MonthArgs, OpsArgs, PhoneKeyArgs, ReportArgs,
+    RetentionArgs,
     SetupArgs, WebhookArgs,
 };
 use pcn_worker::months;
@@ -96,6 +97,15 @@ enum Command {
         #[command(flatten)]
         month: MonthArgs,
     },
+    /// Archive the month partitions of `balance_checks` older than the retention period (export,
+    /// verify, drop, audit; a dry run without `--apply`), or re-import an export (`--restore`).
+    /// Connects with the setup URL as the owner role.
+    Retention {
+        #[command(flatten)]
+        setup: SetupArgs,
+        #[command(flatten)]
+        retention: RetentionArgs,
+    },
 }
 
 #[tokio::main]
@@ -175,12 +185,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let roles = setup.roles(&conn.database_url)?;
             let codec = conn.payload_encryption()?;
             let report = roles::setup(&setup.database_setup_url, &roles).await?;
+            let partitions = pcn_worker::retention::create_ahead(&setup.database_setup_url).await?;
             let client =
                 temporal::connect(&conn.temporal_address, &conn.temporal_namespace, &codec).await?;
             temporal::register_search_attributes(&client, &conn.temporal_namespace).await?;
             println!(
                 "database migrated as {owner}, {app} granted (roles created: {created}; objects \
-                 handed to {owner}: {moved}); search attributes registered",
+                 handed to {owner}: {moved}; month partitions created: {partitions}); search \
+                 attributes registered",
                 owner = roles.owner,
                 app = roles.app,
                 created = if report.created_roles.is_empty() {
@@ -200,6 +212,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let outcome = months::apply_schedule(&client, &conn.task_queue, &settings).await?;
             println!("schedule {}: {outcome:?}", months::SCHEDULE_ID);
             Ok(())
+        }
+        Command::Retention { setup, retention } => {
+            pcn_worker::retention::command(&setup, &retention, conn.profile()).await
         }
     }
 }
