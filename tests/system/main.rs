@@ -18,6 +18,7 @@ mod replay;
 mod report;
 mod report_mail;
 mod restarts;
+mod retention;
 mod scale;
 mod sms;
 mod sms_crash;

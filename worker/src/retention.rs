@@ -324,7 +324,9 @@ fn partial(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-async fn export(
+/// Exports `partition` to `file` (gzip CSV) and its checksum to `sums`, each under a `.partial`
+/// name first (step 1 of a run; [`verify`] is step 2).
+pub async fn export(
     conn: &mut PgConnection,
     partition: &MonthPartition,
     file: &Path,
@@ -448,7 +450,7 @@ pub fn partition_of_file(file: &Path) -> anyhow::Result<MonthPartition> {
         .with_context(|| format!("{name}: an export is named <partition>.csv.gz"))?;
     let (table, month) = stem
         .len()
-        .checked_sub(8)
+        .checked_sub(7)
         .map(|at| stem.split_at(at))
         .with_context(|| format!("{name}: no month in the name"))?;
     let table = table
