@@ -73,6 +73,9 @@ pub struct Metrics {
     /// The latest business date with a completed daily sweep, as the Unix time of its 00:00
     /// Asia/Jerusalem.
     pub last_swept_date: IntGauge,
+    /// Rows in a partitioned table's default partition (months without a partition), by table,
+    /// as the worker last counted them: should be 0.
+    pub partition_default_rows: IntGaugeVec,
 }
 
 impl Metrics {
@@ -219,6 +222,14 @@ impl Metrics {
             "Latest business date with a completed daily sweep (Unix time of its 00:00 Asia/Jerusalem)",
         )
         .expect("valid metric");
+        let partition_default_rows = IntGaugeVec::new(
+            Opts::new(
+                "pcn_partition_default_rows",
+                "Rows in a partitioned table's default partition (their month has no partition)",
+            ),
+            &["table"],
+        )
+        .expect("valid metric");
         let metrics = Self {
             registry,
             checks,
@@ -241,6 +252,7 @@ impl Metrics {
             delivery_events_pending,
             months,
             last_swept_date,
+            partition_default_rows,
         };
         for collector in metrics.collectors() {
             metrics.registry.register(collector).expect("unique metric");
@@ -291,6 +303,7 @@ impl Metrics {
             Box::new(self.delivery_events_pending.clone()),
             Box::new(self.months.clone()),
             Box::new(self.last_swept_date.clone()),
+            Box::new(self.partition_default_rows.clone()),
         ]
     }
 

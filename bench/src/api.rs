@@ -234,7 +234,7 @@ async fn month_database(args: &Args, month: YearMonth) -> anyhow::Result<(PgPool
         "API: seeding {n} customers and {} balance checks...",
         n * 31
     );
-    let pool = crate::fresh_database(&args.admin_url).await?;
+    let pool = crate::fresh_database(&args.admin_url, crate::Schema::Partitioned).await?;
     crate::seed_customers(&pool, args.customers).await?;
     crate::seed_month(&pool, month).await?;
     let decided = qualify::qualify_month(

@@ -7,6 +7,11 @@
 //!   a time with one insert per row, on a sample.
 //! - `qualification_seconds`: month-end qualification of N customers × 31 days; baseline: the
 //!   naive per-customer loop, one query per customer.
+//! - `balance_checks_insert_rows_per_s`: the N × 31 checks of that month written by one
+//!   `INSERT ... SELECT` through the parent table (partition routing, constraints, the tally
+//!   trigger). With `--unpartitioned-baseline` the sweep, insert and qualification figures are
+//!   measured first on the schema before migration 14 (`balance_checks` unpartitioned), named
+//!   `..._unpartitioned`, so both schemas are compared in one run.
 //! - The SMS figures of [`sms`] (fan-out, signals, webhook, history, worker memory), on a Temporal
 //!   dev server the bench starts itself.
 //! - The control API and monthly report figures of [`api`] (GetMonth, GetCustomer, the report of
@@ -80,7 +85,23 @@ struct Args {
     /// Seconds each control API load runs.
     #[arg(long, default_value_t = 10)]
     api_seconds: u64,
+    /// Also measure the sweep, insert and qualification figures on the schema before
+    /// `balance_checks` was partitioned (migrations up to 13), first, for comparison.
+    #[arg(long)]
+    unpartitioned_baseline: bool,
 }
+
+/// The schema the sweep and qualification figures are measured on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Schema {
+    /// Every migration: `balance_checks` partitioned by month.
+    Partitioned,
+    /// Migrations up to 13: `balance_checks` one table (the comparison).
+    Unpartitioned,
+}
+
+/// The last migration before `balance_checks` was partitioned.
+const LAST_UNPARTITIONED: i64 = 20261206000013;
 
 /// A subset of the benchmarks.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -134,7 +155,12 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut figures = Vec::new();
     if matches!(args.only, Only::All | Only::Sweep) {
-        let result = sweep_and_qualification(&args, &mut figures).await;
+        if args.unpartitioned_baseline {
+            let result = sweep_and_qualification(&args, &mut figures, Schema::Unpartitioned).await;
+            write_results(&mut figures)?;
+            result?;
+        }
+        let result = sweep_and_qualification(&args, &mut figures, Schema::Partitioned).await;
         write_results(&mut figures)?;
         result?;
     }
@@ -180,8 +206,19 @@ fn write_results(figures: &mut Vec<Figure>) -> anyhow::Result<()> {
 }
 
 /// The daily sweep and the month-end qualification.
-async fn sweep_and_qualification(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
-    let pool = fresh_database(&args.admin_url).await?;
+async fn sweep_and_qualification(
+    args: &Args,
+    figures: &mut Vec<Figure>,
+    schema: Schema,
+) -> anyhow::Result<()> {
+    let suffix = match schema {
+        Schema::Partitioned => "",
+        Schema::Unpartitioned => {
+            println!("schema before migration 14 (balance_checks unpartitioned):");
+            "_unpartitioned"
+        }
+    };
+    let pool = fresh_database(&args.admin_url, schema).await?;
     println!("seeding {} customers...", args.customers);
     seed_customers(&pool, args.customers).await?;
 
@@ -281,7 +318,7 @@ async fn sweep_and_qualification(args: &Args, figures: &mut Vec<Figure>) -> anyh
     );
     let rate = args.customers as f64 / elapsed;
     figures.push(figure(
-        "daily_sweep_accounts_per_s",
+        &format!("daily_sweep_accounts_per_s{suffix}"),
         rate,
         "accounts/s",
         baseline_rate,
@@ -297,7 +334,15 @@ async fn sweep_and_qualification(args: &Args, figures: &mut Vec<Figure>) -> anyh
     // Qualification: N customers × 31 days of checks.
     let month = YearMonth::parse("2025-12")?;
     println!("seeding {} balance checks...", args.customers * 31);
-    seed_month(&pool, month).await?;
+    let inserted = seed_month(&pool, month).await?;
+    figures.push(figure(
+        &format!("balance_checks_insert_rows_per_s{suffix}"),
+        inserted,
+        "rows/s",
+        inserted,
+        1.0,
+        "within 10 % of the unpartitioned schema",
+    ));
     let input = QualifyInput {
         month,
         threshold: Nis::from_whole(15_000),
@@ -342,7 +387,7 @@ async fn sweep_and_qualification(args: &Args, figures: &mut Vec<Figure>) -> anyh
         decided.qualified
     );
     figures.push(figure(
-        "qualification_seconds",
+        &format!("qualification_seconds{suffix}"),
         ours,
         "s",
         baseline,
@@ -361,7 +406,7 @@ fn read_existing(path: &str) -> Vec<Figure> {
         .unwrap_or_default()
 }
 
-async fn fresh_database(admin_url: &str) -> anyhow::Result<PgPool> {
+async fn fresh_database(admin_url: &str, schema: Schema) -> anyhow::Result<PgPool> {
     let admin = db::connect(admin_url, 1).await?;
     sqlx::query("DROP DATABASE IF EXISTS pcn_bench WITH (FORCE)")
         .execute(&admin)
@@ -375,7 +420,19 @@ async fn fresh_database(admin_url: &str) -> anyhow::Result<PgPool> {
         .map(|(base, _)| format!("{base}/pcn_bench"))
         .context("admin url without a database")?;
     let pool = db::connect(&url, 32).await?;
-    db::migrate(&pool).await?;
+    match schema {
+        Schema::Partitioned => {
+            db::migrate(&pool).await?;
+            // As `pcn-worker setup` and the sweeps would have: the months benchmarked have their
+            // partitions (December 2025 for the qualification, January 2026 for the sweep).
+            let first = chrono::NaiveDate::from_ymd_opt(2025, 12, 1).context("date")?;
+            pcn_activities::partitions::create_ahead(&pool, first, 14).await?;
+        }
+        Schema::Unpartitioned => db::MIGRATOR
+            .run_to(LAST_UNPARTITIONED, &pool)
+            .await
+            .context("migrating to the unpartitioned schema")?,
+    }
     Ok(pool)
 }
 
@@ -407,9 +464,11 @@ async fn seed_customers(pool: &PgPool, n: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One check per customer and day of `month`, 1 in 40 days below the threshold.
-async fn seed_month(pool: &PgPool, month: YearMonth) -> anyhow::Result<()> {
-    sqlx::query(
+/// One check per customer and day of `month`, 1 in 40 days below the threshold; returns the rows
+/// inserted per second (the insert alone, not the VACUUM after it).
+async fn seed_month(pool: &PgPool, month: YearMonth) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let rows = sqlx::query(
         "INSERT INTO balance_checks (customer_id, business_date, outcome, amount, currency,
              threshold, fetched_at, workflow_id, run_id)
          SELECT c.customer_id, d::date,
@@ -424,9 +483,11 @@ async fn seed_month(pool: &PgPool, month: YearMonth) -> anyhow::Result<()> {
     .bind(month.first_day().as_naive())
     .bind(month.last_day().as_naive())
     .execute(pool)
-    .await?;
+    .await?
+    .rows_affected();
+    let rate = rows as f64 / started.elapsed().as_secs_f64();
     sqlx::query("VACUUM ANALYZE balance_checks")
         .execute(pool)
         .await?;
-    Ok(())
+    Ok(rate)
 }

@@ -1,6 +1,7 @@
 //! Gauges the worker refreshes from facts kept elsewhere: the running month runs by phase (the
 //! `PcnPhase` search attribute, counted in Temporal's visibility) and the latest business date
-//! whose daily sweep completed (`daily_sweeps`). Workflow code stays deterministic and reports
+//! whose daily sweep completed (`daily_sweeps`), the rows in the default partitions (months of
+//! `balance_checks` without a partition). Workflow code stays deterministic and reports
 //! nothing itself; the alert rules (`deploy/prometheus/alerts.yml`) read these gauges.
 
 use std::time::Duration;
@@ -45,6 +46,7 @@ pub fn spawn(
         loop {
             refresh_phases(&client, &metrics).await;
             refresh_last_swept(&pool, &metrics).await;
+            refresh_default_rows(&pool, &metrics).await;
             tokio::time::sleep(every).await;
         }
     })
@@ -78,6 +80,31 @@ async fn refresh_last_swept(pool: &PgPool, metrics: &Metrics) {
         Ok(None) => {}
         Err(err) => {
             tracing::warn!(error = %format!("{err:#}"), "reading the last swept date failed")
+        }
+    }
+}
+
+async fn refresh_default_rows(pool: &PgPool, metrics: &Metrics) {
+    let rows = match pool.acquire().await {
+        Ok(mut conn) => pcn_activities::partitions::default_rows(&mut conn).await,
+        Err(err) => Err(err.into()),
+    };
+    match rows {
+        Ok(rows) => {
+            for (table, _) in pcn_activities::partitions::PARTITIONED {
+                let n = rows
+                    .iter()
+                    .filter(|r| r.table == table)
+                    .map(|r| r.rows)
+                    .sum();
+                metrics
+                    .partition_default_rows
+                    .with_label_values(&[table])
+                    .set(n);
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %format!("{err:#}"), "reading the default partitions failed")
         }
     }
 }
