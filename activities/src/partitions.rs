@@ -313,7 +313,9 @@ pub async fn drop_month(
                 "retention_months": facts.retention_months,
                 "tallies_deleted": tallies,
             }),
-            idempotency_key: Some(format!("retention/{name}")),
+            // The drop and the entry commit together, so a retry cannot write it twice; and a
+            // month restored and archived again gets an entry each time.
+            idempotency_key: None,
         },
     )
     .await

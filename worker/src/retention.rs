@@ -11,13 +11,14 @@
 //!    (partition, rows, file, SHA-256) written, in one transaction.
 //!
 //! Killed anywhere, a run again picks up where it stopped: an export that exists and verifies is
-//! not made again, a partition already dropped is not listed any more, and the audit entry's
-//! idempotency key is the partition. Without `--apply` nothing is written; the run says what it
-//! would do. The audit log itself is never touched: only `balance_checks` is partitioned.
+//! not made again, a partition already dropped is not listed any more (the drop and its audit entry
+//! commit together). Without `--apply` nothing is written; the run says what it would do. The
+//! audit log itself is never touched: only `balance_checks` is partitioned.
 //!
 //! `--restore FILE` verifies an export against its checksum and copies it back through the parent
 //! table (the partition is created again; its tallies are counted again), audited
-//! `PARTITION_RESTORED`. The command connects with the setup URL and acts as the owner role, the
+//! `PARTITION_RESTORED`. A restored month past the period is archived again by the next run (the
+//! same export, verified again). The command connects with the setup URL and acts as the owner role, the
 //! only one that may detach and drop.
 
 use std::fs::File;
