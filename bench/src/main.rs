@@ -155,14 +155,26 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut figures = Vec::new();
     if matches!(args.only, Only::All | Only::Sweep) {
-        if args.unpartitioned_baseline {
+        let before = if args.unpartitioned_baseline {
             let result = sweep_and_qualification(&args, &mut figures, Schema::Unpartitioned).await;
             write_results(&mut figures)?;
-            result?;
-        }
+            Some(result?)
+        } else {
+            None
+        };
         let result = sweep_and_qualification(&args, &mut figures, Schema::Partitioned).await;
         write_results(&mut figures)?;
-        result?;
+        let after = result?;
+        if let Some(before) = before {
+            let slower = |old: f64, new: f64| (old / new - 1.0) * 100.0;
+            println!(
+                "partitioned vs unpartitioned (same run; + is slower): sweep {:+.1} %, \
+                 insert {:+.1} %, qualification {:+.1} %",
+                slower(before.sweep_rate, after.sweep_rate),
+                slower(before.insert_rate, after.insert_rate),
+                slower(after.qualification_s, before.qualification_s),
+            );
+        }
     }
     if matches!(args.only, Only::All | Only::Sms) {
         let result = sms::run(&args, &mut figures).await;
@@ -205,12 +217,22 @@ fn write_results(figures: &mut Vec<Figure>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What [`sweep_and_qualification`] measured, to compare the two schemas.
+struct Measured {
+    /// Accounts swept per second.
+    sweep_rate: f64,
+    /// Checks inserted per second (the month's `INSERT ... SELECT`).
+    insert_rate: f64,
+    /// The qualification's seconds.
+    qualification_s: f64,
+}
+
 /// The daily sweep and the month-end qualification.
 async fn sweep_and_qualification(
     args: &Args,
     figures: &mut Vec<Figure>,
     schema: Schema,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Measured> {
     let suffix = match schema {
         Schema::Partitioned => "",
         Schema::Unpartitioned => {
@@ -394,7 +416,11 @@ async fn sweep_and_qualification(
         baseline / ours,
         "<= 1 s",
     ));
-    Ok(())
+    Ok(Measured {
+        sweep_rate: rate,
+        insert_rate: inserted,
+        qualification_s: ours,
+    })
 }
 
 /// Figures an earlier run wrote (other benchmarks may add theirs to the same file).
