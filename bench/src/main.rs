@@ -100,8 +100,18 @@ enum Schema {
     Unpartitioned,
 }
 
-/// The last migration before `balance_checks` was partitioned.
-const LAST_UNPARTITIONED: i64 = 20261206000013;
+/// The migration that partitions `balance_checks` (left out for [`Schema::Unpartitioned`]).
+const PARTITIONING: i64 = 20261207000014;
+
+impl Schema {
+    /// Its benchmark database (both exist at once, for the interleaved inserts).
+    fn database(self) -> &'static str {
+        match self {
+            Schema::Partitioned => "pcn_bench",
+            Schema::Unpartitioned => "pcn_bench_unpartitioned",
+        }
+    }
+}
 
 /// A subset of the benchmarks.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -174,6 +184,9 @@ async fn main() -> anyhow::Result<()> {
                 slower(before.insert_rate, after.insert_rate),
                 slower(after.qualification_s, before.qualification_s),
             );
+            let result = interleaved_inserts(&before.pool, &after.pool, &mut figures).await;
+            write_results(&mut figures)?;
+            result?;
         }
     }
     if matches!(args.only, Only::All | Only::Sms) {
@@ -225,6 +238,8 @@ struct Measured {
     insert_rate: f64,
     /// The qualification's seconds.
     qualification_s: f64,
+    /// The database, kept for the interleaved inserts.
+    pool: PgPool,
 }
 
 /// The daily sweep and the month-end qualification.
@@ -420,8 +435,66 @@ async fn sweep_and_qualification(
         sweep_rate: rate,
         insert_rate: inserted,
         qualification_s: ours,
+        pool,
     })
 }
+
+/// The sweep's own insert (pages of 2,000 rows through `UNNEST`, `ON CONFLICT DO NOTHING`) of a
+/// whole day of checks, on both schemas in turn, alternating which goes first, for
+/// [`INSERT_ROUNDS`] days: the medians are compared, so a machine busy with something else in one
+/// moment weighs on both schemas alike.
+async fn interleaved_inserts(
+    unpartitioned: &PgPool,
+    partitioned: &PgPool,
+    figures: &mut Vec<Figure>,
+) -> anyhow::Result<()> {
+    let ids: Vec<String> = sqlx::query_scalar("SELECT customer_id FROM customers ORDER BY 1")
+        .fetch_all(partitioned)
+        .await?;
+    let first = chrono::NaiveDate::from_ymd_opt(2026, 3, 1).context("date")?;
+    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..INSERT_ROUNDS {
+        let date = first + chrono::Days::new(round);
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let pool = [unpartitioned, partitioned][i];
+            let started = Instant::now();
+            for page in ids.chunks(2_000) {
+                sqlx::query(
+                    "INSERT INTO balance_checks (customer_id, business_date, outcome, amount,
+                                                 currency, threshold, fetched_at, workflow_id,
+                                                 run_id)
+                     SELECT u.customer_id, $1, 'PASSED', 20000, 'NIS', 15000, now(), 'bench',
+                            'interleaved'
+                       FROM UNNEST($2::text[]) AS u(customer_id)
+                     ON CONFLICT (customer_id, business_date) DO NOTHING",
+                )
+                .bind(date)
+                .bind(page)
+                .execute(pool)
+                .await?;
+            }
+            rates[i].push(ids.len() as f64 / started.elapsed().as_secs_f64());
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (old, new) = (median(&mut rates[0]), median(&mut rates[1]));
+    figures.push(figure(
+        "sweep_insert_rows_per_s",
+        new,
+        "rows/s",
+        old,
+        new / old,
+        "ratio >= 0.9 (baseline: the unpartitioned schema, interleaved)",
+    ));
+    Ok(())
+}
+
+/// Days of the interleaved insert comparison.
+const INSERT_ROUNDS: u64 = 9;
 
 /// Figures an earlier run wrote (other benchmarks may add theirs to the same file).
 fn read_existing(path: &str) -> Vec<Figure> {
@@ -433,17 +506,20 @@ fn read_existing(path: &str) -> Vec<Figure> {
 }
 
 async fn fresh_database(admin_url: &str, schema: Schema) -> anyhow::Result<PgPool> {
+    let name = schema.database();
     let admin = db::connect(admin_url, 1).await?;
-    sqlx::query("DROP DATABASE IF EXISTS pcn_bench WITH (FORCE)")
-        .execute(&admin)
-        .await?;
-    sqlx::query("CREATE DATABASE pcn_bench")
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&admin)
         .await?;
     admin.close().await;
     let url = admin_url
         .rsplit_once('/')
-        .map(|(base, _)| format!("{base}/pcn_bench"))
+        .map(|(base, _)| format!("{base}/{name}"))
         .context("admin url without a database")?;
     let pool = db::connect(&url, 32).await?;
     match schema {
@@ -454,10 +530,23 @@ async fn fresh_database(admin_url: &str, schema: Schema) -> anyhow::Result<PgPoo
             let first = chrono::NaiveDate::from_ymd_opt(2025, 12, 1).context("date")?;
             pcn_activities::partitions::create_ahead(&pool, first, 14).await?;
         }
-        Schema::Unpartitioned => db::MIGRATOR
-            .run_to(LAST_UNPARTITIONED, &pool)
-            .await
-            .context("migrating to the unpartitioned schema")?,
+        Schema::Unpartitioned => {
+            // Every migration but the partitioning one (the later ones do not touch the checks).
+            let without = sqlx::migrate::Migrator {
+                migrations: db::MIGRATOR
+                    .migrations
+                    .iter()
+                    .filter(|m| m.version != PARTITIONING)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .into(),
+                ..sqlx::migrate::Migrator::DEFAULT
+            };
+            without
+                .run(&pool)
+                .await
+                .context("migrating to the unpartitioned schema")?
+        }
     }
     Ok(pool)
 }
