@@ -12,8 +12,7 @@ use pcn_activities::setup::{ActivitySetup, SmsSetup};
 use pcn_activities::{db, roles};
 use pcn_worker::config::{
     ApiArgs, BankArgs, CarrierArgs, ConnectionArgs, MonthArgs, OpsArgs, PhoneKeyArgs, ReportArgs,
-    RetentionArgs,
-    SetupArgs, WebhookArgs,
+    RetentionArgs, SetupArgs, WebhookArgs,
 };
 use pcn_worker::months;
 use pcn_worker::{dispatch, http, telemetry, temporal, webhook};
