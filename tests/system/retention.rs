@@ -447,3 +447,104 @@ async fn the_application_role_cannot_drop_detach_or_truncate_a_partition_and_a_m
         .expect_err("even a superuser's delete");
     assert!(err.to_string().contains("append-only"), "{err}");
 }
+
+#[tokio::test]
+async fn an_install_with_checks_keeps_every_row_and_tally_through_the_partitioning_migration() {
+    let name = format!("pcn_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = pcn_activities::db::connect(pcn_tests::ADMIN_DB, 1)
+        .await
+        .expect("admin");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .expect("create database");
+    admin.close().await;
+    let pool =
+        pcn_activities::db::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}"), 2)
+            .await
+            .expect("database");
+    // The schema as it was before migration 14, with two customers' checks of three months.
+    pcn_activities::db::MIGRATOR
+        .run_to(20261206000013, &pool)
+        .await
+        .expect("migrations up to 13");
+    sqlx::query(
+        "INSERT INTO customers (customer_id, account_id, first_name, phone_e164, monitored_since)
+         VALUES ('C1', 'A1', 'Dana', '+972501234567', '2026-01-01'),
+                ('C2', 'A2', 'Noa', '+972501234568', '2026-01-01')",
+    )
+    .execute(&pool)
+    .await
+    .expect("customers");
+    checks(&pool, "2026-08-15", "2026-10-31").await;
+    let rows = content(&pool, day("2000-01-01"), day("2100-01-01")).await;
+    let all_tallies: String = sqlx::query_scalar(
+        "SELECT string_agg(t::text, ';' ORDER BY month, customer_id) FROM monthly_tallies t",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+
+    pcn_activities::db::migrate(&pool).await.expect("the rest");
+    assert_eq!(
+        content(&pool, day("2000-01-01"), day("2100-01-01")).await,
+        rows
+    );
+    let after: String = sqlx::query_scalar(
+        "SELECT string_agg(t::text, ';' ORDER BY month, customer_id) FROM monthly_tallies t",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(after, all_tallies, "the move counted nothing again");
+    let placed: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT tableoid::regclass::text, count(*) FROM balance_checks GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        placed,
+        vec![
+            ("balance_checks_2026_08".to_owned(), 34),
+            ("balance_checks_2026_09".to_owned(), 60),
+            ("balance_checks_2026_10".to_owned(), 62),
+        ]
+    );
+    // The same constraints by name, and the append-only trigger on the moved rows.
+    let constraints: Vec<String> = sqlx::query_scalar(
+        "SELECT conname::text FROM pg_constraint
+          WHERE conrelid = 'balance_checks'::regclass ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        constraints,
+        [
+            "balance_checks_amount_when_read",
+            "balance_checks_customer_id_fkey",
+            "balance_checks_outcome_known",
+            "balance_checks_pkey",
+            "balance_checks_threshold_positive",
+        ]
+    );
+    let err = sqlx::query("DELETE FROM balance_checks WHERE business_date = '2026-09-01'")
+        .execute(&pool)
+        .await
+        .expect_err("append-only");
+    assert!(err.to_string().contains("append-only"), "{err}");
+    // And the sweep's ON CONFLICT target still names a unique index.
+    let added = sqlx::query(
+        "INSERT INTO balance_checks (customer_id, business_date, outcome, threshold, fetched_at,
+                                     workflow_id, run_id)
+         VALUES ('C1', '2026-09-01', 'MISSING', 15000, now(), 'w', 'r')
+         ON CONFLICT (customer_id, business_date) DO NOTHING",
+    )
+    .execute(&pool)
+    .await
+    .expect("on conflict")
+    .rows_affected();
+    assert_eq!(added, 0);
+    pool.close().await;
+}
