@@ -21,7 +21,7 @@ const K2: &str = "k2:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
 
 /// Runs both figures.
 pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
-    let pool = fresh_database(&args.admin_url).await?;
+    let pool = fresh_database(&args.admin_url, crate::Schema::Partitioned).await?;
     let n = args.customers;
     println!("keys: seeding {n} customers (sealed with dev1)");
     seed_customers(&pool, n).await?;
