@@ -733,19 +733,20 @@ pub async fn wait_for_month(
 ) -> MonthProgress {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Ok(progress) = pcn_worker::months::progress(client, month).await {
-            if done(&progress) {
-                return progress;
+        match pcn_worker::months::progress(client, month).await {
+            Ok(progress) => {
+                if done(&progress) {
+                    return progress;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "timed out waiting for {month}; last progress: {progress:?}"
+                );
             }
-            assert!(
+            Err(err) => assert!(
                 tokio::time::Instant::now() < deadline,
-                "timed out waiting for {month}; last progress: {progress:?}"
-            );
-        } else {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {month}: no progress answer"
-            );
+                "timed out waiting for {month}: no progress answer ({err:#})"
+            ),
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -183,7 +183,7 @@ async fn bad_input_at_the_command_line_names_the_field() {
             "phone_keys: PCN_PHONE_KEYS: key `k1` is 5 bytes",
         ),
         (
-            vec!["api"],
+            vec!["run"],
             vec![
                 ("PCN_PROFILE", "production"),
                 (
