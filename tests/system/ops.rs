@@ -191,7 +191,7 @@ async fn bad_input_at_the_command_line_names_the_field() {
                     pcn_activities::keyring::development::PAYLOAD_KEYS,
                 ),
             ],
-            "payload_keys: holds the development key",
+            "payload_keys: is the development value",
         ),
         (
             vec!["webhook"],
