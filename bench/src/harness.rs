@@ -85,13 +85,7 @@ impl DevServer {
                     self.log_path
                 );
             }
-            if let Ok(client) = pcn_worker::temporal::connect(
-                &self.address,
-                "default",
-                &pcn_worker::codec::PayloadEncryption::development(),
-            )
-            .await
-            {
+            if let Ok(client) = pcn_worker::temporal::connect(&self.address, "default").await {
                 // Connected is not ready: wait until the namespace answers a list call.
                 if client
                     .count_workflows("WorkflowType = 'BenchEmpty'", Default::default())

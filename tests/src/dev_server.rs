@@ -89,9 +89,7 @@ impl DevServer {
                     self.log_file.display()
                 );
             }
-            if let Ok(client) =
-                pcn_worker::temporal::connect(&self.address(), "default", &crate::payload_codec())
-                    .await
+            if let Ok(client) = pcn_worker::temporal::connect(&self.address(), "default").await
                 && client
                     .count_workflows("WorkflowType = 'Nothing'", Default::default())
                     .await

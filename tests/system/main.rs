@@ -3,7 +3,6 @@
 
 mod api;
 mod bank_tls;
-mod codec;
 mod consent;
 mod crash;
 mod exactly_once;
