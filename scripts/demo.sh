@@ -61,7 +61,10 @@ start() { # name port command...
   echo "$name did not start; see $STATE/$name.log" >&2; exit 1
 }
 
+# Payloads are encrypted (PCN_PAYLOAD_KEYS: the development keyring in this profile); the Web UI
+# decodes them through the codec server the control API serves on :8089.
 start temporal 7233 ./.pcn/bin/temporal server start-dev --ip 127.0.0.1 --ui-port 8233 \
+  --ui-codec-endpoint http://127.0.0.1:8089 \
   --db-filename "$STATE/temporal.db" \
   --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
   $(search_attribute_flags) --log-level error
@@ -91,6 +94,11 @@ PCN_API_TOKENS=$(for role in viewer operator admin; do
   printf '%s:%s:%s,' "demo-$role" "$role" "$("$BIN/pcn-worker" hash-token <"$STATE/$role.token" | sed 's/^sha256: //')"
 done)
 export PCN_API_TOKENS
+# The codec server beside the API: the Web UI's origin may call it, and (development only) it
+# decodes without a token, since the dev server's UI has no login to take one from.
+export PCN_CODEC_LISTEN=127.0.0.1:8089
+export PCN_CODEC_CORS_ORIGIN=http://localhost:8233,http://127.0.0.1:8233
+export PCN_CODEC_ANONYMOUS_DECODE=${PCN_CODEC_ANONYMOUS_DECODE:-true}
 start api 50051 "$BIN/pcn-worker" api
 export PCN_API_ADDRESS=http://127.0.0.1:50051
 export PCN_API_TOKEN
@@ -114,6 +122,8 @@ Control API: $PCN_API_ADDRESS (gRPC, reflection on), tokens in $STATE/{viewer,op
   e.g. PCN_API_TOKEN=\$(cat $STATE/viewer.token) $BIN/pcnctl notifications list $MONTH --status UNDELIVERABLE
 Temporal Web UI: http://localhost:8233/namespaces/default/workflows?query=PcnMonth%3D%22$MONTH%22
   e.g. every message that did not arrive: PcnMonth="$MONTH" AND PcnNotificationStatus="UNDELIVERABLE"
+  Payloads are encrypted in Temporal; the UI decodes them through http://127.0.0.1:8089 (the codec
+  server of the control API; outside the demo it needs a viewer token: see README, "Reading payloads").
 Carrier simulators: http://127.0.0.1:8082/admin/stats (primary, generic API),
   http://127.0.0.1:8083/admin/stats (secondary, Twilio API)   Webhook: http://127.0.0.1:8090/healthz
 Worker metrics:  http://127.0.0.1:9464/metrics   Postgres: $PCN_DATABASE_URL

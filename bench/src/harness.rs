@@ -85,7 +85,13 @@ impl DevServer {
                     self.log_path
                 );
             }
-            if let Ok(client) = pcn_worker::temporal::connect(&self.address, "default").await {
+            if let Ok(client) = pcn_worker::temporal::connect(
+                &self.address,
+                "default",
+                &pcn_worker::codec::PayloadEncryption::development(),
+            )
+            .await
+            {
                 // Connected is not ready: wait until the namespace answers a list call.
                 if client
                     .count_workflows("WorkflowType = 'BenchEmpty'", Default::default())

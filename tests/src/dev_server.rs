@@ -89,7 +89,9 @@ impl DevServer {
                     self.log_file.display()
                 );
             }
-            if let Ok(client) = pcn_worker::temporal::connect(&self.address(), "default").await
+            if let Ok(client) =
+                pcn_worker::temporal::connect(&self.address(), "default", &crate::payload_codec())
+                    .await
                 && client
                     .count_workflows("WorkflowType = 'Nothing'", Default::default())
                     .await

@@ -80,12 +80,19 @@ pub fn temporal_address() -> String {
     })
 }
 
+/// The payload codec of every client and worker of the suite: the development keyring, as the
+/// `pcn-worker` processes the tests start use it (`PCN_PROFILE=development`).
+pub fn payload_codec() -> pcn_worker::codec::PayloadEncryption {
+    pcn_worker::codec::PayloadEncryption::development()
+}
+
 /// A Temporal client on the dev server, tried again for up to 120 s: on a loaded 2-core machine
 /// the server can be slow to answer a new connection.
 pub async fn temporal_client() -> Client {
     pcn_worker::temporal::connect_patiently(
         &temporal_address(),
         "default",
+        &payload_codec(),
         std::time::Duration::from_secs(120),
     )
     .await
@@ -271,7 +278,7 @@ impl TestCarrier {
         };
         let dispatcher = dispatch::spawn(
             pool.clone(),
-            ClientSlot::new(temporal_address, "default"),
+            ClientSlot::new(temporal_address, "default", &payload_codec()),
             DispatchSettings {
                 reconcile_every: Duration::from_millis(500),
                 reconcile_grace: Duration::from_secs(2),
@@ -420,6 +427,7 @@ impl InProcessWorker {
                 let client = pcn_worker::temporal::connect_patiently(
                     &temporal_address,
                     "default",
+                    &payload_codec(),
                     Duration::from_secs(120),
                 )
                 .await
@@ -814,7 +822,7 @@ impl TestApi {
             listener,
             pcn_worker::api::ApiState {
                 pool: db.pool.clone(),
-                temporal: ClientSlot::new(temporal, "default"),
+                temporal: ClientSlot::new(temporal, "default", &payload_codec()),
                 task_queue: task_queue.to_owned(),
                 month_settings: test_month_settings(),
                 tokens: std::sync::Arc::new(tokens),

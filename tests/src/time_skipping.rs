@@ -48,7 +48,7 @@ impl TimeSkippingServer {
         loop {
             let last_error = match tokio::time::timeout(
                 Duration::from_secs(10),
-                pcn_worker::temporal::connect(&target, "default"),
+                pcn_worker::temporal::connect(&target, "default", &crate::payload_codec()),
             )
             .await
             {

@@ -3,6 +3,7 @@
 
 mod api;
 mod bank_tls;
+mod codec;
 mod consent;
 mod crash;
 mod exactly_once;

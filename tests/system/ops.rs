@@ -84,8 +84,9 @@ fn pcn_worker(args: &[&str], envs: &[(&str, &str)]) -> (bool, String) {
     command
         .args(args)
         .env("PCN_TEMPORAL_ADDRESS", temporal_address())
-        .env("PCN_PHONE_KEYS", TEST_KEYS[0])
-        .env("PCN_PHONE_INDEX_KEY", TEST_KEYS[1]);
+        .env("PCN_PAYLOAD_KEYS", TEST_KEYS[0])
+        .env("PCN_PHONE_KEYS", TEST_KEYS[1])
+        .env("PCN_PHONE_INDEX_KEY", TEST_KEYS[2]);
     for (k, v) in envs {
         command.env(k, v);
     }
@@ -96,8 +97,9 @@ fn pcn_worker(args: &[&str], envs: &[(&str, &str)]) -> (bool, String) {
     )
 }
 
-/// Keys for the production-profile cases: phones, the phones' blind index.
-const TEST_KEYS: [&str; 2] = [
+/// Keys for the production-profile cases: payloads, phones, the phones' blind index.
+const TEST_KEYS: [&str; 3] = [
+    "p1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
     "k1:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=",
     "i1:AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=",
 ];
@@ -181,6 +183,17 @@ async fn bad_input_at_the_command_line_names_the_field() {
             "phone_keys: PCN_PHONE_KEYS: key `k1` is 5 bytes",
         ),
         (
+            vec!["run"],
+            vec![
+                ("PCN_PROFILE", "production"),
+                (
+                    "PCN_PAYLOAD_KEYS",
+                    pcn_activities::keyring::development::PAYLOAD_KEYS,
+                ),
+            ],
+            "payload_keys: is the development value",
+        ),
+        (
             vec!["webhook"],
             vec![
                 ("PCN_PROFILE", "production"),
@@ -227,8 +240,8 @@ async fn the_schedules_month_run_explains_itself_in_the_web_ui() {
         .unwrap();
     worker.stop();
     let month = client.get_workflow_handle::<MonthlyQualificationWorkflow>(month_id.clone());
-    // Read through describe_raw: the summary of a child a workflow starts goes through the
-    // workflow's payload path, which the SDK's own describe does not read back (see describe_raw).
+    // The summary a workflow gives its child is encrypted by the codec like every payload: read it
+    // as the Web UI does, through the codec (the SDK's own describe cannot, see describe_raw).
     let described = pcn_worker::temporal::describe_raw(&client, &month_id)
         .await
         .unwrap();
@@ -239,7 +252,12 @@ async fn the_schedules_month_run_explains_itself_in_the_web_ui() {
         .expect("the month run has a summary");
     let open = |payload: Option<temporalio_common::protos::temporal::api::common::v1::Payload>| {
         let payload = payload.expect("summary and details are set");
-        serde_json::from_slice::<String>(&payload.data).unwrap()
+        assert!(
+            pcn_worker::codec::PayloadEncryption::is_encrypted(&payload),
+            "stored encrypted"
+        );
+        let plain = pcn_tests::payload_codec().decode_one(payload).unwrap();
+        serde_json::from_slice::<String>(&plain.data).unwrap()
     };
     let summary = open(metadata.summary);
     let details = open(metadata.details);

@@ -20,10 +20,12 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/histories")
 }
 
-/// Replays `json` against the current workflow code.
+/// Replays `json` against the current workflow code, decoding its payloads with the suite's
+/// (development) payload keys; payloads recorded before the codec pass through as they are.
 pub async fn replay_current(json: &[u8]) -> Result<(), String> {
     let replayer = WorkflowReplayer::new(
         WorkflowReplayerOptions::new()
+            .data_converter(pcn_tests::payload_codec().data_converter())
             .register_workflow::<MonthlyQualificationWorkflow>()
             .map_err(|e| e.to_string())?
             .register_workflow::<ScheduledMonthStart>()
@@ -66,10 +68,15 @@ pub async fn check_and_maybe_save_workflow(client: &Client, workflow_id: &str, f
 #[tokio::test]
 async fn saved_month_histories_replay_on_the_current_code() {
     let mut replayed = 0;
+    let mut encrypted = 0;
     for entry in std::fs::read_dir(fixtures()).expect("fixtures folder") {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "json") {
             let json = std::fs::read(&path).unwrap();
+            // base64 of `binary/encrypted`: a history recorded with the payload codec.
+            if String::from_utf8_lossy(&json).contains("YmluYXJ5L2VuY3J5cHRlZA==") {
+                encrypted += 1;
+            }
             replay_current(&json)
                 .await
                 .unwrap_or_else(|e| panic!("{} no longer replays: {e}", path.display()));
@@ -77,6 +84,36 @@ async fn saved_month_histories_replay_on_the_current_code() {
         }
     }
     assert!(replayed >= 2, "fixtures present: {replayed}");
+    assert!(
+        encrypted >= 1,
+        "no fixture was recorded with the payload codec (tests/system/codec.rs writes one)"
+    );
+}
+
+#[tokio::test]
+async fn an_encrypted_fixture_does_not_replay_without_its_key() {
+    let json = std::fs::read(fixtures().join("sms-encrypted-2025-12.json"))
+        .expect("fixture sms-encrypted-2025-12.json (tests/system/codec.rs)");
+    let other_key = pcn_activities::keyring::Keyring::parse(
+        "PCN_PAYLOAD_KEYS",
+        "k9:CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=",
+    )
+    .unwrap();
+    let replayer = WorkflowReplayer::new(
+        WorkflowReplayerOptions::new()
+            .data_converter(pcn_worker::codec::PayloadEncryption::new(other_key).data_converter())
+            .register_workflow::<SmsNotificationWorkflow>()
+            .unwrap()
+            .build(),
+    )
+    .unwrap();
+    let history = WorkflowHistory::from_json(&json).unwrap();
+    let err = replayer
+        .replay_workflow(history)
+        .await
+        .expect_err("a history sealed with dev1 must not replay with only k9 on the ring");
+    let err = format!("{err:?}");
+    assert!(err.contains("`dev1`"), "{err}");
 }
 
 /// A stand-in with the same type name but different steps: what a careless edit looks like.

@@ -29,10 +29,14 @@ async fn timers_fire_at_22_00_local_every_day_across_both_dst_changes() {
         test_bank_config(&sim.base_url()),
         pcn_tests::CarrierSetup::Embedded,
     );
-    let client =
-        pcn_worker::temporal::connect_patiently(&address, "default", Duration::from_secs(120))
-            .await
-            .unwrap();
+    let client = pcn_worker::temporal::connect_patiently(
+        &address,
+        "default",
+        &pcn_tests::payload_codec(),
+        Duration::from_secs(120),
+    )
+    .await
+    .unwrap();
 
     // Future months, so every day waits on its timer. Israel: summer time from Friday 2027-03-26,
     // winter time from Sunday 2027-10-31.
@@ -138,10 +142,14 @@ async fn sms_retry_paths_with_the_real_default_durations() {
         test_bank_config(&bank.base_url()),
         CarrierSetup::External(Box::new(carrier.carrier_config())),
     );
-    let client =
-        pcn_worker::temporal::connect_patiently(&address, "default", Duration::from_secs(120))
-            .await
-            .unwrap();
+    let client = pcn_worker::temporal::connect_patiently(
+        &address,
+        "default",
+        &pcn_tests::payload_codec(),
+        Duration::from_secs(120),
+    )
+    .await
+    .unwrap();
     let settings = SmsSettings {
         search_attributes: false,
         ..SmsSettings::default()

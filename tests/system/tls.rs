@@ -49,7 +49,11 @@ async fn the_control_api_serves_tls_and_pcnctl_verifies_it() {
         listener,
         pcn_worker::api::ApiState {
             pool: db.pool.clone(),
-            temporal: pcn_worker::dispatch::ClientSlot::new(&temporal_address(), "default"),
+            temporal: pcn_worker::dispatch::ClientSlot::new(
+                &temporal_address(),
+                "default",
+                &pcn_tests::payload_codec(),
+            ),
             task_queue: unique_task_queue("api-tls"),
             month_settings: pcn_tests::test_month_settings(),
             tokens: std::sync::Arc::new(tokens),
@@ -143,7 +147,11 @@ async fn the_webhook_serves_https_with_its_certificate() {
     let port = listener.local_addr().unwrap().port();
     let dispatcher = pcn_worker::dispatch::spawn(
         db.pool.clone(),
-        pcn_worker::dispatch::ClientSlot::new(&temporal_address(), "default"),
+        pcn_worker::dispatch::ClientSlot::new(
+            &temporal_address(),
+            "default",
+            &pcn_tests::payload_codec(),
+        ),
         pcn_worker::dispatch::DispatchSettings::default(),
     );
     let server = pcn_worker::webhook::serve_tls(

@@ -58,6 +58,14 @@ pub struct ConnectionArgs {
     /// `development` (unset secrets fall back to the simulators' development values).
     #[arg(long, env = "PCN_PROFILE", default_value = "production", value_parser = ["production", "development"])]
     pub profile: String,
+    /// Keyring of the Temporal payload codec: `id:BASE64KEY` entries (32-byte keys), newest
+    /// first; every process that talks to Temporal needs the same ring (a secret; development
+    /// value `pcn_activities::keyring::development::PAYLOAD_KEYS`).
+    #[arg(long, env = "PCN_PAYLOAD_KEYS", hide_env_values = true)]
+    pub payload_keys: Option<String>,
+    /// File holding that keyring (instead of `PCN_PAYLOAD_KEYS`; one entry a line, `#` comments).
+    #[arg(long, env = "PCN_PAYLOAD_KEYS_FILE")]
+    pub payload_keys_file: Option<PathBuf>,
 }
 
 impl ConnectionArgs {
@@ -68,6 +76,38 @@ impl ConnectionArgs {
         } else {
             Profile::Production
         }
+    }
+
+    /// The payload codec of every Temporal client and worker of this process, from
+    /// `PCN_PAYLOAD_KEYS` / `PCN_PAYLOAD_KEYS_FILE` (the development keyring only in the
+    /// development profile; production refuses any ring holding the development key).
+    pub fn payload_encryption(&self) -> Result<crate::codec::PayloadEncryption, DomainError> {
+        use pcn_activities::keyring::{Keyring, development};
+        let profile = self.profile();
+        let spec = secret(
+            "payload_keys",
+            crate::codec::SETTING,
+            self.payload_keys.as_deref(),
+            self.payload_keys_file.as_deref(),
+            development::PAYLOAD_KEYS,
+            profile,
+        )?;
+        let dev_key = development::PAYLOAD_KEYS
+            .split_once(':')
+            .map_or(development::PAYLOAD_KEYS, |(_, key)| key);
+        if profile == Profile::Production && spec.contains(dev_key) {
+            return Err(DomainError::new(
+                "payload_keys",
+                format!(
+                    "holds the development key; production refuses it (set real keys in {0} or \
+                     {0}_FILE, or run with PCN_PROFILE=development)",
+                    crate::codec::SETTING
+                ),
+            ));
+        }
+        let keys = Keyring::parse(crate::codec::SETTING, &spec)
+            .map_err(|e| DomainError::new("payload_keys", e.to_string()))?;
+        Ok(crate::codec::PayloadEncryption::new(keys))
     }
 }
 
@@ -1204,6 +1244,18 @@ pub struct ApiArgs {
     /// The keys of phone numbers (`ImportCustomers` seals the numbers it stores).
     #[command(flatten)]
     pub phones: PhoneKeyArgs,
+    /// Bind address of the remote payload codec for the Web UI (`POST /decode`, `/encode`), served
+    /// beside the API with its tokens and TLS; empty: not served.
+    #[arg(long, env = "PCN_CODEC_LISTEN", default_value = "127.0.0.1:8089")]
+    pub codec_listen: String,
+    /// Origins allowed to call the codec from a browser (CORS), comma-separated, e.g. the Web UI's
+    /// `http://localhost:8233`; empty: none.
+    #[arg(long, env = "PCN_CODEC_CORS_ORIGIN", default_value = "")]
+    pub codec_cors_origin: String,
+    /// Decode without a token (development profile only: the dev server's Web UI has no login to
+    /// pass a token from).
+    #[arg(long, env = "PCN_CODEC_ANONYMOUS_DECODE", default_value_t = false)]
+    pub codec_anonymous_decode: bool,
 }
 
 impl ApiArgs {
@@ -1218,6 +1270,51 @@ impl ApiArgs {
             self.api_plaintext,
             profile,
         )
+    }
+
+    /// The codec server's settings, or None when `codec_listen` is empty.
+    pub fn codec(
+        &self,
+        profile: Profile,
+    ) -> Result<Option<crate::api::codec_server::CodecServerSettings>, DomainError> {
+        let listen = self.codec_listen.trim();
+        if listen.is_empty() {
+            return Ok(None);
+        }
+        let listen: SocketAddr = listen.parse().map_err(|_| {
+            DomainError::new("codec_listen", "expected host:port, e.g. 127.0.0.1:8089")
+        })?;
+        let mut cors_origins = Vec::new();
+        for (i, origin) in self.codec_cors_origin.split(',').map(str::trim).enumerate() {
+            if origin.is_empty() {
+                continue;
+            }
+            let url = parse_url("codec_cors_origin", origin).map_err(|_| {
+                DomainError::new(
+                    "codec_cors_origin",
+                    format!("entry {} is not an origin (http[s]://host[:port])", i + 1),
+                )
+            })?;
+            if url.path() != "/" || url.query().is_some() {
+                return Err(DomainError::new(
+                    "codec_cors_origin",
+                    format!("entry {} must be an origin only, without a path", i + 1),
+                ));
+            }
+            cors_origins.push(url.origin().ascii_serialization());
+        }
+        if self.codec_anonymous_decode && profile == Profile::Production {
+            return Err(DomainError::new(
+                "codec_anonymous_decode",
+                "is refused in production: the codec decodes for callers with a token only \
+                 (PCN_CODEC_ANONYMOUS_DECODE is for PCN_PROFILE=development)",
+            ));
+        }
+        Ok(Some(crate::api::codec_server::CodecServerSettings {
+            listen,
+            cors_origins,
+            anonymous_decode: self.codec_anonymous_decode,
+        }))
     }
 
     /// The token table: both sources, parsed; a bad entry is refused with its number.

@@ -64,15 +64,17 @@ impl DispatchItem {
 pub struct ClientSlot {
     address: String,
     namespace: String,
+    codec: crate::codec::PayloadEncryption,
     client: Arc<Mutex<Option<Client>>>,
 }
 
 impl ClientSlot {
-    /// A slot that connects to `address` / `namespace` on first use.
-    pub fn new(address: &str, namespace: &str) -> Self {
+    /// A slot that connects to `address` / `namespace` on first use, with the payload `codec`.
+    pub fn new(address: &str, namespace: &str, codec: &crate::codec::PayloadEncryption) -> Self {
         Self {
             address: address.to_owned(),
             namespace: namespace.to_owned(),
+            codec: codec.clone(),
             client: Arc::new(Mutex::new(None)),
         }
     }
@@ -82,6 +84,8 @@ impl ClientSlot {
         Self {
             address: String::new(),
             namespace: String::new(),
+            // Never used: this slot never connects.
+            codec: crate::codec::PayloadEncryption::development(),
             client: Arc::new(Mutex::new(Some(client))),
         }
     }
@@ -92,7 +96,7 @@ impl ClientSlot {
         if slot.is_none() && !self.address.is_empty() {
             match tokio::time::timeout(
                 Duration::from_secs(5),
-                crate::temporal::connect(&self.address, &self.namespace),
+                crate::temporal::connect(&self.address, &self.namespace, &self.codec),
             )
             .await
             {

@@ -4,6 +4,7 @@
 //!
 //! - [`config`]: flags and environment variables, parsed into domain types.
 //! - [`telemetry`]: `tracing` set-up (pretty or JSON).
+//! - [`codec`]: the payload codec (AES-256-GCM) every Temporal client and worker of ours uses.
 //! - [`temporal`]: client connection, worker construction, search-attribute registration.
 //! - [`months`]: start a month (or backfill one), read its progress, apply the monthly schedule.
 //! - [`customers`]: an imported customer row parsed into domain types (`UpsertCustomers`).
@@ -15,6 +16,7 @@
 //! - [`gauges`]: month runs by phase and the last swept date, refreshed for the alert rules.
 
 pub mod api;
+pub mod codec;
 pub mod config;
 pub mod customers;
 pub mod dispatch;

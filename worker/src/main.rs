@@ -182,10 +182,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Setup { setup } => {
             let roles = setup.roles(&conn.database_url)?;
+            let codec = conn.payload_encryption()?;
             let report = roles::setup(&setup.database_setup_url, &roles).await?;
             let partitions = pcn_worker::retention::create_ahead(&setup.database_setup_url).await?;
             let client =
-                temporal::connect(&conn.temporal_address, &conn.temporal_namespace).await?;
+                temporal::connect(&conn.temporal_address, &conn.temporal_namespace, &codec).await?;
             temporal::register_search_attributes(&client, &conn.temporal_namespace).await?;
             println!(
                 "database migrated as {owner}, {app} granted (roles created: {created}; objects \
@@ -204,8 +205,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Schedule { month } => {
             let settings = month.parse()?;
+            let codec = conn.payload_encryption()?;
             let client =
-                temporal::connect(&conn.temporal_address, &conn.temporal_namespace).await?;
+                temporal::connect(&conn.temporal_address, &conn.temporal_namespace, &codec).await?;
             let outcome = months::apply_schedule(&client, &conn.task_queue, &settings).await?;
             println!("schedule {}: {outcome:?}", months::SCHEDULE_ID);
             Ok(())
@@ -219,6 +221,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn run_webhook(conn: &ConnectionArgs, args: &WebhookArgs) -> anyhow::Result<()> {
     let config = args.parse(conn.profile())?;
     let tls = args.tls(conn.profile())?;
+    let codec = conn.payload_encryption()?;
     if tls.is_none() {
         tracing::warn!(
             "the webhook serves plain HTTP (development profile or PCN_WEBHOOK_PLAINTEXT)"
@@ -226,7 +229,7 @@ async fn run_webhook(conn: &ConnectionArgs, args: &WebhookArgs) -> anyhow::Resul
     }
     let pool = db::connect(&conn.database_url, conn.database_pool).await?;
     roles::warn_if_privileged(&pool).await?;
-    let slot = dispatch::ClientSlot::new(&conn.temporal_address, &conn.temporal_namespace);
+    let slot = dispatch::ClientSlot::new(&conn.temporal_address, &conn.temporal_namespace, &codec);
     let dispatcher = dispatch::spawn(
         pool.clone(),
         slot,
@@ -255,6 +258,8 @@ async fn run_api(conn: &ConnectionArgs, args: &ApiArgs) -> anyhow::Result<()> {
     }
     let month_settings = args.month.parse()?;
     let tls = args.tls(conn.profile())?;
+    let codec = conn.payload_encryption()?;
+    let codec_settings = args.codec(conn.profile())?;
     let pool = db::connect(&conn.database_url, conn.database_pool).await?;
     roles::warn_if_privileged(&pool).await?;
     let listener = tokio::net::TcpListener::bind(args.api_bind)
@@ -265,16 +270,39 @@ async fn run_api(conn: &ConnectionArgs, args: &ApiArgs) -> anyhow::Result<()> {
         listener,
         pcn_worker::api::ApiState {
             pool,
-            temporal: dispatch::ClientSlot::new(&conn.temporal_address, &conn.temporal_namespace),
+            temporal: dispatch::ClientSlot::new(
+                &conn.temporal_address,
+                &conn.temporal_namespace,
+                &codec,
+            ),
             task_queue: conn.task_queue.clone(),
             month_settings,
             tokens: std::sync::Arc::new(tokens),
             report_recipients: pcn_worker::config::parse_recipients(&args.report_recipients)?,
             phones: args.phones.parse(conn.profile())?,
         },
-        tls,
+        tls.clone(),
     )
     .await?;
+    // The remote codec server for the Web UI, on its own listener, with the API's tokens and TLS.
+    let _codec_server = match codec_settings {
+        Some(settings) => {
+            let listener = tokio::net::TcpListener::bind(settings.listen)
+                .await
+                .with_context(|| format!("binding the codec server to {}", settings.listen))?;
+            let server = pcn_worker::api::codec_server::serve(
+                listener,
+                settings,
+                codec,
+                std::sync::Arc::new(args.tokens()?),
+                tls,
+            )
+            .await?;
+            tracing::info!(addr = %server.addr, tls = secure, "payload codec server listening");
+            Some(server)
+        }
+        None => None,
+    };
     if !secure {
         tracing::warn!(
             "the control API serves plaintext gRPC (development profile or PCN_API_PLAINTEXT)"
@@ -296,6 +324,7 @@ async fn run_worker(
     phones: &PhoneKeyArgs,
 ) -> anyhow::Result<()> {
     pcn_activities::failpoint::validate()?;
+    let codec = conn.payload_encryption()?;
     let mail = report.parse()?;
     let (bank_config, sweep) = bank.parse(conn.profile())?;
     let (carrier_config, limits) = carrier.parse(conn.profile())?;
@@ -360,6 +389,7 @@ async fn run_worker(
     let client = temporal::connect_patiently(
         &conn.temporal_address,
         &conn.temporal_namespace,
+        &codec,
         std::time::Duration::from_secs(120),
     )
     .await?;

@@ -22,8 +22,16 @@ use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
 use temporalio_sdk::{Worker, WorkerOptions};
 use url::Url;
 
-/// Connects a client to `address` (`host:port` or a URL) in `namespace`.
-pub async fn connect(address: &str, namespace: &str) -> anyhow::Result<Client> {
+use crate::codec::PayloadEncryption;
+
+/// Connects a client to `address` (`host:port` or a URL) in `namespace`, encrypting every payload
+/// it sends and decrypting those it reads with `codec` (a worker built on this client does the
+/// same for its workflows and activities: the SDK takes the client's data converter).
+pub async fn connect(
+    address: &str,
+    namespace: &str,
+    codec: &PayloadEncryption,
+) -> anyhow::Result<Client> {
     let url = if address.contains("://") {
         Url::from_str(address)
     } else {
@@ -37,8 +45,13 @@ pub async fn connect(address: &str, namespace: &str) -> anyhow::Result<Client> {
     )
     .await
     .with_context(|| format!("connecting to Temporal at {address}"))?;
-    Client::new(connection, ClientOptions::new(namespace).build())
-        .context("building the Temporal client")
+    Client::new(
+        connection,
+        ClientOptions::new(namespace)
+            .data_converter(codec.data_converter())
+            .build(),
+    )
+    .context("building the Temporal client")
 }
 
 /// [`connect`], tried again every 2 s for up to `wait` (a clear error naming the address and the
@@ -46,11 +59,12 @@ pub async fn connect(address: &str, namespace: &str) -> anyhow::Result<Client> {
 pub async fn connect_patiently(
     address: &str,
     namespace: &str,
+    codec: &PayloadEncryption,
     wait: std::time::Duration,
 ) -> anyhow::Result<Client> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        match connect(address, namespace).await {
+        match connect(address, namespace, codec).await {
             Ok(client) => return Ok(client),
             Err(err) if tokio::time::Instant::now() < deadline => {
                 tracing::warn!(error = %format!("{err:#}"), "Temporal not reachable yet; trying again in 2 s");

@@ -9,12 +9,15 @@
 //! - [`month_view`]: `GetMonth`, with a one-second single-flight cache per month so a crowd of
 //!   dashboards costs one workflow query and three counts per second.
 //! - [`convert`]: rows and domain values → API messages.
+//! - [`codec_server`]: the remote payload codec for the Web UI, on its own HTTP listener, with
+//!   these tokens.
 //!
 //! Errors never carry internal text: a failure is logged with a reference, and the caller gets
 //! `INTERNAL` with that reference only.
 
 mod audit_log;
 pub mod auth;
+pub mod codec_server;
 pub mod convert;
 mod customers;
 pub mod month_view;

@@ -576,3 +576,87 @@ fn the_api_serves_tls_in_production_unless_plaintext_is_chosen_explicitly() {
         "{missing}"
     );
 }
+
+#[test]
+fn payload_keys_follow_the_profile_and_production_refuses_the_development_key() {
+    use pcn_activities::keyring::development::PAYLOAD_KEYS;
+    let conn = args_of::<ConnectionArgs>;
+    let dev = conn(&["--profile", "development"])
+        .payload_encryption()
+        .unwrap();
+    assert_eq!(dev.newest_key_id(), "dev1");
+    let unset = conn(&[]).payload_encryption().unwrap_err().to_string();
+    assert!(
+        unset.contains("payload_keys") && unset.contains("PCN_PAYLOAD_KEYS"),
+        "{unset}"
+    );
+    let real = "k2:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+    let with_dev = format!("{real},{PAYLOAD_KEYS}");
+    let refused = conn(&["--payload-keys", &with_dev])
+        .payload_encryption()
+        .unwrap_err();
+    assert_eq!(refused.field, "payload_keys");
+    assert!(refused.message.contains("development key"), "{refused}");
+    let ok = conn(&["--payload-keys", real])
+        .payload_encryption()
+        .unwrap();
+    assert_eq!(ok.newest_key_id(), "k2");
+    let short = conn(&["--payload-keys", "k1:AAAA"])
+        .payload_encryption()
+        .unwrap_err();
+    assert!(
+        short
+            .to_string()
+            .contains("PCN_PAYLOAD_KEYS: key `k1` is 3 bytes"),
+        "{short}"
+    );
+    assert!(!short.to_string().contains("AAAA"));
+    let dir = std::env::temp_dir().join(format!("pcn-payload-keys-{}", std::process::id()));
+    std::fs::write(&dir, format!("# newest first\n{real}\n")).unwrap();
+    let from_file = conn(&["--payload-keys-file", dir.to_str().unwrap()])
+        .payload_encryption()
+        .unwrap();
+    assert_eq!(from_file.newest_key_id(), "k2");
+    std::fs::remove_file(&dir).unwrap();
+}
+
+#[test]
+fn the_codec_listener_and_its_cors_origins_are_checked() {
+    let api = args_of::<ApiArgs>;
+    let default = api(&[]).codec(Profile::Production).unwrap().unwrap();
+    assert_eq!(default.listen.to_string(), "127.0.0.1:8089");
+    assert!(default.cors_origins.is_empty() && !default.anonymous_decode);
+    assert!(
+        api(&["--codec-listen", ""])
+            .codec(Profile::Production)
+            .unwrap()
+            .is_none()
+    );
+    let origins = api(&[
+        "--codec-cors-origin",
+        "http://localhost:8233, https://ui.bank.example",
+    ])
+    .codec(Profile::Production)
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        origins.cors_origins,
+        ["http://localhost:8233", "https://ui.bank.example"]
+    );
+    let bad = api(&["--codec-cors-origin", "http://ui/x"]).codec(Profile::Production);
+    assert_eq!(bad.unwrap_err().field, "codec_cors_origin");
+    let bad = api(&["--codec-listen", "8089"]).codec(Profile::Production);
+    assert_eq!(bad.unwrap_err().field, "codec_listen");
+    let anonymous = api(&["--codec-anonymous-decode"]);
+    assert_eq!(
+        anonymous.codec(Profile::Production).unwrap_err().field,
+        "codec_anonymous_decode"
+    );
+    assert!(
+        anonymous
+            .codec(Profile::Development)
+            .unwrap()
+            .unwrap()
+            .anonymous_decode
+    );
+}
