@@ -18,6 +18,7 @@
 //! simulators over HTTP) in one place the tests import.
 
 pub mod dev_server;
+pub mod history_dump;
 pub mod smtp;
 pub mod time_skipping;
 
@@ -743,10 +744,19 @@ pub async fn wait_for_month(
                     "timed out waiting for {month}; last progress: {progress:?}"
                 );
             }
-            Err(err) => assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {month}: no progress answer ({err:#})"
-            ),
+            Err(err) => {
+                // A history the worker cannot replay never answers: keep it and stop now.
+                let text = format!("{err:#}");
+                if text.contains("TMPRL1100") {
+                    let id = pcn_workflows::month::workflow_id(month);
+                    let saved = history_dump::save(client, &id).await;
+                    panic!("{month}: the worker could not replay the run ({text}); {saved}");
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "timed out waiting for {month}: no progress answer ({text})"
+                );
+            }
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -42,14 +42,27 @@ pub async fn replay_current(json: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("{e:?}"))
 }
 
-/// Fetches the history of a finished run, checks that it replays, and saves it as a fixture
-/// when `PCN_WRITE_FIXTURES` is set.
+/// Fetches the history of a finished month run, checks that it replays and that it decided
+/// every patch before its first local activity, and saves it as a fixture when
+/// `PCN_WRITE_FIXTURES` is set.
 pub async fn check_and_maybe_save(client: &Client, month: YearMonth, fixture: &str) {
-    check_and_maybe_save_workflow(client, &pcn_workflows::month::workflow_id(month), fixture).await;
+    let json =
+        check_and_maybe_save_workflow(client, &pcn_workflows::month::workflow_id(month), fixture)
+            .await;
+    assert_eq!(
+        pcn_tests::history_dump::patches_after_a_local_activity(&json),
+        Vec::<String>::new(),
+        "a patch decided after a local activity can answer otherwise on replay"
+    );
 }
 
-/// Same, for any workflow id (the SMS workflows).
-pub async fn check_and_maybe_save_workflow(client: &Client, workflow_id: &str, fixture: &str) {
+/// Fetches the history of any finished run (the SMS workflows), checks that it replays, saves
+/// it as a fixture when `PCN_WRITE_FIXTURES` is set, and returns its JSON.
+pub async fn check_and_maybe_save_workflow(
+    client: &Client,
+    workflow_id: &str,
+    fixture: &str,
+) -> Vec<u8> {
     let handle = client.get_workflow_handle::<MonthlyQualificationWorkflow>(workflow_id.to_owned());
     let json = handle
         .fetch_history(WorkflowFetchHistoryOptions::builder().build())
@@ -63,6 +76,7 @@ pub async fn check_and_maybe_save_workflow(client: &Client, workflow_id: &str, f
         std::fs::create_dir_all(fixtures()).unwrap();
         std::fs::write(fixtures().join(fixture), &json).unwrap();
     }
+    json
 }
 
 #[tokio::test]
@@ -87,6 +101,32 @@ async fn saved_month_histories_replay_on_the_current_code() {
     assert!(
         encrypted >= 1,
         "no fixture was recorded with the payload codec (tests/system/codec.rs writes one)"
+    );
+}
+
+/// Recorded by the month code before [`PATCH_DECIDED_FIRST`] in a full-suite run: the test's
+/// progress queries raced the last `CountNotifications` local activity, so its marker (event
+/// 327) and the `report-delivery` patch marker (331) landed in different workflow tasks. Live,
+/// the workflow saw the count in the second task and asked the patch there; on replay the core
+/// hands it the count in the first, where the patch marker is not yet in sight. This is why the
+/// month run now decides its patches first; the history stays unreplayable.
+///
+/// [`PATCH_DECIDED_FIRST`]: pcn_workflows::month::PATCH_DECIDED_FIRST
+#[tokio::test]
+async fn a_patch_first_asked_after_a_raced_local_activity_does_not_replay() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/unreplayable/month-report-patch-after-raced-query.json");
+    let json = std::fs::read(&path).expect("the saved history");
+    assert_eq!(
+        pcn_tests::history_dump::patches_after_a_local_activity(&json),
+        ["report-delivery"]
+    );
+    let err = replay_current(&json)
+        .await
+        .expect_err("this history's report-delivery patch answers false on replay");
+    assert!(
+        err.contains("TMPRL1100") && err.contains("report-delivery"),
+        "{err}"
     );
 }
 

@@ -238,7 +238,8 @@ async fn a_completed_month_mails_its_report_once_to_each_recipient_with_html_xls
     assert_eq!(sent.len(), 2);
     assert!(sent.iter().all(|(actor, _)| actor == "mailer"));
     // The run with its QueueReport step replays (saved as a fixture with PCN_WRITE_FIXTURES).
-    crate::replay::check_and_maybe_save(&s.client, month, "month-report-mail.json").await;
+    crate::replay::check_and_maybe_save(&s.client, month, "month-report-mail-patches-first.json")
+        .await;
 }
 
 #[tokio::test]

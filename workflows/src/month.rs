@@ -247,6 +247,21 @@ pub const PATCH_REPORT_DELIVERY: &str = "report-delivery";
 /// Patch: the schedule's month run carries a static summary and details for the Web UI.
 pub const PATCH_MONTH_DETAILS: &str = "month-static-details";
 
+/// Patch: every other patch of the month run is decided in its first workflow task, before any
+/// local activity has run.
+///
+/// Why: on replay the SDK core (0.10.1) resolves a local activity in the workflow task whose
+/// completion carries its marker. When a query is answered while a local activity's result is
+/// waiting to reach the workflow (an operator's `GetMonth` while the month counts its
+/// notifications), the core completes the task with the marker and the workflow code sees the
+/// result only in the next task. The code after it then runs one task earlier on replay than
+/// it did live. That is harmless for commands, which are matched in order, but `patched` answers
+/// from the markers of the current task only: a patch first asked right after such a local
+/// activity answers `false` on replay where it answered `true` live, and the run no longer
+/// replays (`TMPRL1100 Non-deprecated patch marker encountered`). Runs recorded before this
+/// patch decide their patches where they always did.
+pub const PATCH_DECIDED_FIRST: &str = "patches-decided-first";
+
 /// The month run's one-line summary in the Web UI (no personal data).
 pub fn run_summary(month: YearMonth, threshold: Nis) -> String {
     format!("{month} · threshold {threshold} NIS on every day")
@@ -303,6 +318,11 @@ impl MonthlyQualificationWorkflow {
     #[run(name = "MonthlyQualificationWorkflow")]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<MonthOutcome> {
         let (month, settings) = ctx.state(|s| (s.input.month, s.input.settings.clone()));
+        // Every patch of this run is decided here, before any local activity (see
+        // [`PATCH_DECIDED_FIRST`]); runs recorded before it decide each one where it is used.
+        let decided_first = ctx.patched(PATCH_DECIDED_FIRST);
+        let sms_fanout = decided_first.then(|| ctx.patched(PATCH_SMS_FANOUT));
+        let report_delivery = decided_first.then(|| ctx.patched(PATCH_REPORT_DELIVERY));
         let run = RunRef {
             workflow_id: ctx.workflow_id().to_owned(),
             run_id: ctx.run_id().to_owned(),
@@ -369,14 +389,14 @@ impl MonthlyQualificationWorkflow {
 
         // Notification: the qualified customers are the rows of `qualifications WHERE qualified`.
         set_phase(ctx, MonthPhase::Notifying);
-        if ctx.patched(PATCH_SMS_FANOUT) {
+        if sms_fanout.unwrap_or_else(|| ctx.patched(PATCH_SMS_FANOUT)) {
             fan_out(ctx, month, &settings, &run).await?;
             follow_notifications(ctx, month, &settings).await?;
         }
 
         // The report goes by email: the outbox rows are queued here, a database insert only; the
         // worker's mailer sends them. SMTP cannot block or fail the month.
-        if ctx.patched(PATCH_REPORT_DELIVERY) {
+        if report_delivery.unwrap_or_else(|| ctx.patched(PATCH_REPORT_DELIVERY)) {
             ctx.execute_local_activity(
                 QueueReport,
                 QueueReportInput {
