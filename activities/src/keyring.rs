@@ -20,7 +20,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 /// Length of an AES-256 key and of the blind index's HMAC key, in bytes.
 pub const KEY_LEN: usize = 32;
@@ -128,6 +128,13 @@ pub struct Sealed {
 pub struct Keyring {
     setting: String,
     keys: Vec<(KeyId, Aes256Gcm)>,
+    /// SHA-256 of each key, to compare rings without keeping a second copy of the keys.
+    fingerprints: Vec<[u8; 32]>,
+}
+
+/// SHA-256 of a key: equal keys, equal fingerprints.
+fn fingerprint(key: &[u8]) -> [u8; 32] {
+    Sha256::digest(key).into()
 }
 
 impl fmt::Debug for Keyring {
@@ -185,7 +192,9 @@ fn parse_entries(setting: &str, spec: &str) -> Result<Vec<(KeyId, Vec<u8>)>, Key
 impl Keyring {
     /// Parses a keyring from its textual form; `setting` names where it came from in errors.
     pub fn parse(setting: &str, spec: &str) -> Result<Self, KeyError> {
-        let keys = parse_entries(setting, spec)?
+        let entries = parse_entries(setting, spec)?;
+        let fingerprints = entries.iter().map(|(_, key)| fingerprint(key)).collect();
+        let keys = entries
             .into_iter()
             .map(|(id, key)| {
                 let cipher = Aes256Gcm::new_from_slice(&key).expect("32-byte key checked above");
@@ -195,7 +204,16 @@ impl Keyring {
         Ok(Self {
             setting: setting.to_owned(),
             keys,
+            fingerprints,
         })
+    }
+
+    /// Whether a key of `other` is also on this ring, whatever its id (production refuses a
+    /// ring that holds a development key).
+    pub fn shares_a_key_with(&self, other: &Keyring) -> bool {
+        self.fingerprints
+            .iter()
+            .any(|f| other.fingerprints.contains(f))
     }
 
     /// The key new values are sealed with.
@@ -280,6 +298,11 @@ impl BlindIndex {
         Ok(Self { key })
     }
 
+    /// Whether this index key is also one of `ring`'s keys (the index needs a key of its own).
+    pub fn is_on(&self, ring: &Keyring) -> bool {
+        ring.fingerprints.contains(&fingerprint(&self.key))
+    }
+
     /// The 32-byte digest of `value` (callers normalise first: one number, one digest).
     pub fn digest(&self, value: &[u8]) -> Vec<u8> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
@@ -309,6 +332,17 @@ mod tests {
 
     fn ring(spec: &str) -> Keyring {
         Keyring::parse("PCN_TEST_KEYS", spec).unwrap()
+    }
+
+    #[test]
+    fn rings_are_compared_by_their_keys_not_their_ids() {
+        let a = ring(&format!("a1:{}, a2:{}", key(1), key(2)));
+        assert!(a.shares_a_key_with(&ring(&format!("other:{}", key(2)))));
+        assert!(!a.shares_a_key_with(&ring(&format!("a1:{}", key(3)))));
+        let index =
+            |byte| BlindIndex::parse("PCN_TEST_INDEX", &format!("i:{}", key(byte))).unwrap();
+        assert!(index(1).is_on(&a));
+        assert!(!index(4).is_on(&a));
     }
 
     #[test]

@@ -92,10 +92,11 @@ impl ConnectionArgs {
             development::PAYLOAD_KEYS,
             profile,
         )?;
-        let dev_key = development::PAYLOAD_KEYS
-            .split_once(':')
-            .map_or(development::PAYLOAD_KEYS, |(_, key)| key);
-        if profile == Profile::Production && spec.contains(dev_key) {
+        let keys = Keyring::parse(crate::codec::SETTING, &spec)
+            .map_err(|e| DomainError::new("payload_keys", e.to_string()))?;
+        let development = Keyring::parse("development", development::PAYLOAD_KEYS)
+            .expect("the development keyring parses");
+        if profile == Profile::Production && keys.shares_a_key_with(&development) {
             return Err(DomainError::new(
                 "payload_keys",
                 format!(
@@ -105,8 +106,6 @@ impl ConnectionArgs {
                 ),
             ));
         }
-        let keys = Keyring::parse(crate::codec::SETTING, &spec)
-            .map_err(|e| DomainError::new("payload_keys", e.to_string()))?;
         Ok(crate::codec::PayloadEncryption::new(keys))
     }
 }

@@ -464,7 +464,8 @@ pub fn serve_tls(
     let app = router(config, pool, ingest, dispatcher.metrics().clone());
     let task = match tls {
         Some(identity) => {
-            let listener = crate::tls::TlsListener::new(listener, &identity)?;
+            let listener =
+                pcn_tls::TlsListener::new("webhook", listener, identity.server_config()?)?;
             tokio::spawn(async move {
                 if let Err(err) = axum::serve(listener, app).await {
                     tracing::error!(error = %err, "webhook server stopped");

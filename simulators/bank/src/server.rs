@@ -30,7 +30,8 @@ use crate::hash::{chance_ppm, day_word, mix, splitmix64, tag};
 use crate::ids::parse_account_index;
 use crate::scenario::{ProfileMix, Scenario, SimOutcome};
 use crate::stats::{Stats, StatsCollector};
-use crate::tls::{SimTls, TlsListener};
+use crate::tls::SimTls;
+use pcn_tls::TlsListener;
 
 /// How the simulator is set up at start.
 #[derive(Debug, Clone)]
@@ -271,7 +272,11 @@ pub async fn spawn(config: SimConfig, bind: SocketAddr) -> anyhow::Result<SimHan
     let (tx, rx) = oneshot::channel::<()>();
     let https = tls.is_some();
     let task = match tls {
-        Some(tls) => tokio::spawn(serve(TlsListener::new(listener, tls)?, app, rx)),
+        Some(tls) => tokio::spawn(serve(
+            TlsListener::new("bank simulator", listener, tls)?,
+            app,
+            rx,
+        )),
         None => {
             // Small JSON answers on keep-alive connections: Nagle would only add latency.
             let listener = listener.tap_io(|tcp| {

@@ -91,7 +91,8 @@ pub async fn serve(
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY));
     let task = match tls {
         Some(identity) => {
-            let listener = crate::tls::TlsListener::new(listener, &identity)?;
+            let listener =
+                pcn_tls::TlsListener::new("codec endpoint", listener, identity.server_config()?)?;
             tokio::spawn(async move {
                 if let Err(err) = axum::serve(listener, app).await {
                     tracing::error!(error = %err, "codec server stopped");

@@ -52,21 +52,18 @@ impl PhoneKeyArgs {
             .map_err(|e| DomainError::new("phone_keys", e.to_string()))?;
         let index_key = BlindIndex::parse("PCN_PHONE_INDEX_KEY", &index)
             .map_err(|e| DomainError::new("phone_index_key", e.to_string()))?;
-        let ring_keys = key_parts(&ring);
-        // `secret` refuses the development value as a whole; a ring that only contains it is
-        // refused here too.
-        if profile == Profile::Production
-            && ring_keys
-                .iter()
-                .any(|k| key_parts(development::PHONE_KEYS).contains(k))
-        {
+        // `secret` refuses the development value as a whole; a ring that also holds the
+        // development key is refused here, whatever its id.
+        let development = Keyring::parse("development", development::PHONE_KEYS)
+            .expect("the development keyring parses");
+        if profile == Profile::Production && keys.shares_a_key_with(&development) {
             return Err(DomainError::new(
                 "phone_keys",
                 "holds the development key; production refuses it (set PCN_PHONE_KEYS or \
                  PCN_PHONE_KEYS_FILE, or run with PCN_PROFILE=development)",
             ));
         }
-        if key_parts(&index).iter().any(|k| ring_keys.contains(k)) {
+        if index_key.is_on(&keys) {
             return Err(DomainError::new(
                 "phone_index_key",
                 "is one of PCN_PHONE_KEYS' keys: the blind index needs a key of its own",
@@ -74,15 +71,6 @@ impl PhoneKeyArgs {
         }
         Ok(PhoneVault::new(keys, index_key))
     }
-}
-
-/// The key halves of `id:KEY` entries (already validated by the parsers).
-fn key_parts(spec: &str) -> Vec<&str> {
-    spec.lines()
-        .filter(|line| !line.trim_start().starts_with('#'))
-        .flat_map(|line| line.split(|c: char| c == ',' || c.is_whitespace()))
-        .filter_map(|entry| entry.split_once(':').map(|(_, key)| key))
-        .collect()
 }
 
 #[cfg(test)]
@@ -110,6 +98,12 @@ mod tests {
         assert!(err.to_string().contains("PCN_PHONE_INDEX_KEY"), "{err}");
         let dev_and_real = format!("{K1},{}", development::PHONE_KEYS);
         let err = args(Some(&dev_and_real), Some(I1))
+            .parse(Profile::Production)
+            .unwrap_err();
+        assert!(err.to_string().contains("development key"), "{err}");
+        let dev_key = development::PHONE_KEYS.split_once(':').unwrap().1;
+        let renamed = format!("{K1},old:{dev_key}");
+        let err = args(Some(&renamed), Some(I1))
             .parse(Profile::Production)
             .unwrap_err();
         assert!(err.to_string().contains("development key"), "{err}");
