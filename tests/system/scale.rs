@@ -172,6 +172,8 @@ struct Histories {
     events: usize,
     /// The longest history, as its event types.
     longest: Vec<String>,
+    /// The first history with a timed-out task, as its event types and milliseconds since its start.
+    timed_out: Option<String>,
 }
 
 /// Reads the history of every workflow in `ids`.
@@ -180,6 +182,7 @@ async fn histories(client: &Client, ids: &[String]) -> Histories {
         timeouts: 0,
         events: 0,
         longest: Vec::new(),
+        timed_out: None,
     };
     for id in ids {
         let events = client
@@ -197,7 +200,7 @@ async fn histories(client: &Client, ids: &[String]) -> Histories {
         }
         // Only a task that ran out of time while being worked on (start to close): a sticky task
         // that waited for a poller (schedule to start) on a loaded machine is moved, not lost.
-        seen.timeouts += events
+        let timeouts = events
             .iter()
             .filter(|e| {
                 matches!(
@@ -207,6 +210,19 @@ async fn histories(client: &Client, ids: &[String]) -> Histories {
                 )
             })
             .count();
+        seen.timeouts += timeouts;
+        if timeouts > 0 && seen.timed_out.is_none() {
+            let secs = |e: &temporalio_common::protos::temporal::api::history::v1::HistoryEvent| {
+                e.event_time
+                    .map_or(0.0, |t| t.seconds as f64 + f64::from(t.nanos) / 1e9)
+            };
+            let start = events.first().map_or(0.0, secs);
+            let listing: Vec<String> = events
+                .iter()
+                .map(|e| format!("{:?}@+{:.1}s", e.event_type(), secs(e) - start))
+                .collect();
+            seen.timed_out = Some(format!("{id}: {}", listing.join(" ")));
+        }
     }
     seen
 }
@@ -253,6 +269,9 @@ async fn a_burst_of_workflows_facing_a_slow_carrier_does_not_outlive_its_workflo
         seen.timeouts,
         seen.longest.len()
     );
+    if let Some(timed_out) = &seen.timed_out {
+        eprintln!("a history with a timed-out workflow task: {timed_out}");
+    }
     // The promise first: every message sent once, no submission ran twice.
     assert_eq!(stats.accepted, n);
     assert_eq!(stats.repeated_references, 0);
