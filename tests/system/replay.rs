@@ -42,27 +42,15 @@ pub async fn replay_current(json: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("{e:?}"))
 }
 
-/// Fetches the history of a finished month run, checks that it replays and that it decided
-/// every patch before its first local activity, and saves it as a fixture when
-/// `PCN_WRITE_FIXTURES` is set.
+/// [`check_and_maybe_save_workflow`] for the month run of `month`.
 pub async fn check_and_maybe_save(client: &Client, month: YearMonth, fixture: &str) {
-    let json =
-        check_and_maybe_save_workflow(client, &pcn_workflows::month::workflow_id(month), fixture)
-            .await;
-    assert_eq!(
-        pcn_tests::history_dump::patches_after_a_local_activity(&json),
-        Vec::<String>::new(),
-        "a patch decided after a local activity can answer otherwise on replay"
-    );
+    check_and_maybe_save_workflow(client, &pcn_workflows::month::workflow_id(month), fixture).await;
 }
 
-/// Fetches the history of any finished run (the SMS workflows), checks that it replays, saves
-/// it as a fixture when `PCN_WRITE_FIXTURES` is set, and returns its JSON.
-pub async fn check_and_maybe_save_workflow(
-    client: &Client,
-    workflow_id: &str,
-    fixture: &str,
-) -> Vec<u8> {
+/// Fetches the history of a finished run, checks that it replays and that it asked no patch
+/// after a local activity (see `pcn_workflows::month::PATCH_DECIDED_FIRST`), and saves it as a
+/// fixture when `PCN_WRITE_FIXTURES` is set.
+pub async fn check_and_maybe_save_workflow(client: &Client, workflow_id: &str, fixture: &str) {
     let handle = client.get_workflow_handle::<MonthlyQualificationWorkflow>(workflow_id.to_owned());
     let json = handle
         .fetch_history(WorkflowFetchHistoryOptions::builder().build())
@@ -72,11 +60,15 @@ pub async fn check_and_maybe_save_workflow(
     replay_current(&json)
         .await
         .expect("a fresh history replays");
+    assert_eq!(
+        pcn_tests::history_dump::patches_after_a_local_activity(&json),
+        Vec::<String>::new(),
+        "{workflow_id}: a patch first asked after a local activity can answer otherwise on replay"
+    );
     if std::env::var_os("PCN_WRITE_FIXTURES").is_some() {
         std::fs::create_dir_all(fixtures()).unwrap();
         std::fs::write(fixtures().join(fixture), &json).unwrap();
     }
-    json
 }
 
 #[tokio::test]

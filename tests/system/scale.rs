@@ -212,14 +212,14 @@ async fn histories(client: &Client, ids: &[String]) -> Histories {
             .count();
         seen.timeouts += timeouts;
         if timeouts > 0 && seen.timed_out.is_none() {
-            let secs = |e: &temporalio_common::protos::temporal::api::history::v1::HistoryEvent| {
+            let ms = |e: &temporalio_common::protos::temporal::api::history::v1::HistoryEvent| {
                 e.event_time
-                    .map_or(0.0, |t| t.seconds as f64 + f64::from(t.nanos) / 1e9)
+                    .map_or(0, |t| t.seconds * 1_000 + i64::from(t.nanos) / 1_000_000)
             };
-            let start = events.first().map_or(0.0, secs);
+            let start = events.first().map_or(0, ms);
             let listing: Vec<String> = events
                 .iter()
-                .map(|e| format!("{:?}@+{:.1}s", e.event_type(), secs(e) - start))
+                .map(|e| format!("{:?}@+{}ms", e.event_type(), ms(e) - start))
                 .collect();
             seen.timed_out = Some(format!("{id}: {}", listing.join(" ")));
         }
