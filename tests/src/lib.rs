@@ -322,6 +322,27 @@ impl TestCarrier {
     }
 }
 
+/// The usual bench of an SMS test: `n` customers in a fresh database, the bank simulator for
+/// them, and a carrier simulator of `kind` with its webhook, on the suite's dev server.
+pub struct SmsBench {
+    /// The test's database.
+    pub db: TestDb,
+    /// The bank simulator.
+    pub bank: pcn_bank_sim::SimHandle,
+    /// The carrier simulator and webhook.
+    pub carrier: TestCarrier,
+}
+
+impl SmsBench {
+    /// Starts the three (customers `0..n`, bank seed 1, no bank faults).
+    pub async fn start(n: u64, kind: CarrierKind, config: pcn_carrier_sim::SimConfig) -> Self {
+        let db = TestDb::with_customers(n).await;
+        let bank = spawn_sim(n, 1, Default::default()).await;
+        let carrier = TestCarrier::start(&db.pool, &temporal_address(), kind, config).await;
+        Self { db, bank, carrier }
+    }
+}
+
 /// The test workers' circuit breakers: open after 3 failed requests in a row, probe after 2 s.
 pub const TEST_BREAKER: pcn_activities::breaker::BreakerSettings =
     pcn_activities::breaker::BreakerSettings {

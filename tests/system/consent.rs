@@ -9,7 +9,7 @@ use pcn_activities::carrier::CarrierKind;
 use pcn_carrier_sim::{Api, Outcome, SimConfig};
 use pcn_proto::v1 as pb;
 use pcn_tests::{
-    InProcessWorker, TestApi, TestCarrier, TestDb, authed, spawn_sim, temporal_address,
+    InProcessWorker, SmsBench, TestApi, TestCarrier, TestDb, authed, temporal_address,
     temporal_client, unique_task_queue,
 };
 use pcn_workflows::delivery::FailureCategory;
@@ -275,15 +275,8 @@ async fn replies_in_every_language_opt_out_start_opts_in_and_anything_else_chang
 async fn a_stop_after_the_workflow_started_but_before_submission_wins() {
     pcn_tests::init();
     let n = 2;
-    let db = TestDb::with_customers(n).await;
-    let bank = spawn_sim(n, 1, Default::default()).await;
-    let carrier = TestCarrier::start(
-        &db.pool,
-        &temporal_address(),
-        CarrierKind::Generic,
-        SimConfig::default(),
-    )
-    .await;
+    let SmsBench { db, bank, carrier } =
+        SmsBench::start(n, CarrierKind::Generic, SimConfig::default()).await;
     let queue = unique_task_queue("consent-race");
     let client = temporal_client().await;
     let month = YearMonth::parse("2022-06").unwrap();
@@ -317,11 +310,8 @@ async fn twilio_unsubscribed_opts_out_for_good_and_content_filtered_is_undeliver
 {
     pcn_tests::init();
     let n = 2;
-    let db = TestDb::with_customers(n).await;
-    let bank = spawn_sim(n, 1, Default::default()).await;
-    let carrier = TestCarrier::start(
-        &db.pool,
-        &temporal_address(),
+    let SmsBench { db, bank, carrier } = SmsBench::start(
+        n,
         CarrierKind::Twilio,
         SimConfig {
             callback_delay: Duration::from_millis(50),

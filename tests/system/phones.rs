@@ -11,8 +11,7 @@ use pcn_activities::keyring::{BlindIndex, Keyring, development};
 use pcn_activities::phone_vault::PhoneVault;
 use pcn_carrier_sim::{Api, SimConfig};
 use pcn_tests::{
-    InProcessWorker, TestCarrier, TestDb, spawn_sim, temporal_address, temporal_client,
-    unique_task_queue, workspace_binary,
+    InProcessWorker, SmsBench, TestDb, temporal_client, unique_task_queue, workspace_binary,
 };
 use pcn_workflows::domain::{Phone, YearMonth};
 use pcn_workflows::sms::NotificationState;
@@ -84,15 +83,8 @@ async fn key_ids(db: &TestDb) -> Vec<(String, Option<String>, i64)> {
 async fn no_table_holds_a_phone_in_clear_and_stop_finds_its_customer_before_and_after_rotation() {
     pcn_tests::init();
     let n = 3;
-    let db = TestDb::with_customers(n).await;
-    let bank = spawn_sim(n, 1, Default::default()).await;
-    let carrier = TestCarrier::start(
-        &db.pool,
-        &temporal_address(),
-        CarrierKind::Twilio,
-        SimConfig::default(),
-    )
-    .await;
+    let SmsBench { db, bank, carrier } =
+        SmsBench::start(n, CarrierKind::Twilio, SimConfig::default()).await;
     let queue = unique_task_queue("phones");
     let client = temporal_client().await;
     let month = YearMonth::parse("2021-07").unwrap();

@@ -10,7 +10,8 @@ use pcn_activities::carrier::CarrierKind;
 use pcn_activities::gateway::GatewaySettings;
 use pcn_carrier_sim::SimConfig;
 use pcn_tests::{
-    InProcessWorker, TestCarrier, TestDb, temporal_address, temporal_client, unique_task_queue,
+    InProcessWorker, SmsBench, TestCarrier, TestDb, temporal_address, temporal_client,
+    unique_task_queue,
 };
 use pcn_workflows::domain::YearMonth;
 use temporalio_client::{Client, WorkflowFetchHistoryOptions};
@@ -100,15 +101,8 @@ async fn a_carrier_rate_holds_across_two_workers_and_every_message_is_delivered(
     let _alone = ONE_AT_A_TIME.lock().await;
     let n: u64 = 400;
     let rate = Rate::per_sec(50).unwrap();
-    let db = TestDb::with_customers(n).await;
-    let bank = pcn_tests::spawn_sim(n, 1, Default::default()).await;
-    let carrier = TestCarrier::start(
-        &db.pool,
-        &temporal_address(),
-        CarrierKind::Generic,
-        SimConfig::default(),
-    )
-    .await;
+    let SmsBench { db, bank, carrier } =
+        SmsBench::start(n, CarrierKind::Generic, SimConfig::default()).await;
     budget::configure(&db.pool, "generic", rate).await.unwrap();
     let queue = unique_task_queue("rate");
     let client = temporal_client().await;

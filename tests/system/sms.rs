@@ -11,7 +11,7 @@ use pcn_activities::carrier::signature;
 use pcn_activities::fanout::sms_start_options;
 use pcn_carrier_sim::{Api, Outcome, SimConfig};
 use pcn_tests::{
-    InProcessWorker, TestCarrier, TestDb, spawn_sim, temporal_address, temporal_client,
+    InProcessWorker, SmsBench, TestCarrier, TestDb, spawn_sim, temporal_address, temporal_client,
     unique_task_queue,
 };
 use pcn_workflows::domain::{CustomerId, YearMonth};
@@ -141,11 +141,8 @@ async fn events_of(db: &TestDb, workflow_id: &str) -> Vec<(String, String)> {
 async fn duplicate_reordered_late_and_forged_callbacks_change_nothing() {
     pcn_tests::init();
     let n = 4;
-    let db = TestDb::with_customers(n).await;
-    let bank = spawn_sim(n, 1, Default::default()).await;
-    let carrier = TestCarrier::start(
-        &db.pool,
-        &temporal_address(),
+    let SmsBench { db, bank, carrier } = SmsBench::start(
+        n,
         CarrierKind::Generic,
         SimConfig {
             callback_delay: Duration::from_millis(100),
@@ -367,11 +364,8 @@ async fn opted_out_and_stop_customers_get_nothing() {
 async fn twilio_adapter_end_to_end_with_signed_callbacks() {
     pcn_tests::init();
     let n = 3;
-    let db = TestDb::with_customers(n).await;
-    let bank = spawn_sim(n, 1, Default::default()).await;
-    let carrier = TestCarrier::start(
-        &db.pool,
-        &temporal_address(),
+    let SmsBench { db, bank, carrier } = SmsBench::start(
+        n,
         CarrierKind::Twilio,
         SimConfig {
             callback_delay: Duration::from_millis(50),
@@ -447,11 +441,8 @@ async fn twilio_adapter_end_to_end_with_signed_callbacks() {
 async fn a_callback_while_the_worker_is_down_is_applied_when_it_returns() {
     pcn_tests::init();
     let n = 1;
-    let db = TestDb::with_customers(n).await;
-    let bank = spawn_sim(n, 1, Default::default()).await;
-    let carrier = TestCarrier::start(
-        &db.pool,
-        &temporal_address(),
+    let SmsBench { db, bank, carrier } = SmsBench::start(
+        n,
         CarrierKind::Generic,
         SimConfig {
             callback_delay: Duration::from_millis(10),

@@ -9,7 +9,7 @@ use pcn_activities::carrier::CarrierKind;
 use pcn_activities::carrier::signature;
 use pcn_carrier_sim::{Outcome, SimConfig};
 use pcn_tests::{
-    InProcessWorker, TestCarrier, TestDb, spawn_sim, temporal_address, temporal_client,
+    InProcessWorker, SmsBench, TestCarrier, TestDb, temporal_address, temporal_client,
     unique_task_queue,
 };
 use pcn_workflows::contracts::DeliveryReport;
@@ -144,15 +144,8 @@ async fn a_poisoned_callback_among_honest_ones_is_refused_alone() {
 #[tokio::test]
 async fn a_report_about_another_message_is_flagged_and_never_applied() {
     pcn_tests::init();
-    let db = TestDb::with_customers(1).await;
-    let bank = spawn_sim(1, 1, Default::default()).await;
-    let carrier = TestCarrier::start(
-        &db.pool,
-        &temporal_address(),
-        CarrierKind::Generic,
-        SimConfig::default(),
-    )
-    .await;
+    let SmsBench { db, bank, carrier } =
+        SmsBench::start(1, CarrierKind::Generic, SimConfig::default()).await;
     // The carrier never reports on its own: the notification stays SUBMITTED.
     carrier.sim.set_plan(&phone(0), vec![Outcome::Silent]);
     let queue = unique_task_queue("foreign");

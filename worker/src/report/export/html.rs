@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
-use super::{Bar, Figure, Value, figures, outcome_bars, pass_rate_axis, reason_bars};
+use super::{Bar, Figure, Kpi, Value, figures, kpis, outcome_bars, pass_rate_axis, reason_bars};
 use crate::report::{MonthlyReport, NameCount};
 
 /// The report as one self-contained HTML page: inline CSS and SVG, no script, no external asset,
@@ -198,39 +198,11 @@ pub(super) fn value_text(v: &Value) -> String {
 }
 
 fn kpi_tiles(h: &mut String, r: &MonthlyReport) {
-    let s = &r.summary;
-    let tiles = [
-        (
-            "Customers monitored",
-            grouped(s.customers_monitored),
-            format!("{} days with balance checks", r.processing.days_swept),
-        ),
-        (
-            "Qualified",
-            format!("{}%", s.qualification_rate),
-            format!(
-                "{} of {} decided",
-                grouped(s.qualified),
-                grouped(s.customers_monitored)
-            ),
-        ),
-        (
-            "Delivered",
-            format!("{}%", s.delivery_rate),
-            format!(
-                "{} of {} submitted",
-                grouped(s.delivered),
-                grouped(r.delivery.submitted)
-            ),
-        ),
-        (
-            "Pending",
-            grouped(r.delivery.pending),
-            "notifications still in flight".to_owned(),
-        ),
-    ];
     h.push_str("<div class=\"kpis\">\n");
-    for (label, value, note) in tiles {
+    for Kpi {
+        label, value, note, ..
+    } in kpis(r)
+    {
         let _ = writeln!(
             h,
             "<div class=\"kpi\"><div class=\"l\">{}</div><div class=\"v\">{}</div>\

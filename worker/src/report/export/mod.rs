@@ -291,6 +291,48 @@ fn outcomes(r: &MonthlyReport) -> [(&'static str, u64, &'static str); 6] {
     ]
 }
 
+/// One headline tile of the HTML and PDF exports: label, figure, and a note under it (`short` for
+/// the PDF's narrower tiles).
+struct Kpi {
+    label: &'static str,
+    value: String,
+    note: String,
+    short: String,
+}
+
+/// The four headline tiles, in order.
+fn kpis(r: &MonthlyReport) -> [Kpi; 4] {
+    use html::grouped;
+    let s = &r.summary;
+    let of = |part: u64, whole: u64| format!("{} of {}", grouped(part), grouped(whole));
+    [
+        Kpi {
+            label: "Customers monitored",
+            value: grouped(s.customers_monitored),
+            note: format!("{} days with balance checks", r.processing.days_swept),
+            short: format!("{} days with checks", r.processing.days_swept),
+        },
+        Kpi {
+            label: "Qualified",
+            value: format!("{}%", s.qualification_rate),
+            note: format!("{} decided", of(s.qualified, s.customers_monitored)),
+            short: of(s.qualified, s.customers_monitored),
+        },
+        Kpi {
+            label: "Delivered",
+            value: format!("{}%", s.delivery_rate),
+            note: format!("{} submitted", of(s.delivered, r.delivery.submitted)),
+            short: format!("{} submitted", of(s.delivered, r.delivery.submitted)),
+        },
+        Kpi {
+            label: "Pending",
+            value: grouped(r.delivery.pending),
+            note: "notifications still in flight".to_owned(),
+            short: "still in flight".to_owned(),
+        },
+    ]
+}
+
 /// One bar of a horizontal bar chart: the HTML and PDF exports draw the same bars.
 struct Bar {
     label: String,

@@ -17,7 +17,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive as _;
 
 use super::html::{grouped, time_text, value_text};
-use super::{Bar, Figure, figures, outcome_bars, pass_rate_axis, reason_bars};
+use super::{Bar, Figure, Kpi, figures, kpis, outcome_bars, pass_rate_axis, reason_bars};
 use crate::report::{MonthlyReport, NameCount};
 
 /// A4 in points.
@@ -93,42 +93,17 @@ pub fn pdf(r: &MonthlyReport) -> Vec<u8> {
 }
 
 fn kpi_tiles(d: &mut Doc, r: &MonthlyReport) {
-    let s = &r.summary;
-    let tiles = [
-        (
-            "Customers monitored",
-            grouped(s.customers_monitored),
-            format!("{} days with checks", r.processing.days_swept),
-        ),
-        (
-            "Qualified",
-            format!("{}%", s.qualification_rate),
-            format!(
-                "{} of {}",
-                grouped(s.qualified),
-                grouped(s.customers_monitored)
-            ),
-        ),
-        (
-            "Delivered",
-            format!("{}%", s.delivery_rate),
-            format!(
-                "{} of {} submitted",
-                grouped(s.delivered),
-                grouped(r.delivery.submitted)
-            ),
-        ),
-        (
-            "Pending",
-            grouped(r.delivery.pending),
-            "still in flight".to_owned(),
-        ),
-    ];
     let gap = 10;
     let width = (PAGE_W - 2 * MARGIN - 3 * gap) / 4;
     let height = 62;
     d.y -= 14 + height;
-    for (i, (label, value, note)) in (0i64..).zip(tiles) {
+    for (i, kpi) in (0i64..).zip(kpis(r)) {
+        let Kpi {
+            label,
+            value,
+            short: note,
+            ..
+        } = kpi;
         let x = MARGIN + i * (width + gap);
         d.rect(x, d.y, width, height, "#f4f6f9");
         d.rect(x, d.y + height - 3, width, 3, "#1f3a5f");
