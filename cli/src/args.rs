@@ -306,6 +306,8 @@ pub enum ReportCommand {
         #[arg(long, default_value = "", hide_default_value = true)]
         reason: String,
     },
+    /// Where the month's report emails stand, by recipient (changes nothing).
+    Deliveries(MonthArg),
     /// Save the monthly report as a CSV, XLSX, HTML or PDF file.
     Export {
         /// The month.

@@ -8,8 +8,8 @@ use anyhow::{Context as _, bail};
 use pcn_proto::v1::{
     CancelNotificationRequest, ExportReportRequest, GetCustomerRequest, GetMonthRequest,
     GetReportRequest, ListAuditEntriesRequest, ListNotificationsRequest, ListQualificationsRequest,
-    MonthActionRequest, ReportFormat, RetryNotificationRequest, SendReportRequest,
-    SetOptOutRequest, StartMonthRequest,
+    ListReportDeliveriesRequest, MonthActionRequest, ReportFormat, RetryNotificationRequest,
+    SendReportRequest, SetOptOutRequest, StartMonthRequest,
 };
 use serde_json::json;
 use tonic::Status;
@@ -292,6 +292,17 @@ async fn report(api: &Api, format: Format, command: ReportCommand) -> anyhow::Re
             });
             let r = api.call(api.client().send_report(request)).await?;
             output::print(format, || render::send_report(&r), || json::send_report(&r))?;
+        }
+        ReportCommand::Deliveries(arg) => {
+            let request = api.request(ListReportDeliveriesRequest { month: arg.month });
+            let r = api
+                .call(api.client().list_report_deliveries(request))
+                .await?;
+            output::print(
+                format,
+                || render::report_deliveries(&r.deliveries),
+                || json::report_deliveries(&r.deliveries),
+            )?;
         }
         ReportCommand::Export {
             month,

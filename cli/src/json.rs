@@ -7,7 +7,7 @@ use pcn_proto::v1::{
     AuditEntry, BalanceCheck, CategoryCount, CheckOutcome, Customer, DailyRow, DayCounts,
     DeliveryMetrics, GetCustomerResponse, Month, MonthActionResponse, MonthPhase, MonthlyReport,
     Notification, NotificationCounts, NotificationStatus, ProcessingMetrics, Qualification,
-    QualificationCounts, QualificationMetrics, QualificationReason, ReasonCount,
+    QualificationCounts, QualificationMetrics, QualificationReason, ReasonCount, ReportDelivery,
     ReportDeliveryStatus, ReportSummary, RetryNotificationResponse, SendReportResponse, SmsAttempt,
     StartMonthResponse,
 };
@@ -234,8 +234,17 @@ pub fn retry(r: &RetryNotificationResponse) -> Value {
 
 /// `report send`.
 pub fn send_report(r: &SendReportResponse) -> Value {
-    let deliveries: Vec<Value> = r
-        .deliveries
+    json!({
+        "queued": r.queued,
+        "retried": r.retried,
+        "resent": r.resent,
+        "deliveries": report_deliveries(&r.deliveries),
+    })
+}
+
+/// `report deliveries` (and the deliveries of `report send`).
+pub fn report_deliveries(deliveries: &[ReportDelivery]) -> Value {
+    let deliveries: Vec<Value> = deliveries
         .iter()
         .map(|d| {
             json!({
@@ -253,12 +262,7 @@ pub fn send_report(r: &SendReportResponse) -> Value {
             })
         })
         .collect();
-    json!({
-        "queued": r.queued,
-        "retried": r.retried,
-        "resent": r.resent,
-        "deliveries": deliveries,
-    })
+    Value::Array(deliveries)
 }
 
 fn reason_count(r: &ReasonCount) -> Value {

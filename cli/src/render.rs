@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use pcn_proto::v1::{
     AuditEntry, CategoryCount, CheckOutcome, Customer, GetCustomerResponse, Month,
     MonthActionResponse, MonthPhase, MonthlyReport, Notification, NotificationCounts,
-    NotificationStatus, Qualification, QualificationCounts, QualificationReason,
+    NotificationStatus, Qualification, QualificationCounts, QualificationReason, ReportDelivery,
     ReportDeliveryStatus, RetryNotificationResponse, SendReportResponse, StartMonthResponse,
 };
 
@@ -439,6 +439,12 @@ pub fn send_report(r: &SendReportResponse) -> String {
         ("in doubt, sent again", r.resent.to_string()),
     ]);
     out.push('\n');
+    out.push_str(&report_deliveries(&r.deliveries));
+    out
+}
+
+/// `report deliveries` (and the table of `report send`).
+pub fn report_deliveries(deliveries: &[ReportDelivery]) -> String {
     let mut table = Table::new(&[
         "RECIPIENT",
         "STATUS",
@@ -448,7 +454,7 @@ pub fn send_report(r: &SendReportResponse) -> String {
         "NEXT_ATTEMPT_AT",
         "LAST_ERROR",
     ]);
-    for d in &r.deliveries {
+    for d in deliveries {
         let status = name::<ReportDeliveryStatus>(d.status);
         let next = if status == "PENDING" || status == "FAILED" {
             d.next_attempt_at.clone()
@@ -465,8 +471,7 @@ pub fn send_report(r: &SendReportResponse) -> String {
             dash(&d.last_error),
         ]);
     }
-    out.push_str(&table_or_none(&table));
-    out
+    table_or_none(&table)
 }
 
 /// `report show`.

@@ -24,7 +24,7 @@ use tonic::transport::Channel;
 type Api = ControlServiceClient<Channel>;
 
 /// Every method, in proto order, with the role it needs.
-const METHODS: [(&str, &str); 16] = [
+const METHODS: [(&str, &str); 17] = [
     ("StartMonth", "operator"),
     ("GetMonth", "viewer"),
     ("PauseMonth", "operator"),
@@ -40,6 +40,7 @@ const METHODS: [(&str, &str); 16] = [
     ("GetReport", "viewer"),
     ("ExportReport", "viewer"),
     ("SendReport", "operator"),
+    ("ListReportDeliveries", "viewer"),
     ("ListAuditEntries", "viewer"),
 ];
 
@@ -188,6 +189,10 @@ async fn call(api: &mut Api, method: &str, token: Option<&str>) -> Code {
                 },
                 token,
             ))
+            .await
+            .map(|_| ()),
+        "ListReportDeliveries" => api
+            .list_report_deliveries(authed(pb::ListReportDeliveriesRequest { month }, token))
             .await
             .map(|_| ()),
         "ListAuditEntries" => api

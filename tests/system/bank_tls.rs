@@ -482,7 +482,7 @@ async fn https_stub(
 }
 
 #[tokio::test]
-async fn the_carrier_client_verifies_the_carriers_certificate() {
+async fn the_carrier_client_verifies_the_carriers_certificate_and_speaks_tls_1_3_only() {
     pcn_tests::init();
     let carrier_ca = Ca::new();
     let (url, server) = https_stub(&carrier_ca.issue(), rustls::DEFAULT_VERSIONS).await;
@@ -521,6 +521,26 @@ async fn the_carrier_client_verifies_the_carriers_certificate() {
         CarrierError::Unavailable { status: None, .. }
     ));
     server.abort();
+    // A carrier offering TLS 1.2 only, with a certificate we trust: no handshake, the error
+    // says why, and the message was certainly not taken.
+    let (url, old) = https_stub(&carrier_ca.issue(), &[&rustls::version::TLS12]).await;
+    let old_carrier = GenericCarrier::new(GenericConfig {
+        base_url: url::Url::parse(&url).unwrap(),
+        server_ca: Some(carrier_ca.pem().into_bytes()),
+        timeout: Duration::from_secs(10),
+        ..GenericConfig::default()
+    })
+    .unwrap();
+    let refused = old_carrier.status("T-1").await.unwrap_err();
+    match &refused {
+        CarrierError::Unavailable {
+            status: None,
+            detail,
+        } => assert!(detail.contains("TLS version"), "{detail}"),
+        other => panic!("expected a refused handshake, got {other:?}"),
+    }
+    assert!(refused.certainly_not_taken());
+    old.abort();
 }
 
 #[tokio::test]

@@ -489,6 +489,21 @@ async fn send_report_mails_a_month_on_demand_and_says_clearly_when_it_cannot() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
+    // A viewer may look: nothing queued yet, and a bad month is about the month alone.
+    let list = |m: &str| {
+        authed(
+            pb::ListReportDeliveriesRequest { month: m.into() },
+            Some(&viewer),
+        )
+    };
+    let none = api.list_report_deliveries(list("2021-05")).await.unwrap();
+    assert!(none.into_inner().deliveries.is_empty());
+    let err = api
+        .list_report_deliveries(list("2021-13"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("month"), "{err:?}");
 
     // pcnctl report send, as an operator would.
     let out = pcn_tests::pcnctl(&api_server.url, &operator)
@@ -557,4 +572,38 @@ async fn send_report_mails_a_month_on_demand_and_says_clearly_when_it_cannot() {
         text.contains("RECIPIENT") && text.contains("SENT"),
         "{text}"
     );
+
+    // A viewer reads the same emails, and reading changes nothing.
+    let listed = api
+        .list_report_deliveries(list("2021-05"))
+        .await
+        .unwrap()
+        .into_inner()
+        .deliveries;
+    assert_eq!(
+        listed
+            .iter()
+            .map(|d| d.recipient.as_str())
+            .collect::<Vec<_>>(),
+        RECIPIENTS.to_vec()
+    );
+    assert!(
+        listed
+            .iter()
+            .all(|d| d.status == pb::ReportDeliveryStatus::Sent as i32 && d.attempts == 1)
+    );
+    let out = pcn_tests::pcnctl(&api_server.url, &viewer)
+        .args(["--json", "report", "deliveries", "2021-05"])
+        .output()
+        .await
+        .expect("run pcnctl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json.as_array().map(Vec::len), Some(2), "{json}");
+    assert_eq!(json[1]["status"], "SENT", "{json}");
+    assert_eq!(s.audit("REPORT_DELIVERY_QUEUED").await.len(), 2);
 }

@@ -444,7 +444,7 @@ const TRUSTED: &str = "a CA not in the platform's trust store nor in PCN_CARRIER
 
 /// The HTTP client both carriers use: per-request timeout, a shorter connect timeout.
 ///
-/// Over `https://` the carrier's certificate is always verified (rustls, TLS 1.2 or 1.3): against
+/// Over `https://` the carrier's certificate is always verified (rustls, TLS 1.3 only): against
 /// the platform's trust store, plus the certificates of `server_ca` (`PCN_CARRIER_CA`, PEM) for a
 /// carrier behind a private CA. Nothing here or in the adapters turns verification off.
 pub(crate) fn http_client(
@@ -455,7 +455,8 @@ pub(crate) fn http_client(
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .pool_max_idle_per_host(32)
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        .min_tls_version(reqwest::tls::Version::TLS_1_3);
     if let Some(pem) = server_ca {
         // Parsed by rustls first, for an error that says what is wrong with the file.
         crate::tls::parse_certs(pem).map_err(|e| anyhow::anyhow!("carrier_ca: {e}"))?;

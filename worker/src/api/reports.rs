@@ -1,5 +1,6 @@
-//! Monthly reports: `GetReport`, `ExportReport` (CSV, XLSX, HTML, PDF) and `SendReport` (the
-//! report by email: queues the outbox rows that the worker's mailer sends).
+//! Monthly reports: `GetReport`, `ExportReport` (CSV, XLSX, HTML, PDF), `SendReport` (the
+//! report by email: queues the outbox rows that the worker's mailer sends) and
+//! `ListReportDeliveries` (where those emails stand, for a viewer).
 
 use pcn_activities::report_deliveries::{self, ReportDelivery, ReportDeliveryStatus};
 use pcn_proto::v1 as pb;
@@ -110,6 +111,20 @@ impl Control {
             queued: count(done.queued),
             retried: count(done.retried),
             resent: count(done.resent),
+            deliveries: rows.iter().map(delivery_message).collect(),
+        }))
+    }
+
+    pub(super) async fn list_report_deliveries_impl(
+        &self,
+        request: Request<pb::ListReportDeliveriesRequest>,
+    ) -> Result<Response<pb::ListReportDeliveriesResponse>, Status> {
+        self.caller(&request, Role::Viewer, "ListReportDeliveries")?;
+        let month = month_of(&request.get_ref().month)?;
+        let rows = report_deliveries::list(&self.state.pool, month)
+            .await
+            .map_err(|e| db_error("listing the report emails", e))?;
+        Ok(Response::new(pb::ListReportDeliveriesResponse {
             deliveries: rows.iter().map(delivery_message).collect(),
         }))
     }

@@ -210,6 +210,13 @@ impl ControlService for Control {
         self.send_report_impl(request).await
     }
 
+    async fn list_report_deliveries(
+        &self,
+        request: Request<pb::ListReportDeliveriesRequest>,
+    ) -> Result<Response<pb::ListReportDeliveriesResponse>, Status> {
+        self.list_report_deliveries_impl(request).await
+    }
+
     async fn list_audit_entries(
         &self,
         request: Request<pb::ListAuditEntriesRequest>,
