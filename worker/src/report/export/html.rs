@@ -476,6 +476,10 @@ mod tests {
         assert!(page.contains(">90.00%<"));
         // The missing day is drawn red.
         assert!(page.contains("fill=\"#c62828\"><title>2026-10-03"));
+        // The four headline tiles, with their long notes.
+        assert_eq!(page.matches("<div class=\"kpi\">").count(), 4);
+        assert!(page.contains("days with balance checks</div>"));
+        assert!(page.contains("notifications still in flight</div>"));
     }
 
     #[test]

@@ -518,6 +518,8 @@ mod tests {
         assert!(pdf.starts_with(b"%PDF-1.4\n"));
         assert!(pdf.ends_with(b"%%EOF\n"));
         let text = text_of(&pdf);
+        // The headline tiles, with their short notes.
+        assert!(text.contains("days with checks") && text.contains("(still in flight)"));
         let count: usize = text
             .split("/Count ")
             .nth(1)
