@@ -1,6 +1,7 @@
 //! Injectable faults: latency, a rate limit and outages.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -19,6 +20,10 @@ pub struct Faults {
     /// message, all or none). Over it a submit gets `429` with `Retry-After` (whole seconds until
     /// the tokens would be there, at least 1) and code 20429. `None`: unlimited.
     pub rate_limit_per_sec: Option<u32>,
+    /// The first this many submit requests of the simulator's life are refused with `429` and
+    /// `Retry-After: 1` whatever the rate (a carrier already over its limit when our burst
+    /// arrives): a test of 429 handling that does not depend on how fast the machine is.
+    pub refuse_first_submits: u32,
     /// While `true`, submit and status requests get a 503.
     pub outage: bool,
     /// Submit and status requests get a 503 until this wall-clock time.
@@ -38,6 +43,8 @@ const MILLI: u64 = 1000;
 /// A token bucket holding at most one second's worth of requests.
 pub(crate) struct RateLimiter {
     inner: Mutex<Bucket>,
+    /// Submit requests refused so far by [`Faults::refuse_first_submits`].
+    forced: AtomicU32,
 }
 
 struct Bucket {
@@ -54,7 +61,17 @@ impl RateLimiter {
                 milli_tokens: 0,
                 last: Instant::now(),
             }),
+            forced: AtomicU32::new(0),
         }
+    }
+
+    /// Whether this submit request is one of the first `first` (each call counts one).
+    pub(crate) fn refuse_forced(&self, first: u32) -> bool {
+        self.forced
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < first).then_some(n + 1)
+            })
+            .is_ok()
     }
 
     /// Takes `n` tokens (one per message) at `rate` per second, all or none; `Err(wait)` with
@@ -97,6 +114,16 @@ impl RateLimiter {
 mod tests {
     use super::*;
     use chrono::TimeDelta;
+
+    #[test]
+    fn only_the_first_submits_are_refused_by_force() {
+        let limiter = RateLimiter::new();
+        assert!(!limiter.refuse_forced(0));
+        assert!(limiter.refuse_forced(2));
+        assert!(limiter.refuse_forced(2));
+        assert!(!limiter.refuse_forced(2));
+        assert!(!limiter.refuse_forced(2));
+    }
 
     #[test]
     fn an_outage_lasts_until_its_deadline() {

@@ -354,6 +354,13 @@ pub(crate) fn capacity(
     messages: u32,
     refuse: impl Fn(StatusCode) -> Response,
 ) -> Option<Response> {
+    if messages > 0 && st.limiter.refuse_forced(cfg.faults.refuse_first_submits) {
+        bump(&st.stats.rate_limited);
+        return Some(with_retry_after(
+            refuse(StatusCode::TOO_MANY_REQUESTS),
+            Duration::from_secs(1),
+        ));
+    }
     if messages > 0
         && let Some(rate) = cfg.faults.rate_limit_per_sec
         && let Err(wait) = st.limiter.try_acquire(rate, messages, Instant::now())
