@@ -134,3 +134,20 @@ pub fn pcnctl(url: &str, token: &str) -> tokio::process::Command {
         .env_remove("PCN_API_CA");
     command
 }
+
+/// Runs `pcnctl --json <args>` against the API at `url` with `token`, asserts that it succeeded
+/// (its stderr is the failure message) and returns what it printed.
+pub async fn pcnctl_json(url: &str, token: &str, args: &[&str]) -> serde_json::Value {
+    let out = pcnctl(url, token)
+        .arg("--json")
+        .args(args)
+        .output()
+        .await
+        .expect("run pcnctl");
+    assert!(
+        out.status.success(),
+        "pcnctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("pcnctl --json prints JSON")
+}

@@ -896,17 +896,7 @@ async fn get_month_without_temporal_shows_what_postgres_implies() {
     assert_eq!(inferred.days_done, 1);
     assert!(inferred.degraded.contains("Temporal"), "{inferred:?}");
     // pcnctl shows the same.
-    let out = pcn_tests::pcnctl(&blind.url, &viewer)
-        .args(["--json", "month", "get", "2019-01"])
-        .output()
-        .await
-        .expect("run pcnctl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let json = pcn_tests::pcnctl_json(&blind.url, &viewer, &["month", "get", "2019-01"]).await;
     assert_eq!(json["phase"], "MONITORING", "{json}");
     assert!(
         json["degraded"]

@@ -506,24 +506,18 @@ async fn send_report_mails_a_month_on_demand_and_says_clearly_when_it_cannot() {
     assert!(err.message().contains("month"), "{err:?}");
 
     // pcnctl report send, as an operator would.
-    let out = pcn_tests::pcnctl(&api_server.url, &operator)
-        .args([
-            "--json",
+    let json = pcn_tests::pcnctl_json(
+        &api_server.url,
+        &operator,
+        &[
             "report",
             "send",
             "2021-05",
             "--reason",
             "asked by the programme owner",
-        ])
-        .output()
-        .await
-        .expect("run pcnctl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        ],
+    )
+    .await;
     assert_eq!(json["queued"], 2, "{json}");
     assert_eq!(json["deliveries"].as_array().map(Vec::len), Some(2));
     assert_eq!(json["deliveries"][0]["recipient"], RECIPIENTS[0]);
@@ -592,17 +586,12 @@ async fn send_report_mails_a_month_on_demand_and_says_clearly_when_it_cannot() {
             .iter()
             .all(|d| d.status == pb::ReportDeliveryStatus::Sent as i32 && d.attempts == 1)
     );
-    let out = pcn_tests::pcnctl(&api_server.url, &viewer)
-        .args(["--json", "report", "deliveries", "2021-05"])
-        .output()
-        .await
-        .expect("run pcnctl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let json = pcn_tests::pcnctl_json(
+        &api_server.url,
+        &viewer,
+        &["report", "deliveries", "2021-05"],
+    )
+    .await;
     assert_eq!(json.as_array().map(Vec::len), Some(2), "{json}");
     assert_eq!(json[1]["status"], "SENT", "{json}");
     assert_eq!(s.audit("REPORT_DELIVERY_QUEUED").await.len(), 2);
