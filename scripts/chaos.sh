@@ -43,6 +43,10 @@
 #   PCN_CHAOS_BANK_503_PPM=20000     bank simulator 503 rate
 #   PCN_CHAOS_CARRIER_RATE=10        carrier submissions per second before 429 (stretches the SMS
 #                                    phase so faults 4 and 5 land in it; 0: no limit)
+#   PCN_CHAOS_SMS_BATCH=10           most messages per carrier request (PCN_SMS_BATCH_MAX): with
+#                                    the rate above, batches of 10 go out about one a second; one
+#                                    batch of the whole fan-out would pass the rate at once and end
+#                                    the SMS phase before faults 4 and 5
 #   PCN_CHAOS_TEMPORAL_DOWN_SECS=10  length of fault 4
 #   PCN_CHAOS_PORT_BASE=27900        ports: Temporal +33 (http +43, metrics +44), bank +81,
 #                                    carrier +82, webhook +90, control API +51, worker health +64,
@@ -263,6 +267,7 @@ export PCN_API_BIND=127.0.0.1:$API_PORT
 export PCN_API_ADDRESS=http://127.0.0.1:$API_PORT
 export PCN_SDK_METRICS_BIND=127.0.0.1:$((BASE + 65))
 export PCN_SMS_WINDOW=always
+export PCN_SMS_BATCH_MAX=${PCN_CHAOS_SMS_BATCH:-10}
 export PCN_NOTIFICATION_POLL_SECS=2
 export PCN_SMS_RETRY_DELAY_SECS=15
 export PCN_SMS_CONFIRMATION_TIMEOUT_SECS=240
@@ -526,8 +531,11 @@ STATS=$(curl_json /admin/stats)
 echo "$COUNTS" >"$DIR/carrier-message-counts.json"
 echo "$REPEATS" >"$DIR/carrier-repeats.json"
 echo "$STATS" >"$DIR/carrier-stats.json"
+# The phones in clear come from the import file: the database holds them sealed (PCN_PHONE_KEYS).
+# `customer_id,+972…` per line; the file's numbers are local (050-…) or already international.
+PHONES=$(awk -F, 'NR > 1 { p = $4; gsub(/[^0-9+]/, "", p); if (substr(p, 1, 1) != "+") p = "+972" substr(p, 2); print $1 "," p }' "$DIR/customers.csv")
 TABLE=$("${PSQL[@]}" -d pcn -f scripts/chaos_checks.sql -v month="$MONTH_FIRST" -v counts="$COUNTS" \
-  -v repeats="$REPEATS" -v phase="${FINAL_PHASE:-unknown}" -v exits="$UNEXPECTED" 2>&1) \
+  -v repeats="$REPEATS" -v phase="${FINAL_PHASE:-unknown}" -v exits="$UNEXPECTED" -v phones="$PHONES" 2>&1) \
   || die "the checks could not be computed: $TABLE"
 phase ""
 

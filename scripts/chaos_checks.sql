@@ -7,6 +7,7 @@
 --   repeats    the carrier simulator's GET /admin/repeats (JSON, `repeated_references`)
 --   phase      the month's phase from `pcnctl month get` at the end
 --   exits      how many of the script's processes exited without being killed by the script
+--   phones     `customer_id,+972…` lines from the import file: the database holds phones sealed
 \set ON_ERROR_STOP on
 \pset format unaligned
 \pset tuples_only on
@@ -37,10 +38,15 @@ SELECT c.customer_id
 CREATE TEMP TABLE decided AS
 SELECT q.customer_id FROM qualifications q, m WHERE q.month = m.first_day AND q.qualified;
 
+CREATE TEMP TABLE imported_phones AS
+SELECT split_part(line, ',', 1) AS customer_id, split_part(line, ',', 2) AS phone_e164
+  FROM regexp_split_to_table(:'phones', E'\n') AS line
+ WHERE line <> '';
+
 -- Qualified customers that may be messaged (not opted out), with their phones.
 CREATE TEMP TABLE reachable AS
-SELECT d.customer_id, c.phone_e164
-  FROM decided d JOIN customers c USING (customer_id)
+SELECT d.customer_id, p.phone_e164
+  FROM decided d JOIN customers c USING (customer_id) JOIN imported_phones p USING (customer_id)
  WHERE NOT c.opted_out;
 
 WITH results(ord, name, expected, actual) AS (
