@@ -127,9 +127,8 @@ pub struct Sealed {
 #[derive(Clone)]
 pub struct Keyring {
     setting: String,
-    keys: Vec<(KeyId, Aes256Gcm)>,
-    /// SHA-256 of each key, to compare rings without keeping a second copy of the keys.
-    fingerprints: Vec<[u8; 32]>,
+    /// Id, cipher, and the key's SHA-256 (to compare rings without a second copy of the key).
+    keys: Vec<(KeyId, Aes256Gcm, [u8; 32])>,
 }
 
 /// SHA-256 of a key: equal keys, equal fingerprints.
@@ -139,7 +138,7 @@ fn fingerprint(key: &[u8]) -> [u8; 32] {
 
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
+        let ids: Vec<&str> = self.keys.iter().map(|(id, ..)| id.as_str()).collect();
         f.debug_struct("Keyring")
             .field("setting", &self.setting)
             .field("ids", &ids)
@@ -192,28 +191,28 @@ fn parse_entries(setting: &str, spec: &str) -> Result<Vec<(KeyId, Vec<u8>)>, Key
 impl Keyring {
     /// Parses a keyring from its textual form; `setting` names where it came from in errors.
     pub fn parse(setting: &str, spec: &str) -> Result<Self, KeyError> {
-        let entries = parse_entries(setting, spec)?;
-        let fingerprints = entries.iter().map(|(_, key)| fingerprint(key)).collect();
-        let keys = entries
+        let keys = parse_entries(setting, spec)?
             .into_iter()
             .map(|(id, key)| {
                 let cipher = Aes256Gcm::new_from_slice(&key).expect("32-byte key checked above");
-                (id, cipher)
+                (id, cipher, fingerprint(&key))
             })
             .collect();
         Ok(Self {
             setting: setting.to_owned(),
             keys,
-            fingerprints,
         })
+    }
+
+    /// Whether a key with this fingerprint is on the ring.
+    fn holds(&self, fingerprint: &[u8; 32]) -> bool {
+        self.keys.iter().any(|(.., f)| f == fingerprint)
     }
 
     /// Whether a key of `other` is also on this ring, whatever its id (production refuses a
     /// ring that holds a development key).
     pub fn shares_a_key_with(&self, other: &Keyring) -> bool {
-        self.fingerprints
-            .iter()
-            .any(|f| other.fingerprints.contains(f))
+        self.keys.iter().any(|(.., f)| other.holds(f))
     }
 
     /// The key new values are sealed with.
@@ -223,14 +222,14 @@ impl Keyring {
 
     /// Every key id on the ring, newest first.
     pub fn ids(&self) -> impl Iterator<Item = &KeyId> {
-        self.keys.iter().map(|(id, _)| id)
+        self.keys.iter().map(|(id, ..)| id)
     }
 
     /// Seals `plaintext` with the newest key and a fresh random nonce. `context` is authenticated
     /// but not stored (e.g. the column's name), so a ciphertext moved to another field does not
     /// open there.
     pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> Sealed {
-        let (id, cipher) = &self.keys[0];
+        let (id, cipher, _) = &self.keys[0];
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let ciphertext = cipher
             .encrypt(
@@ -252,7 +251,7 @@ impl Keyring {
 
     /// Opens a value sealed by [`Keyring::seal`] with the key `key_id` and the same `context`.
     pub fn open(&self, key_id: &str, bytes: &[u8], context: &[u8]) -> Result<Vec<u8>, KeyError> {
-        let Some((_, cipher)) = self.keys.iter().find(|(id, _)| id.as_str() == key_id) else {
+        let Some((_, cipher, _)) = self.keys.iter().find(|(id, ..)| id.as_str() == key_id) else {
             return Err(KeyError::UnknownKey {
                 setting: self.setting.clone(),
                 id: key_id.to_owned(),
@@ -300,7 +299,7 @@ impl BlindIndex {
 
     /// Whether this index key is also one of `ring`'s keys (the index needs a key of its own).
     pub fn is_on(&self, ring: &Keyring) -> bool {
-        ring.fingerprints.contains(&fingerprint(&self.key))
+        ring.holds(&fingerprint(&self.key))
     }
 
     /// The 32-byte digest of `value` (callers normalise first: one number, one digest).
