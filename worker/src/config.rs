@@ -601,13 +601,22 @@ pub struct OpsArgs {
     /// history and less work for the server, at ≈ 10 KB of memory per run.
     #[arg(long, env = "PCN_WORKFLOW_CACHE", default_value_t = crate::temporal::DEFAULT_WORKFLOW_CACHE)]
     pub workflow_cache: usize,
+    /// Workflow tasks the worker holds at once. A task's timeout runs while the worker holds it,
+    /// so more than the worker and the server finish within it times tasks out; a submission
+    /// waiting for its batch holds one, so a batch is at most this large.
+    #[arg(long, env = "PCN_WORKFLOW_TASK_SLOTS", default_value_t = crate::temporal::DEFAULT_WORKFLOW_TASK_SLOTS)]
+    pub workflow_task_slots: usize,
 }
 
 impl OpsArgs {
-    /// The workflow cache size, checked (2 to 1,000,000 runs).
-    pub fn workflow_cache(&self) -> Result<usize, DomainError> {
+    /// The worker's capacity, checked: a cache of 2 to 1,000,000 runs, 1 to 10,000 task slots.
+    pub fn capacity(&self) -> Result<crate::temporal::WorkerCapacity, DomainError> {
         in_range("workflow_cache", self.workflow_cache, 2..=1_000_000)?;
-        Ok(self.workflow_cache)
+        in_range("workflow_task_slots", self.workflow_task_slots, 1..=10_000)?;
+        Ok(crate::temporal::WorkerCapacity {
+            workflow_cache: self.workflow_cache,
+            workflow_task_slots: self.workflow_task_slots,
+        })
     }
 }
 

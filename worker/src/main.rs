@@ -416,12 +416,12 @@ async fn run_worker(
         report_recipients,
     }
     .build()?;
-    let mut worker = temporal::build_worker_with_cache(
+    let mut worker = temporal::build_worker_with(
         &runtime,
         client,
         &conn.task_queue,
         activities,
-        ops.workflow_cache()?,
+        ops.capacity()?,
     )?;
     let shutdown = worker.shutdown_handle();
     tokio::spawn(async move {

@@ -86,36 +86,64 @@ pub async fn connect_patiently(
 /// (`make bench`).
 pub const DEFAULT_WORKFLOW_CACHE: usize = 4_000;
 
+/// Workflow tasks a worker holds at once by default (`PCN_WORKFLOW_TASK_SLOTS`). A task's timeout
+/// runs on the server from the moment the worker takes it, so a worker should never hold more
+/// than it can finish within that timeout when the server slows down: tasks held ≈ task latency ×
+/// throughput. The Temporal server is the bottleneck here (a burst of 1,000 SMS workflows costs it
+/// ≈ 18 s of CPU against ≈ 6 s for the worker, the simulators and the database client together).
+/// With 1,000, a burst of 1,000 SMS workflows timed out 15 tasks in a loaded CI run and 9 beside six
+/// CPU hogs on 2 cores; with 500, 0, 0 and 2 in three runs beside six hogs (`scale::a_burst…`). 500 is also the largest gateway batch
+/// (`PCN_SMS_BATCH_MAX`), so batches are not cut: at 100,000 customers they averaged 193.
+pub const DEFAULT_WORKFLOW_TASK_SLOTS: usize = 500;
+
+/// How much a worker keeps in memory and in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerCapacity {
+    /// Workflow runs kept in memory (the sticky cache).
+    pub workflow_cache: usize,
+    /// Workflow tasks held at once.
+    pub workflow_task_slots: usize,
+}
+
+impl Default for WorkerCapacity {
+    fn default() -> Self {
+        Self {
+            workflow_cache: DEFAULT_WORKFLOW_CACHE,
+            workflow_task_slots: DEFAULT_WORKFLOW_TASK_SLOTS,
+        }
+    }
+}
+
 /// The worker serving both workflows and the activities on `task_queue`, with the default
-/// workflow cache.
+/// capacity.
 pub fn build_worker(
     runtime: &temporalio_sdk::Runtime,
     client: Client,
     task_queue: &str,
     activities: PcnActivities,
 ) -> anyhow::Result<Worker> {
-    build_worker_with_cache(
+    build_worker_with(
         runtime,
         client,
         task_queue,
         activities,
-        DEFAULT_WORKFLOW_CACHE,
+        WorkerCapacity::default(),
     )
 }
 
-/// [`build_worker`] keeping up to `cache` workflow runs in memory.
-pub fn build_worker_with_cache(
+/// [`build_worker`] with the given `capacity`.
+pub fn build_worker_with(
     runtime: &temporalio_sdk::Runtime,
     client: Client,
     task_queue: &str,
     activities: PcnActivities,
-    cache: usize,
+    capacity: WorkerCapacity,
 ) -> anyhow::Result<Worker> {
     let options = WorkerOptions::new(task_queue)
         // One workflow poller (the default) halves throughput on this server; see TEMPORAL_NOTES.
         .workflow_task_poller_behavior(PollerBehavior::SimpleMaximum(20))
         .activity_task_poller_behavior(PollerBehavior::SimpleMaximum(10))
-        .max_cached_workflows(cache)
+        .max_cached_workflows(capacity.workflow_cache)
         // Local activities in flight: the SMS submissions of every running workflow wait in the
         // gateway (bounded itself, it defers the rest), never in the SDK's queue, where their time
         // would count against their workflow tasks.
@@ -123,7 +151,9 @@ pub fn build_worker_with_cache(
             TunerHolder::builder()
                 // Workflow tasks in flight: a submission waiting for its batch keeps its workflow
                 // task open, so the batch can only be as large as this.
-                .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(1_000))
+                .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(
+                    capacity.workflow_task_slots,
+                ))
                 .activity_task_slot_supplier(FixedSizeSlotSupplier::new(100))
                 .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(2_000))
                 .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(10))

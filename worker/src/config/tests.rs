@@ -660,3 +660,22 @@ fn the_codec_listener_and_its_cors_origins_are_checked() {
             .anonymous_decode
     );
 }
+
+#[test]
+fn the_workers_capacity_defaults_to_500_task_slots_and_names_a_bad_setting() {
+    let capacity = args_of::<OpsArgs>(&[]).capacity().unwrap();
+    assert_eq!(capacity, crate::temporal::WorkerCapacity::default());
+    assert_eq!(capacity.workflow_task_slots, 500);
+    let custom = args_of::<OpsArgs>(&["--workflow-task-slots", "200"])
+        .capacity()
+        .unwrap();
+    assert_eq!(custom.workflow_task_slots, 200);
+    for (flag, value, field) in [
+        ("--workflow-task-slots", "0", "workflow_task_slots"),
+        ("--workflow-task-slots", "10001", "workflow_task_slots"),
+        ("--workflow-cache", "1", "workflow_cache"),
+    ] {
+        let err = args_of::<OpsArgs>(&[flag, value]).capacity().unwrap_err();
+        assert!(err.to_string().contains(field), "{flag} {value}: {err}");
+    }
+}
