@@ -67,6 +67,10 @@ struct Args {
     /// takes ≈ 25–30 min on a 2-core machine, so the default run uses 10,000).
     #[arg(long, env = "PCN_BENCH_MONTH_CUSTOMERS", default_value_t = 10_000)]
     month_customers: u64,
+    /// Workflow tasks the whole-month benchmark's worker holds at once (the worker's
+    /// `PCN_WORKFLOW_TASK_SLOTS`), to compare a month under another value.
+    #[arg(long, env = "PCN_BENCH_MONTH_TASK_SLOTS", default_value_t = pcn_worker::temporal::DEFAULT_WORKFLOW_TASK_SLOTS)]
+    month_task_slots: usize,
     /// Trivial workflows of the empty-workflow baseline.
     #[arg(long, default_value_t = 500)]
     empty_workflows: u64,

@@ -86,8 +86,21 @@ pub async fn run(args: &Args, figures: &mut Vec<Figure>) -> anyhow::Result<()> {
         &fanout,
     )?;
     let task_queue = format!("pcn-bench-month-{tag}");
-    let worker =
-        pcn_worker::temporal::build_worker(&runtime, client.clone(), &task_queue, activities)?;
+    let capacity = pcn_worker::temporal::WorkerCapacity {
+        workflow_task_slots: args.month_task_slots,
+        ..Default::default()
+    };
+    println!(
+        "month: the worker holds up to {} workflow tasks",
+        capacity.workflow_task_slots
+    );
+    let worker = pcn_worker::temporal::build_worker_with(
+        &runtime,
+        client.clone(),
+        &task_queue,
+        activities,
+        capacity,
+    )?;
 
     let settings = MonthSettings {
         notification_poll_secs: 2,
